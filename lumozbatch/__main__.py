@@ -1,0 +1,3 @@
+from lumozbatch.cli import main
+
+main(prog_name="lumozbatch")

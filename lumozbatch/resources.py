@@ -1,0 +1,38 @@
+"""Where the JSON Schemas live: inside the installed package, or at the top of a source checkout."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+
+@cache
+def schema_dir() -> Traversable:
+    """The folder holding ``manifest.schema.json`` and ``models/*.json``."""
+    packaged = resources.files("lumozbatch") / "schemas"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError("lumozbatch's schemas are missing from this installation")
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    return json.loads((schema_dir() / "manifest.schema.json").read_text(encoding="utf-8"))
+
+
+@cache
+def model_schemas() -> dict[str, dict[str, Any]]:
+    """Every known model's parameter schema, by model id."""
+    models = schema_dir() / "models"
+    out: dict[str, dict[str, Any]] = {}
+    for entry in sorted(models.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json"):
+            out[entry.name[: -len(".json")]] = json.loads(entry.read_text(encoding="utf-8"))
+    return out

@@ -1,0 +1,1 @@
+"""A LumozAI-compatible API server for tests, benchmarks and trying manifests for free."""

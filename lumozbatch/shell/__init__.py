@@ -1,0 +1,1 @@
+"""The shell: trio, httpx and the disk, kept thin around ``lumozbatch.core``."""

@@ -1,0 +1,1 @@
+"""What a person sees: progress display, plain and JSON event streams, summaries, gallery."""
