@@ -13,12 +13,13 @@ from typing import Any
 @cache
 def schema_dir() -> Traversable:
     """The folder holding ``manifest.schema.json`` and ``models/*.json``."""
+    # A source checkout (editable install) reads the live top-level folder, not a copy.
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    if checkout.is_dir() and (checkout.parent / "pyproject.toml").is_file():
+        return checkout
     packaged = resources.files("lumozbatch") / "schemas"
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parent.parent / "schemas"
-    if checkout.is_dir():
-        return checkout
     raise FileNotFoundError("lumozbatch's schemas are missing from this installation")
 
 
