@@ -1,0 +1,174 @@
+"""The final account of a batch, from its replayed ledger state.
+
+What was done, what failed and why (grouped by cause), what is ambiguous (maybe billed, no
+result), what is still to run, where the outputs are, what it cost when prices are known,
+and the exact commands that continue or retry. Pure: takes the state, returns text.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+__all__ = ["Tally", "render_summary", "state_name", "tally"]
+
+_MAX_LABELS = 3
+
+
+def state_name(record: Any) -> str:
+    """``done``, ``failed``...: a JobRecord's state as a lower-case word."""
+    state = record.state
+    return str(getattr(state, "name", state)).lower()
+
+
+def _label(record: Any) -> str:
+    return f"{record.job}#{record.identity[:12]}"
+
+
+@dataclass
+class Tally:
+    """The jobs of a batch sorted by what the user can do about them."""
+
+    done: list[Any]
+    failed: list[Any]
+    ambiguous: list[Any]
+    pending: list[Any]  # never sent (or sent and certainly not created)
+    in_flight: list[Any]  # accepted and not completed, or completed and not downloaded yet
+    retired: int
+
+    @property
+    def total(self) -> int:
+        return sum(len(x) for x in (self.done, self.failed, self.ambiguous, self.pending, self.in_flight))
+
+
+def tally(state: Any, identities: set[str] | None = None) -> Tally:
+    """Sort the jobs of ``state``: those in ``identities`` if given, else every active one."""
+    out = Tally([], [], [], [], [], 0)
+    for identity, record in state.jobs.items():
+        if identities is not None:
+            if identity not in identities:
+                continue
+        elif record.retired:
+            out.retired += 1
+            continue
+        name = state_name(record)
+        if name == "done":
+            out.done.append(record)
+        elif name == "failed":
+            out.failed.append(record)
+        elif name in ("ambiguous", "submitting"):  # replay turns submitting into ambiguous
+            out.ambiguous.append(record)
+        elif name in ("submitted", "completed"):
+            out.in_flight.append(record)
+        else:
+            out.pending.append(record)
+    return out
+
+
+def _causes(records: Iterable[Any]) -> list[str]:
+    groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for record in records:
+        groups[(record.code or "", record.reason or "no reason recorded")].append(record)
+    lines = []
+    for (code, reason), members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        labels = ", ".join(_label(r) for r in members[:_MAX_LABELS])
+        more = f" and {len(members) - _MAX_LABELS} more" if len(members) > _MAX_LABELS else ""
+        tag = f"[{code}] " if code else ""
+        noun = "job" if len(members) == 1 else "jobs"
+        lines.append(f"    {tag}{reason} ({len(members)} {noun}: {labels}{more})")
+    return lines
+
+
+def _money(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 0.1 or amount == 0 else f"${amount:,.4f}"
+
+
+def _spend(t: Tally, pricing: dict[str, float] | None) -> list[str]:
+    if not pricing:
+        return []
+    billed = t.done + t.in_flight + [r for r in t.failed if getattr(r, "billed", False)]
+    known = [r for r in billed if r.model in pricing]
+    unpriced = sorted({r.model for r in billed + t.ambiguous if r.model not in pricing})
+    spent = sum(pricing[r.model] for r in known)
+    line = f"spent: {_money(spent)} for {len(known)} generation{'s' if len(known) != 1 else ''}"
+    maybe = [r for r in t.ambiguous if r.model in pricing]
+    if maybe:
+        line += f", plus up to {_money(sum(pricing[r.model] for r in maybe))} for {len(maybe)} ambiguous"
+    lines = [line]
+    if unpriced:
+        lines.append(f"  (no price known for {', '.join(unpriced)})")
+    return lines
+
+
+def _apply_command(command_hint: str, state: Any, out_dir: Path) -> str | None:
+    """The ``apply`` command that may take retry flags (``resume`` may not)."""
+    words = shlex.split(command_hint)
+    if "apply" in words:
+        kept = [w for w in words if w not in ("--retry-failed", "--resubmit-ambiguous")]
+        return shlex.join(kept)
+    manifest = (state.batch or {}).get("manifest")
+    if not manifest:
+        return None
+    return shlex.join(["lumozbatch", "apply", str(manifest), "--out", str(out_dir)])
+
+
+def render_summary(
+    state: Any,
+    *,
+    out_dir: Path,
+    command_hint: str,
+    pricing: dict[str, float] | None,
+    identities: set[str] | None = None,
+) -> str:
+    """The summary printed at the end of ``apply``/``resume`` (and by ``status``).
+
+    ``state`` is a ``LedgerState``; ``command_hint`` the command that continues this batch
+    (``lumozbatch apply m.yaml`` or ``lumozbatch resume outputs/x``); ``identities``
+    restricts the account to the jobs of the current manifest.
+    """
+    t = tally(state, identities)
+    name = (state.batch or {}).get("name") or Path(out_dir).name
+    head = f"{name}: {len(t.done)} of {t.total} done"
+    extra = [
+        f"{len(t.failed)} failed" if t.failed else "",
+        f"{len(t.ambiguous)} ambiguous" if t.ambiguous else "",
+        f"{len(t.in_flight)} in flight" if t.in_flight else "",
+        f"{len(t.pending)} not yet sent" if t.pending else "",
+    ]
+    extra = [e for e in extra if e]
+    lines = [head + (", " + ", ".join(extra) if extra else "")]
+    if t.failed:
+        lines.append(f"  failed ({len(t.failed)}), by cause:")
+        lines.extend(_causes(t.failed))
+    if t.ambiguous:
+        lines.append(
+            f"  ambiguous ({len(t.ambiguous)}): sent, but the answer was lost; "
+            "the provider may have billed them and their results cannot be fetched:"
+        )
+        lines.extend(_causes(t.ambiguous))
+    if t.in_flight:
+        paid = sum(1 for r in t.in_flight if state_name(r) == "completed")
+        note = f" ({paid} generated, not downloaded yet)" if paid else ""
+        lines.append(f"  in flight ({len(t.in_flight)}): accepted by the API{note}")
+    if t.retired:
+        lines.append(f"  {t.retired} no longer in the manifest (kept in the ledger)")
+    lines.append(f"outputs: {out_dir}/ (gallery: {Path(out_dir) / 'index.html'})")
+    lines.extend(_spend(t, pricing))
+
+    steps: list[str] = []
+    if t.pending or t.in_flight:
+        steps.append(f"  continue:                 {command_hint}")
+    apply_cmd = _apply_command(command_hint, state, Path(out_dir))
+    if t.failed and apply_cmd:
+        steps.append(f"  retry the failed jobs:    {apply_cmd} --retry-failed")
+    if t.ambiguous and apply_cmd:
+        steps.append(f"  resubmit the ambiguous (may pay twice): {apply_cmd} --resubmit-ambiguous")
+    if steps:
+        lines.append("next:")
+        lines.extend(steps)
+    elif t.total and len(t.done) == t.total:
+        lines.append("all done.")
+    return "\n".join(lines)
