@@ -1,0 +1,161 @@
+"""The gallery: ``<out>/index.html``, a static contact sheet of a batch's outputs.
+
+Rows and columns are two of the variables that vary across the batch (the viewer switches
+them with two select boxes, or with ``index.html#rows=NAME&cols=NAME``); the other varying
+variables split the sheet into sections. Each cell shows the image (a relative ``src``, so
+the folder can be moved or zipped) with a caption of its variables and seed; failed and
+ambiguous jobs show their reason. One self-contained file: inline CSS and JS, the data as
+embedded JSON, no server, no CDN.
+
+``build_cells`` and ``gallery_html`` are pure; ``write_gallery`` reads the ledger and
+``results.jsonl`` and writes the file atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from html import escape
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+from urllib.parse import quote
+
+from lumozbatch.ui.summary import state_name
+
+__all__ = ["GALLERY_FILE", "axes", "build_cells", "gallery_html", "write_gallery"]
+
+GALLERY_FILE = "index.html"
+
+# Pseudo-variables a cell gets when they tell cells apart: the manifest job, the seed when
+# it is not a variable of its own (random seeds), the repeat index.
+_JOB, _SEED, _REPEAT = "job", "seed", "repeat"
+
+
+def _seed(params: dict[str, Any] | None) -> Any:
+    return (params or {}).get("seed")
+
+
+def build_cells(state: Any, results: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """One dict per active job of the ledger state, in ledger (plan) order.
+
+    ``results`` (rows of results.jsonl) supply the file when the ledger's record lacks it.
+    """
+    files = {row.get("identity"): row.get("file") for row in results if row.get("file")}
+    cells = []
+    for identity, rec in state.jobs.items():
+        if rec.retired:
+            continue
+        file = rec.file or files.get(identity)
+        status = state_name(rec)
+        if status == "submitting":
+            status = "ambiguous"
+        variables = dict(rec.variables or {})
+        cells.append(
+            {
+                "identity": identity,
+                "key": identity[:12],
+                "job": rec.job,
+                "model": rec.model,
+                "repeat": rec.repeat,
+                "variables": variables,
+                "seed": _seed(rec.params),
+                "prompt": (rec.params or {}).get("prompt"),
+                "state": status,
+                "src": quote(file, safe="/") if file and status == "done" else None,
+                "file": file,
+                "reason": rec.reason,
+                "code": rec.code,
+            }
+        )
+    return cells
+
+
+def _value_key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def axes(cells: list[dict[str, Any]]) -> list[str]:
+    """The names that vary across ``cells``, in first-seen (grid) order.
+
+    Variables of the manifest first; then ``seed`` when seeds differ and no variable sets
+    them, ``repeat`` when jobs repeat, ``job`` when there are several manifest jobs.
+    """
+    names: list[str] = []
+    for cell in cells:
+        for name in cell["vars"]:
+            if name not in names:
+                names.append(name)
+    return [n for n in names if len({_value_key(c["vars"].get(n)) for c in cells}) > 1]
+
+
+def _with_pseudo(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each cell with ``vars``: its variables plus the pseudo-variables it needs."""
+    out = []
+    for cell in cells:
+        v = dict(cell["variables"])
+        v.setdefault(_SEED, cell["seed"])
+        v.setdefault(_REPEAT, cell["repeat"])
+        v.setdefault(_JOB, cell["job"])
+        out.append({**cell, "vars": v})
+    return out
+
+
+def _embed_json(data: Any) -> str:
+    # Inside <script>: no "</script>", no HTML comment openers, whatever the prompts hold.
+    text = json.dumps(data, ensure_ascii=False, sort_keys=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def gallery_html(cells: list[dict[str, Any]], *, title: str, counts: dict[str, int] | None = None) -> str:
+    """The whole page for ``cells`` (from ``build_cells``)."""
+    cells = _with_pseudo(cells)
+    varying = axes(cells)
+    data = {
+        "title": title,
+        "axes": varying,
+        "default_rows": varying[0] if varying else None,
+        "default_cols": varying[1] if len(varying) > 1 else None,
+        "counts": counts or {},
+        "cells": cells,
+    }
+    template = resources.files("lumozbatch.ui").joinpath("gallery.html").read_text(encoding="utf-8")
+    return template.replace("{{TITLE}}", escape(title)).replace("{{DATA}}", _embed_json(data))
+
+
+def _counts(cells: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cell in cells:
+        out[cell["state"]] = out.get(cell["state"], 0) + 1
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".html.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_gallery(out_dir: Path) -> Path:
+    """Write ``out_dir/index.html`` from the ledger and results.jsonl; return its path.
+
+    Raises LedgerNotFound when ``out_dir`` holds no ledger.
+    """
+    from lumozbatch.shell.ledger import read_state  # the shell layer, imported when used
+    from lumozbatch.shell.results import read_results
+
+    out_dir = Path(out_dir)
+    state = read_state(out_dir)
+    cells = build_cells(state, read_results(out_dir))
+    title = (state.batch or {}).get("name") or out_dir.name
+    path = out_dir / GALLERY_FILE
+    _atomic_write(path, gallery_html(cells, title=title, counts=_counts(cells)))
+    return path
