@@ -16,6 +16,9 @@ from lumozbatch.errors import LumozbatchError
 
 # module name -> attribute holding the click command
 COMMANDS: dict[str, str] = {
+    "gallery": "gallery_cmd",
+    "reproduce": "reproduce_cmd",
+    "status": "status_cmd",
 }
 
 

@@ -1,0 +1,22 @@
+"""``lumozbatch gallery OUTPUT_DIR|MANIFEST``: (re)write the batch's index.html. No network."""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["gallery_cmd"]
+
+
+@click.command("gallery")
+@click.argument("target", metavar="OUTPUT_DIR|MANIFEST")
+def gallery_cmd(target: str) -> None:
+    """Write index.html, a contact sheet of the batch's outputs laid out by the grid's axes
+    (switch rows and columns on the page; it works offline, straight from the folder).
+
+    Example: lumozbatch gallery outputs/sketch-portraits
+    """
+    from lumozbatch.shell.ledger import find_out_dir
+    from lumozbatch.ui.gallery import write_gallery
+
+    path = write_gallery(find_out_dir(target))
+    click.echo(f"wrote {path}")

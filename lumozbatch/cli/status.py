@@ -1,0 +1,29 @@
+"""``lumozbatch status OUTPUT_DIR|MANIFEST [--json]``: what the ledger knows. No network."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+__all__ = ["status_cmd"]
+
+
+@click.command("status")
+@click.argument("target", metavar="OUTPUT_DIR|MANIFEST")
+@click.option("--json", "json_out", is_flag=True, help="Print one JSON object instead of the table.")
+def status_cmd(target: str, json_out: bool) -> None:
+    """Show what the batch's ledger knows: jobs per state, each failure with its reason,
+    ambiguous submissions, and the commands that continue or retry. Sends nothing.
+
+    Example: lumozbatch status outputs/sketch-portraits
+    """
+    from lumozbatch.shell.ledger import find_out_dir, read_state
+    from lumozbatch.ui.status import render_status, status_data
+
+    out_dir = find_out_dir(target)
+    state = read_state(out_dir)  # LedgerNotFound (exit 2) when there is none
+    if json_out:
+        click.echo(json.dumps(status_data(state, out_dir=out_dir), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_status(state, out_dir=out_dir), nl=False)
