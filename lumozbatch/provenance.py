@@ -136,6 +136,11 @@ def _exif_user_comment(text: str) -> bytes:
     return tiff
 
 
+def _is_our_exif(tiff: bytes) -> bool:
+    """An EXIF block ``_exif_user_comment`` wrote (only a UserComment): ours to replace."""
+    return tiff[:32] == _exif_user_comment("")[:32]
+
+
 # ---- PNG ------------------------------------------------------------------------------
 
 
@@ -145,14 +150,14 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind = data[pos + 4 : pos + 8]
         body = data[pos + 8 : pos + 8 + length]
-        if len(body) != length:
+        if pos + 12 + length > len(data):
             raise ValueError("truncated PNG chunk")
         chunks.append((kind, body))
         pos += 12 + length
         if kind == b"IEND":
             break
-    if not chunks or chunks[0][0] != b"IHDR":
-        raise ValueError("PNG without IHDR")
+    if not chunks or chunks[0][0] != b"IHDR" or chunks[-1][0] != b"IEND":
+        raise ValueError("PNG without IHDR or IEND: not a whole image")
     return chunks
 
 
@@ -241,8 +246,14 @@ def _embed_jpeg(data: bytes, meta: dict[str, Any]) -> bytes:
         (b[len(_XMP_APP1_HEADER) :] for m, b in segments if m == 0xE1 and b.startswith(_XMP_APP1_HEADER)),
         None,
     )
-    has_exif = any(m == 0xE1 and b.startswith(_EXIF_HEADER) for m, b in segments)
-    kept = [(m, b) for m, b in segments if not (m == 0xE1 and b.startswith(_XMP_APP1_HEADER))]
+    def ours(marker: int, body: bytes) -> bool:
+        return marker == 0xE1 and (
+            body.startswith(_XMP_APP1_HEADER)
+            or (body.startswith(_EXIF_HEADER) and _is_our_exif(body[len(_EXIF_HEADER) :]))
+        )
+
+    kept = [(m, b) for m, b in segments if not ours(m, b)]
+    has_exif = any(m == 0xE1 and b.startswith(_EXIF_HEADER) for m, b in kept)
     new: list[tuple[int, bytes]] = []
     if not has_exif:
         exif = _EXIF_HEADER + _exif_user_comment(parameters_text(meta))
@@ -332,8 +343,8 @@ def _embed_webp(data: bytes, meta: dict[str, Any]) -> bytes:
         header[7:10] = (h - 1).to_bytes(3, "little")
         body = chunks
     old_xmp = next((b for k, b in body if k == b"XMP "), None)
+    body = [(k, b) for k, b in body if k != b"XMP " and not (k == b"EXIF" and _is_our_exif(b))]
     has_exif = any(k == b"EXIF" for k, _ in body)
-    body = [(k, b) for k, b in body if k != b"XMP "]
     if not has_exif:
         body.append((b"EXIF", _exif_user_comment(parameters_text(meta))))
         header[0] |= 0x08

@@ -1,0 +1,112 @@
+"""Fixtures for the UI tests: synthetic ledgers (real records, real replay) and images."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from PIL import Image
+
+from lumozbatch.core.ledger_codec import LedgerState, encode, replay
+
+LEDGER = Path(".lumozbatch") / "ledger.jsonl"
+COLORS = [(200, 40, 40), (40, 160, 60), (40, 60, 200), (220, 180, 30), (150, 40, 160), (30, 170, 170)]
+
+
+def identity_of(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
+
+
+def image_bytes(fmt: str, color: tuple[int, int, int] = (200, 40, 40), size: tuple[int, int] = (96, 64)) -> bytes:
+    buf = io.BytesIO()
+    kwargs = {"quality": 85} if fmt in ("JPEG", "WEBP") else {}
+    Image.new("RGB", size, color).save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+class Batch:
+    """Builds the ledger records of a small batch, step by step, like a run would."""
+
+    def __init__(self, name: str = "sketch-portraits", manifest: str = "manifests/sketch.yaml") -> None:
+        self.records: list[dict[str, Any]] = [{"t": "batch", "v": 1, "name": name, "manifest": manifest, "at": 1.0}]
+        self.ids: list[str] = []
+
+    def job(self, job: str, variables: dict[str, Any], *, model: str = "flux-sketch-smudge",
+            seed: int = 1, filename: str | None = None, repeat: int = 0) -> str:
+        ident = identity_of(job, variables, seed, repeat)
+        params = {"prompt": "Sketch Smudge, " + ", ".join(str(v) for v in variables.values()), "seed": seed}
+        self.records.append({
+            "t": "job", "id": ident, "job": job, "index": len(self.ids), "repeat": repeat, "model": model,
+            "params": params, "variables": variables,
+            "filename": filename or f"{job}/{len(self.ids):04d}-{ident[:12]}", "known_model": True,
+        })
+        self.ids.append(ident)
+        return ident
+
+    def done(self, ident: str, file: str, request_id: int = 100) -> None:
+        self.records += [
+            {"t": "intent", "id": ident, "attempt": 1},
+            {"t": "accepted", "id": ident, "request_id": request_id},
+            {"t": "completed", "id": ident, "request_id": request_id, "url": f"http://x/{request_id}.png",
+             "output_type": "image"},
+            {"t": "downloaded", "id": ident, "file": file, "sha256": "0" * 64, "bytes": 10},
+        ]
+
+    def failed(self, ident: str, reason: str, code: str | None = "validation_error", billed: bool = False) -> None:
+        self.records += [
+            {"t": "intent", "id": ident, "attempt": 1},
+            {"t": "failed", "id": ident, "reason": reason, "code": code, "billed": billed},
+        ]
+
+    def ambiguous(self, ident: str, reason: str = "read timeout after the run was sent") -> None:
+        self.records += [
+            {"t": "intent", "id": ident, "attempt": 1},
+            {"t": "ambiguous", "id": ident, "reason": reason},
+        ]
+
+    def accepted(self, ident: str, request_id: int = 7) -> None:
+        self.records += [
+            {"t": "intent", "id": ident, "attempt": 1},
+            {"t": "accepted", "id": ident, "request_id": request_id},
+        ]
+
+    def state(self) -> LedgerState:
+        return replay(self.records)
+
+    def write(self, out_dir: Path) -> Path:
+        path = out_dir / LEDGER
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"".join(encode(r) for r in self.records))
+        return path
+
+
+@pytest.fixture
+def batch() -> Callable[..., Batch]:
+    return Batch
+
+
+@pytest.fixture
+def portraits(tmp_path: Path) -> tuple[Batch, Path]:
+    """A 2x2x2 grid (subject x mood x seed) in tmp_path/outputs/sketch-portraits: six done
+    (real PNGs on disk, distinct colours), one failed, one ambiguous."""
+    out = tmp_path / "outputs" / "sketch-portraits"
+    b = Batch()
+    combos = itertools.product(["an old fisherman", "a young dancer"], ["melancholic", "joyful"], [1, 2])
+    for i, (subject, mood, seed) in enumerate(combos):
+        ident = b.job("portraits", {"subject": subject, "mood": mood, "seed": seed}, seed=seed)
+        if i == 3:
+            b.failed(ident, "guidance must be at most 10")
+        elif i == 6:
+            b.ambiguous(ident)
+        else:
+            rel = f"portraits/{subject.replace(' ', '_')}-{mood}-s{seed}.png"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_bytes(image_bytes("PNG", COLORS[i % len(COLORS)], (128, 128)))
+            b.done(ident, rel, request_id=1000 + i)
+    b.write(out)
+    return b, out
