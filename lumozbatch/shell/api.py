@@ -1,0 +1,335 @@
+"""The LumozAI client: ``/api/v4/run`` and ``/api/v4/check`` over an injected httpx client.
+
+Every call goes through the shared rate limiter (one slot per request, released with the
+answer's headers), is form-encoded with ``Accept: application/json`` as the provider's curl
+examples are, and carries the Bearer key to the API origin only (downloads use
+``lumozbatch.shell.download``, which never sends it). Failures come back as
+``ApiCallError`` classified by ``core.retry.Failure`` so the caller can tell "certainly
+nothing was created" from "sent, answer lost".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from lumozbatch.core.retry import Failure
+from lumozbatch.errors import ConfigError
+from lumozbatch.shell.ratelimit import SharedLimiter, Slot
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "ApiCallError",
+    "CheckAnswer",
+    "LumozClient",
+    "RunAnswer",
+    "classify_transport_error",
+    "form_fields",
+    "normalize_base_url",
+]
+
+DEFAULT_BASE_URL = "https://lumozai.com"
+RUN_PATH = "/api/v4/run"
+CHECK_PATH = "/api/v4/check"
+
+#: Every call is bounded: connecting, sending, and each read of the answer.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RunAnswer:
+    """``run`` accepted the job; ``output`` is set when it finished synchronously."""
+
+    request_id: int
+    output: str | None = None
+    output_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAnswer:
+    """What ``check`` said. ``status`` is the provider's word; unknown ones mean "not done"."""
+
+    request_id: int
+    status: str
+    progress: float | None = None
+    output: str | None = None
+    output_type: str | None = None
+    error: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed" and bool(self.output)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass(eq=False)
+class ApiCallError(Exception):
+    """A call did not produce a usable answer.
+
+    ``failure`` says whether anything reached the server: ``CONNECT`` (certainly not),
+    ``SENT_NO_ANSWER`` (maybe: the request left, no answer came back, or the answer was not
+    readable) or ``HTTP`` (the server answered ``status`` with an error body).
+    """
+
+    failure: Failure
+    status: int | None = None
+    code: str | None = None
+    message: str = ""
+    details: Any = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        Exception.__init__(self, self.describe())
+
+    def describe(self) -> str:
+        """One line in the API's own words, with the details flattened."""
+        head = f"HTTP {self.status}" if self.status is not None else self.failure.name.lower()
+        if self.code:
+            head += f" {self.code}"
+        text = f"{head}: {self.message}" if self.message else head
+        flat = flatten_details(self.details)
+        return f"{text} ({flat})" if flat else text
+
+
+def flatten_details(details: Any) -> str:
+    """``{"guidance": ["too big"]}`` -> ``guidance: too big``; anything else as text."""
+    if not details:
+        return ""
+    if isinstance(details, Mapping):
+        parts = []
+        for key, value in details.items():
+            if isinstance(value, list):
+                value = "; ".join(str(v) for v in value)
+            parts.append(f"{key}: {value}")
+        return ", ".join(parts)
+    if isinstance(details, list):
+        return "; ".join(str(v) for v in details)
+    return str(details)
+
+
+def normalize_base_url(url: str) -> str:
+    """The API root without a trailing slash; refuses anything but http(s) with a host."""
+    try:
+        parsed = httpx.URL(url.strip())
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ConfigError(f"invalid base URL {url!r}: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(
+            f"invalid base URL {url!r}: expected http(s)://host[:port], e.g. {DEFAULT_BASE_URL}"
+        )
+    return str(parsed).rstrip("/")
+
+
+def _form_value(value: Any) -> str:
+    if isinstance(value, bool):  # before int: bool is an int
+        return "true" if value else "false"
+    return str(value)
+
+
+def form_fields(model: str, params: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """The form body of a ``run``: ``model_id`` first, then the parameters as strings.
+
+    ``None`` values are left out (the provider's default applies); lists become repeated
+    fields, as a PHP/curl client would send them.
+    """
+    data: dict[str, str | list[str]] = {"model_id": model}
+    for name, value in params.items():
+        if value is None or name == "model_id":
+            continue
+        if isinstance(value, (list, tuple)):
+            data[name] = [_form_value(v) for v in value]
+        else:
+            data[name] = _form_value(value)
+    return data
+
+
+def classify_transport_error(exc: httpx.TransportError) -> Failure:
+    """Whether a network error certainly stopped the request before it reached the server."""
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return Failure.CONNECT
+    # ReadTimeout, WriteError/WriteTimeout, ReadError, RemoteProtocolError, ...: some or all
+    # of the request may have been received and acted upon.
+    return Failure.SENT_NO_ANSWER
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _as_progress(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().rstrip("%"))
+        except ValueError:
+            return None
+    return None
+
+
+def _error_from(response: httpx.Response, body: Any) -> ApiCallError:
+    error = body.get("error") if isinstance(body, Mapping) else None
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        message = str(error.get("message") or "")
+        details = error.get("details")
+    else:
+        code = None
+        message = str(error) if isinstance(error, str) else ""
+        if not message and isinstance(body, Mapping):
+            message = str(body.get("message") or "")
+        if not message:
+            message = response.reason_phrase or "error"
+        details = None
+    return ApiCallError(
+        Failure.HTTP,
+        status=response.status_code,
+        code=str(code) if code else None,
+        message=message,
+        details=details,
+        headers=dict(response.headers),
+    )
+
+
+class LumozClient:
+    """``run`` and ``check`` against one API root, sharing one ``SharedLimiter``."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str,
+        limiter: SharedLimiter,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if not api_key:
+            raise ConfigError("no API key: set LUMOZ_API_KEY")
+        self._http = http
+        self.base_url = normalize_base_url(base_url)
+        self._key = api_key
+        self.limiter = limiter
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+    @property
+    def origin(self) -> tuple[str, str, int | None]:
+        url = httpx.URL(self.base_url)
+        return (url.scheme, url.host, url.port)
+
+    def slot(self) -> Any:
+        """Wait for the rate limiter; ``async with client.slot() as s: await client.run(..., slot=s)``."""
+        return self.limiter.slot()
+
+    async def run(
+        self, model: str, params: Mapping[str, Any], *, slot: Slot | None = None
+    ) -> RunAnswer:
+        """Submit one generation. Raises ``ApiCallError``; never retries by itself."""
+        response = await self._post(RUN_PATH, form_fields(model, params), slot)
+        body = _json_body(response)
+        if response.status_code != 200 or not isinstance(body, Mapping):
+            if response.status_code == 200:
+                # The server took the request but its answer is unreadable: it may have
+                # created (and billed) a job we cannot name. That is an ambiguous submission.
+                raise ApiCallError(
+                    Failure.SENT_NO_ANSWER,
+                    status=200,
+                    code="unreadable_answer",
+                    message="run answered 200 with a body that is not JSON",
+                )
+            raise _error_from(response, body)
+        data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+        request_id = _as_int(data.get("request_id"))
+        if body.get("success") is False or request_id is None:
+            if body.get("success") is False and "error" in body:
+                raise _error_from(response, body)
+            raise ApiCallError(
+                Failure.SENT_NO_ANSWER,
+                status=200,
+                code="unreadable_answer",
+                message="run answered without a request_id",
+            )
+        output = data.get("output")
+        return RunAnswer(
+            request_id=request_id,
+            output=output if isinstance(output, str) and output else None,
+            output_type=data.get("output_type") if isinstance(data.get("output_type"), str) else None,
+        )
+
+    async def check(self, request_id: int, *, slot: Slot | None = None) -> CheckAnswer:
+        """Ask where a request stands. ``failed`` comes back as an answer, not an error."""
+        response = await self._post(CHECK_PATH, {"request_id": str(request_id)}, slot)
+        body = _json_body(response)
+        if not isinstance(body, Mapping):
+            if response.status_code == 200:
+                raise ApiCallError(
+                    Failure.SENT_NO_ANSWER,
+                    status=200,
+                    code="unreadable_answer",
+                    message="check answered 200 with a body that is not JSON",
+                )
+            raise _error_from(response, body)
+        data = body.get("data")
+        if response.status_code != 200 or not isinstance(data, Mapping):
+            raise _error_from(response, body)
+        status = str(data.get("status") or ("failed" if body.get("success") is False else ""))
+        output = data.get("output")
+        error = data.get("error")
+        if status == "failed" and not error:
+            error = "the provider reported the generation as failed"
+        return CheckAnswer(
+            request_id=_as_int(data.get("request_id")) or request_id,
+            status=status or "unknown",
+            progress=_as_progress(data.get("progress")),
+            output=output if isinstance(output, str) and output else None,
+            output_type=data.get("output_type") if isinstance(data.get("output_type"), str) else None,
+            error=str(error) if error else None,
+        )
+
+    async def _post(
+        self, path: str, data: Mapping[str, Any], slot: Slot | None
+    ) -> httpx.Response:
+        if slot is None:
+            async with self.limiter.slot() as own:
+                return await self._send(path, data, own)
+        return await self._send(path, data, slot)
+
+    async def _send(self, path: str, data: Mapping[str, Any], slot: Slot) -> httpx.Response:
+        headers = {"Accept": "application/json", "Authorization": f"Bearer {self._key}"}
+        try:
+            response = await self._http.post(
+                self.base_url + path,
+                data=data,
+                headers=headers,
+                timeout=self._timeout,
+                follow_redirects=False,  # a redirect must not carry the key anywhere else
+            )
+        except httpx.TransportError as exc:
+            slot.no_response()
+            raise ApiCallError(
+                classify_transport_error(exc),
+                message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+            ) from exc
+        slot.response(response.status_code, response.headers)
+        return response

@@ -1,0 +1,227 @@
+"""Fetch one output file: stream to a temporary file beside the target, verify, fsync, rename.
+
+The storage host is not the API: no ``Authorization`` header is ever sent here (the request
+is built from scratch, and the shared client carries no default auth). A file is renamed
+into place only when its size matches ``Content-Length`` and its first bytes are a PNG, JPEG
+or WebP image; the extension comes from those bytes, not from the URL. ``404``/``410`` mean
+the signed URL expired: the caller asks ``/check`` for a fresh one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+import httpx
+import trio
+
+from lumozbatch.core.retry import Failure
+
+__all__ = [
+    "DOWNLOAD_TIMEOUT",
+    "DownloadError",
+    "Downloaded",
+    "download",
+    "sniff_image",
+]
+
+DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
+#: Refuse anything bigger: an image generator's output is never this large.
+MAX_BYTES = 256 * 1024 * 1024
+_CHUNK = 64 * 1024
+_FLUSH = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A verified file in place: ``path`` absolute, ``rel`` relative to the output folder."""
+
+    path: Path
+    rel: str
+    sha256: str
+    bytes: int
+    ext: str
+
+
+class DownloadError(Exception):
+    """The file could not be fetched or failed verification (nothing was renamed into place).
+
+    ``failure``/``status`` feed ``core.retry.decide_fetch``; ``expired`` is true for 404/410
+    (ask ``/check`` for a fresh URL).
+    """
+
+    def __init__(self, failure: Failure, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.status = status
+        self.message = message
+
+    @property
+    def expired(self) -> bool:
+        return self.status in (404, 410)
+
+
+def sniff_image(head: bytes) -> str | None:
+    """The extension (with dot) for a PNG, JPEG or WebP file's first bytes, else None."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    return None
+
+
+def safe_target(out_dir: Path, stem: str) -> Path:
+    """``out_dir/stem`` with no way out of ``out_dir`` (absolute paths, ``..``)."""
+    rel = Path(stem)
+    if rel.is_absolute() or any(part in ("..", "") for part in rel.parts) or not rel.parts:
+        raise ValueError(f"output name {stem!r} would leave the output folder")
+    target = (out_dir / rel).resolve()
+    root = out_dir.resolve()
+    if root != target and root not in target.parents:
+        raise ValueError(f"output name {stem!r} would leave the output folder")
+    return out_dir / rel
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _finish(tmp: Path, final: Path, embed: Callable[[Path], None] | None) -> tuple[str, int]:
+    """Embed metadata, hash the final bytes, fsync, rename, fsync the folder (in a thread)."""
+    if embed is not None:
+        embed(tmp)
+    digest = hashlib.sha256()
+    size = 0
+    with open(tmp, "rb+") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    return digest.hexdigest(), size
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+async def download(
+    http: httpx.AsyncClient,
+    url: str,
+    out_dir: Path,
+    stem: str,
+    *,
+    timeout: httpx.Timeout = DOWNLOAD_TIMEOUT,
+    embed: Callable[[Path], None] | None = None,
+) -> Downloaded:
+    """Fetch ``url`` into ``out_dir/stem.<ext>``; raise ``DownloadError`` on any problem.
+
+    ``embed(tmp_path)`` may rewrite the temporary file (provenance metadata) before it is
+    hashed, fsynced and renamed, so the recorded sha256 is that of the file on disk.
+    """
+    try:
+        target = safe_target(out_dir, stem)
+    except ValueError as exc:
+        raise DownloadError(Failure.HTTP, str(exc)) from None
+    await trio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
+    try:
+        ext = await _fetch(http, url, tmp, timeout)
+        final = target.with_name(target.name + ext)
+        # Shielded: once the bytes are here, a cancel must not leave the rename half done.
+        with trio.CancelScope(shield=True):
+            sha, size = await trio.to_thread.run_sync(_finish, tmp, final, embed)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(_unlink, tmp)
+        raise
+    rel = final.relative_to(out_dir).as_posix()
+    return Downloaded(path=final, rel=rel, sha256=sha, bytes=size, ext=ext)
+
+
+async def _fetch(http: httpx.AsyncClient, url: str, tmp: Path, timeout: httpx.Timeout) -> str:
+    # A fresh header set: never the API key (storage is another origin; even if it were not,
+    # a presigned URL needs no credentials).
+    headers = {"Accept": "image/*"}
+    try:
+        async with http.stream(
+            "GET", url, headers=headers, timeout=timeout, follow_redirects=True
+        ) as response:
+            if response.status_code != 200:
+                raise DownloadError(
+                    Failure.HTTP,
+                    f"storage answered HTTP {response.status_code} for {url}",
+                    status=response.status_code,
+                )
+            expected = _content_length(response.headers)
+            if expected is not None and expected > MAX_BYTES:
+                raise DownloadError(Failure.HTTP, f"output is too large ({expected} bytes)", status=200)
+            received, head = await _stream_to(response, tmp)
+    except httpx.TransportError as exc:
+        raise DownloadError(Failure.SENT_NO_ANSWER, f"download failed: {type(exc).__name__}: {exc}") from exc
+    if expected is not None and received != expected:
+        # A cut connection: the server promised more bytes than came. Retry.
+        raise DownloadError(
+            Failure.SENT_NO_ANSWER,
+            f"truncated download: {received} of {expected} bytes",
+        )
+    ext = sniff_image(head)
+    if ext is None:
+        raise DownloadError(
+            Failure.SENT_NO_ANSWER,
+            f"downloaded {received} bytes that are not a PNG, JPEG or WebP image",
+        )
+    return ext
+
+
+def _content_length(headers: httpx.Headers) -> int | None:
+    value = headers.get("content-length")
+    if value is None or headers.get("content-encoding", "identity") != "identity":
+        return None  # a compressed body's decoded length differs from Content-Length
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+async def _stream_to(response: httpx.Response, tmp: Path) -> tuple[int, bytes]:
+    """Write the body to ``tmp``; returns (bytes received, first 16 bytes).
+
+    Chunks are gathered and written a few MiB at a time: one thread hop per chunk would
+    dominate the cost of small images.
+    """
+    received = 0
+    head = b""
+    pending = bytearray()
+    fh = await trio.to_thread.run_sync(open, tmp, "wb")
+    try:
+        async for chunk in response.aiter_bytes(_CHUNK):
+            received += len(chunk)
+            if received > MAX_BYTES:
+                raise DownloadError(Failure.HTTP, "output is too large", status=200)
+            if len(head) < 16:
+                head = (head + chunk)[:16]
+            pending += chunk
+            if len(pending) >= _FLUSH:
+                data, pending = bytes(pending), bytearray()
+                await trio.to_thread.run_sync(fh.write, data)
+        if pending:
+            await trio.to_thread.run_sync(fh.write, bytes(pending))
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(fh.close)
+    return received, head

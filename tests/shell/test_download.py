@@ -1,0 +1,186 @@
+"""Downloads: streamed to a temp file, verified, renamed; never carry the API key."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from PIL import Image
+
+from lumozbatch.core.retry import Failure
+from lumozbatch.shell.download import DownloadError, download, sniff_image
+
+
+def _png(size: tuple[int, int] = (8, 8)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _webp() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 90, 0)).save(buf, format="WEBP")
+    return buf.getvalue()
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 0, 90)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _client(handler) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.part"))
+
+
+def test_sniff_image_knows_the_three_formats() -> None:
+    assert sniff_image(_png()) == ".png"
+    assert sniff_image(_jpeg()) == ".jpg"
+    assert sniff_image(_webp()) == ".webp"
+    assert sniff_image(b"<html>nope</html>") is None
+    assert sniff_image(b"RIFF\x00\x00\x00\x00WAVE") is None
+
+
+async def test_download_verifies_renames_and_never_sends_the_key(tmp_path: Path) -> None:
+    body = _png()
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=body, headers={"Content-Type": "image/png"})
+
+    async with _client(handler) as http:
+        got = await download(http, "http://storage.test/o/x.jpg", tmp_path, "portraits/a-b")
+    # The extension comes from the bytes, not from the URL's ".jpg".
+    assert got.rel == "portraits/a-b.png"
+    assert got.path == tmp_path / "portraits" / "a-b.png"
+    assert got.path.read_bytes() == body
+    assert got.sha256 == hashlib.sha256(body).hexdigest()
+    assert got.bytes == len(body)
+    assert len(seen) == 1
+    assert "authorization" not in {k.lower() for k in seen[0].headers}
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("maker,ext", [(_jpeg, ".jpg"), (_webp, ".webp")])
+async def test_download_extension_follows_the_image_type(tmp_path: Path, maker, ext: str) -> None:
+    body = maker()
+    async with _client(lambda r: httpx.Response(200, content=body)) as http:
+        got = await download(http, "http://storage.test/o/x", tmp_path, "one")
+    assert got.rel == "one" + ext
+
+
+async def test_truncated_download_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    body = _png()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        # The server promises the whole file but sends only half of it.
+        return httpx.Response(
+            200, headers={"Content-Length": str(len(body))}, stream=httpx.ByteStream(body[: len(body) // 2])
+        )
+
+    async with _client(handler) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert info.value.failure is Failure.SENT_NO_ANSWER
+    assert "truncated" in info.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_not_an_image_is_refused(tmp_path: Path) -> None:
+    async with _client(lambda r: httpx.Response(200, content=b"<html>login</html>")) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert "not a PNG, JPEG or WebP" in info.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("status", [404, 410])
+async def test_expired_url_is_flagged_for_refresh(tmp_path: Path, status: int) -> None:
+    async with _client(lambda r: httpx.Response(status)) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert info.value.expired
+    assert info.value.status == status
+
+
+async def test_server_error_is_not_expired(tmp_path: Path) -> None:
+    async with _client(lambda r: httpx.Response(503)) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert not info.value.expired
+    assert info.value.status == 503
+
+
+async def test_network_error_is_a_retryable_failure(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset", request=request)
+
+    async with _client(handler) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert info.value.failure is Failure.SENT_NO_ANSWER
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stem", ["../escape", "/abs/path", "a/../../b"])
+async def test_names_cannot_leave_the_output_folder(tmp_path: Path, stem: str) -> None:
+    calls = []
+    async with _client(lambda r: calls.append(r) or httpx.Response(200, content=_png())) as http:
+        with pytest.raises(DownloadError, match="would leave the output folder"):
+            await download(http, "http://storage.test/o/x.png", tmp_path / "out", stem)
+    assert calls == []
+
+
+async def test_embed_runs_before_hashing(tmp_path: Path) -> None:
+    body = _png()
+    embedded: list[Path] = []
+
+    def embed(tmp: Path) -> None:
+        assert tmp.name.endswith(".part")  # still the temporary file, not yet in place
+        embedded.append(tmp)
+        with open(tmp, "ab") as fh:
+            fh.write(b"meta")
+
+    async with _client(lambda r: httpx.Response(200, content=body)) as http:
+        got = await download(http, "http://storage.test/o/x.png", tmp_path, "a", embed=embed)
+    final = got.path.read_bytes()
+    assert final == body + b"meta"
+    assert got.sha256 == hashlib.sha256(final).hexdigest()
+    assert got.bytes == len(final)
+    assert len(embedded) == 1
+
+
+async def test_cancelled_download_leaves_no_temp_file(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+    body = _png()
+
+    class SlowStream(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            yield body[:10]
+            await trio.sleep(100)
+            yield body[10:]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Length": str(len(body))}, stream=SlowStream())
+
+    async with _client(handler) as http:
+        with trio.move_on_after(1):
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_redownload_replaces_the_file_in_place(tmp_path: Path) -> None:
+    body = _png()
+    async with _client(lambda r: httpx.Response(200, content=body)) as http:
+        first = await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+        second = await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert first.path == second.path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
