@@ -1,1 +1,26 @@
-"""A LumozAI-compatible API server for tests, benchmarks and trying manifests for free."""
+"""A LumozAI-compatible API server for tests, benchmarks and trying manifests for free.
+
+Layers: ``config`` (knobs) and the pure parts (``params``, ``ratelimit``, ``jobs``,
+``render``, ``stats``) under ``app`` (the raw ASGI apps), served by ``server`` on sockets
+(hypercorn) or by ``transport`` in-process (httpx).
+"""
+
+from lumozbatch.sandbox.app import DropConnection, Sandbox, create_app
+from lumozbatch.sandbox.config import SandboxConfig, parse_latency, parse_rate_limit
+from lumozbatch.sandbox.params import submission_key
+from lumozbatch.sandbox.server import RunningSandbox, sandbox_transport, serve_sandbox
+from lumozbatch.sandbox.stats import SandboxStats
+
+__all__ = [
+    "DropConnection",
+    "RunningSandbox",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxStats",
+    "create_app",
+    "parse_latency",
+    "parse_rate_limit",
+    "sandbox_transport",
+    "serve_sandbox",
+    "submission_key",
+]
