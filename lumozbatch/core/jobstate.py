@@ -1,0 +1,92 @@
+"""The job lifecycle as one transition table (after h11's ``_state.py``).
+
+A job's state only changes through :func:`advance`, keyed by (state, ledger record type).
+Anything the table does not list raises :class:`IllegalTransition` and changes nothing.
+
+::
+
+    PENDING --intent--> SUBMITTING --accepted--> SUBMITTED --completed--> COMPLETED
+       ^                 |  |  |  \\--completed (run answered with the output)--^   |
+       |                 |  |  \\--failed (API refused: 422/404/403) --> FAILED    downloaded
+       +----unsent-------+  \\--ambiguous / eof (answer lost) --> AMBIGUOUS         v
+       ^                                                                         DONE
+       +-------------reset (from FAILED or AMBIGUOUS only) -----------------------+
+
+``SUBMITTED --failed--> FAILED`` is a ``failed`` status after acceptance (billed).
+``COMPLETED --failed--> COMPLETED``: a download failure; the output was paid for and the next
+run downloads it again. ``COMPLETED --completed--> COMPLETED``: a fresh URL from ``/check``.
+``job`` and ``retire`` records describe the plan and never move the state.
+``eof`` is not a record: :func:`lumozbatch.core.ledger_codec.replay` applies it at the end of
+the ledger, so a job left SUBMITTING (crash or kill -9 between send and record) is AMBIGUOUS.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "EOF",
+    "IllegalTransition",
+    "JobState",
+    "TRANSITIONS",
+    "advance",
+]
+
+
+class JobState(enum.StrEnum):
+    """Where one job (one identity) stands; the values are what ``status --json`` shows."""
+
+    PENDING = "pending"  # planned, nothing sent (or certainly nothing created)
+    SUBMITTING = "submitting"  # intent written, `run` on the wire
+    SUBMITTED = "submitted"  # the API gave a request_id
+    COMPLETED = "completed"  # the output URL is known, not on disk yet
+    DONE = "done"  # the output is on disk
+    FAILED = "failed"  # the API refused the job or reported it failed
+    AMBIGUOUS = "ambiguous"  # a `run` was sent and its answer lost: maybe billed
+
+
+#: Pseudo record type applied once per job at the end of a replay.
+EOF = "eof"
+
+_S = JobState
+
+TRANSITIONS: dict[tuple[JobState, str], JobState] = {
+    (_S.PENDING, "intent"): _S.SUBMITTING,
+    (_S.SUBMITTING, "unsent"): _S.PENDING,
+    (_S.SUBMITTING, "accepted"): _S.SUBMITTED,
+    # a `run` that answers with its output at once may be recorded without `accepted`
+    (_S.SUBMITTING, "completed"): _S.COMPLETED,
+    (_S.SUBMITTING, "failed"): _S.FAILED,
+    (_S.SUBMITTING, "ambiguous"): _S.AMBIGUOUS,
+    (_S.SUBMITTING, EOF): _S.AMBIGUOUS,
+    (_S.SUBMITTED, "completed"): _S.COMPLETED,
+    (_S.SUBMITTED, "failed"): _S.FAILED,
+    (_S.COMPLETED, "completed"): _S.COMPLETED,
+    (_S.COMPLETED, "failed"): _S.COMPLETED,
+    (_S.COMPLETED, "downloaded"): _S.DONE,
+    (_S.FAILED, "reset"): _S.PENDING,
+    (_S.AMBIGUOUS, "reset"): _S.PENDING,
+}
+# plan records never move the state; eof leaves every settled state alone
+for _state in JobState:
+    TRANSITIONS[(_state, "job")] = _state
+    TRANSITIONS[(_state, "retire")] = _state
+    TRANSITIONS.setdefault((_state, EOF), _state)
+del _state
+
+
+class IllegalTransition(ValueError):
+    """A record that the job's current state does not allow (a bug or a damaged ledger)."""
+
+    def __init__(self, state: JobState, record_type: str) -> None:
+        super().__init__(f"a {record_type!r} record is not allowed for a job in state {state.value!r}")
+        self.state = state
+        self.record_type = record_type
+
+
+def advance(state: JobState, record_type: str) -> JobState:
+    """The state after ``record_type``; raises :class:`IllegalTransition` if not allowed."""
+    try:
+        return TRANSITIONS[(state, record_type)]
+    except KeyError:
+        raise IllegalTransition(state, record_type) from None

@@ -1,0 +1,486 @@
+"""Ledger records <-> bytes, and replay: records -> the state of every job. Pure.
+
+The ledger (``<out>/.lumozbatch/ledger.jsonl``) is one compact JSON object per line; ``"t"``
+is the record type (see RUNNER-INTERFACES.md for each type's fields). Replay folds the
+records, in order, through :mod:`lumozbatch.core.jobstate`'s table; a job left SUBMITTING at
+the end (crash between sending a ``run`` and recording its answer) comes out AMBIGUOUS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lumozbatch.core.jobspec import RANDOM_SEED, JobSpec
+from lumozbatch.core.jobstate import EOF, TRANSITIONS, IllegalTransition, JobState
+from lumozbatch.errors import UsageError
+
+try:  # 4-5x faster than json for replaying big ledgers; json stays the reference
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None
+
+__all__ = [
+    "LEDGER_VERSION",
+    "RECORD_TYPES",
+    "BadRecord",
+    "JobRecord",
+    "JobState",
+    "LedgerCorrupt",
+    "LedgerState",
+    "decode_lines",
+    "encode",
+    "pin_job_record",
+    "replay",
+]
+
+LEDGER_VERSION = 1
+
+RECORD_TYPES = frozenset(
+    {
+        "batch",
+        "job",
+        "retire",
+        "intent",
+        "unsent",
+        "accepted",
+        "completed",
+        "downloaded",
+        "failed",
+        "ambiguous",
+        "reset",
+    }
+)
+
+
+class LedgerCorrupt(UsageError):
+    """A ledger line that is not the last one cannot be read (or breaks the job lifecycle)."""
+
+    def __init__(self, line_no: int, reason: str, *, file: str | None = None) -> None:
+        where = file or "the ledger"
+        super().__init__(
+            f"{where} is damaged at line {line_no}: {reason}",
+            details=[
+                "only a torn LAST line is repaired automatically; anything earlier is kept "
+                "as it is so that no paid result is forgotten",
+                "move the file aside (or fix that line) before running this batch again",
+            ],
+        )
+        self.line_no = line_no
+        self.reason = reason
+
+
+class BadRecord(ValueError):
+    """A record that is malformed or does not fit the ledger so far (raised by ``apply``)."""
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """One record as one compact, ``\\n``-terminated UTF-8 line."""
+    if record.get("t") not in RECORD_TYPES:
+        raise BadRecord(f"unknown record type {record.get('t')!r}")
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return line.encode("utf-8") + b"\n"
+
+
+def decode_lines(data: bytes, *, file: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Parse ledger bytes into records.
+
+    Returns the records and the byte offset just past the last complete, valid line. A last
+    line that is torn (no newline) or unreadable is dropped, and the caller may truncate the
+    file at the offset; an unreadable line followed by more lines raises
+    :class:`LedgerCorrupt` (a torn write only ever damages the end). Blank lines are skipped.
+    """
+    records: list[dict[str, Any]] = []
+    append = records.append
+    loads = _loads
+    lines = data.split(b"\n")
+    # the part after the final newline is incomplete (empty when the file ends cleanly)
+    complete = lines[:-1]
+    last = len(complete) - 1
+    offset = 0
+    end = 0
+    for number, line in enumerate(complete):
+        offset += len(line) + 1
+        if not line.strip():
+            end = offset
+            continue
+        try:
+            record = loads(line)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            reason = f"not a JSON record ({exc})"
+        else:
+            if type(record) is dict and type(record.get("t")) is str:
+                append(record)
+                end = offset
+                continue
+            reason = "not a ledger record (a JSON object with a string 't')"
+        if number == last:
+            break  # a damaged last line: dropped like a torn one
+        raise LedgerCorrupt(number + 1, reason, file=file)
+    return records, end
+
+
+def _json_loads(line: bytes) -> Any:
+    return json.loads(line)
+
+
+def _fast_loads(line: bytes) -> Any:
+    try:
+        return _orjson.loads(line)
+    except ValueError:
+        # orjson refuses what json accepts on purpose (ints beyond 64 bits): ask json
+        return json.loads(line)
+
+
+_loads = _json_loads if _orjson is None else _fast_loads
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """The replayed state of one identity (one planned generation)."""
+
+    identity: str
+    job: str
+    index: int
+    repeat: int
+    model: str
+    params: dict[str, Any]
+    variables: dict[str, Any]
+    filename: str
+    known_model: bool = True
+    state: JobState = JobState.PENDING
+    retired: bool = False
+    request_id: int | None = None
+    url: str | None = None
+    output_type: str | None = None
+    file: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    reason: str | None = None  # why it failed / is ambiguous / last download error
+    code: str | None = None  # the API's error code, when it gave one
+    attempts: int = 0  # `run` requests sent so far (intent records), over the job's life
+    billed: bool | None = None  # for a failure: may the provider have charged it?
+
+    @property
+    def key(self) -> str:
+        return self.identity[:12]
+
+    @property
+    def active(self) -> bool:
+        """Still part of the batch (not retired by an edited manifest)."""
+        return not self.retired
+
+
+@dataclass(slots=True)
+class LedgerState:
+    """Everything the ledger says: the batch header and every job, in planning order."""
+
+    batch: dict[str, Any] | None = None
+    jobs: dict[str, JobRecord] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per state name (active jobs only), plus ``retired`` and ``total`` (active)."""
+        out = {state.value: 0 for state in JobState}
+        retired = 0
+        for record in self.jobs.values():
+            if record.retired:
+                retired += 1
+            else:
+                out[record.state.value] += 1
+        out["retired"] = retired
+        out["total"] = len(self.jobs) - retired
+        return out
+
+    def active_jobs(self) -> list[JobRecord]:
+        return [r for r in self.jobs.values() if not r.retired]
+
+    def in_state(self, *states: JobState) -> list[JobRecord]:
+        """Active jobs in any of ``states``, in planning order."""
+        wanted = set(states)
+        return [r for r in self.jobs.values() if not r.retired and r.state in wanted]
+
+    # -- applying records --------------------------------------------------------------
+
+    def check(self, records: Iterable[dict[str, Any]]) -> None:
+        """Raise :class:`BadRecord` / :class:`IllegalTransition` if ``records``, applied in
+        order, would not all be accepted. Changes nothing."""
+        pending: dict[str, JobState | None] = {}
+        has_batch = self.batch is not None
+        for record in records:
+            kind = record.get("t")
+            if kind not in RECORD_TYPES:
+                raise BadRecord(f"unknown record type {kind!r}")
+            if kind == "batch":
+                if has_batch:
+                    raise BadRecord("a second 'batch' record")
+                has_batch = True
+                continue
+            identity = record.get("id")
+            if not isinstance(identity, str):
+                raise BadRecord(f"a {kind!r} record without a string 'id'")
+            if identity in pending:
+                state = pending[identity]
+            else:
+                known = self.jobs.get(identity)
+                state = known.state if known is not None else None
+            if kind == "job":
+                _check_job_fields(record)
+                pending[identity] = state if state is not None else JobState.PENDING
+                continue
+            if state is None:
+                raise BadRecord(f"a {kind!r} record for {identity[:12]}, which was never planned")
+            _check_fields(kind, record)
+            pending[identity] = _advance(state, kind)
+
+    def apply(self, record: dict[str, Any]) -> None:
+        """Fold one record into the state; on error raises and changes nothing."""
+        kind = record.get("t")
+        if kind == "job":
+            self._apply_job(record)
+            return
+        if kind == "batch":
+            if self.batch is not None:
+                raise BadRecord("a second 'batch' record")
+            version = record.get("v")
+            if not isinstance(version, int) or version > LEDGER_VERSION:
+                raise BadRecord(f"ledger version {version!r}: written by a newer lumozbatch")
+            self.batch = record
+            return
+        try:
+            job = self.jobs[record["id"]]
+        except KeyError:
+            if kind not in RECORD_TYPES:
+                raise BadRecord(f"unknown record type {kind!r}") from None
+            raise BadRecord(f"a {kind!r} record for a job that was never planned") from None
+        except TypeError:
+            raise BadRecord(f"a {kind!r} record without a string 'id'") from None
+        try:
+            new = TRANSITIONS[(job.state, kind)]
+        except KeyError:
+            if kind not in RECORD_TYPES:
+                raise BadRecord(f"unknown record type {kind!r}") from None
+            raise IllegalTransition(job.state, kind) from None
+        _check_fields(kind, record)
+        _UPDATERS[kind](job, record, new)
+
+    def finish_replay(self) -> None:
+        """End of the ledger: every job left SUBMITTING lost its answer -> AMBIGUOUS."""
+        for job in self.jobs.values():
+            if job.state is JobState.SUBMITTING:
+                job.state = TRANSITIONS[(JobState.SUBMITTING, EOF)]
+                job.reason = "the run was sent but its answer was never recorded (crash or kill)"
+                job.code = None
+
+    def _apply_job(self, record: dict[str, Any]) -> None:
+        identity = record.get("id")
+        if not isinstance(identity, str):
+            raise BadRecord("a 'job' record without a string 'id'")
+        known = self.jobs.get(identity)
+        if known is None:
+            _check_job_fields(record)
+            self.jobs[identity] = JobRecord(
+                identity=identity,
+                job=record["job"],
+                index=record["index"],
+                repeat=record["repeat"],
+                model=record["model"],
+                params=record["params"],
+                variables=record["variables"],
+                filename=record["filename"],
+                known_model=record.get("known_model", True),
+            )
+            return
+        _check_job_fields(record)
+        # re-planned (e.g. back in an edited manifest): active again, described anew; the
+        # params stay as first planned, so a pinned random seed never changes
+        known.retired = False
+        known.job = record["job"]
+        known.index = record["index"]
+        known.repeat = record["repeat"]
+        known.variables = record["variables"]
+        known.filename = record["filename"]
+        known.known_model = record.get("known_model", known.known_model)
+
+
+def _check_job_fields(record: dict[str, Any]) -> None:
+    for name, kind in _JOB_FIELDS:
+        if not isinstance(record.get(name), kind):
+            raise BadRecord(f"a 'job' record whose {name!r} is missing or not {kind.__name__}")
+
+
+_JOB_FIELDS: tuple[tuple[str, type], ...] = (
+    ("job", str),
+    ("index", int),
+    ("repeat", int),
+    ("model", str),
+    ("params", dict),
+    ("variables", dict),
+    ("filename", str),
+)
+
+
+# fields a record must carry (name, type) beyond "t" and "id"
+_REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
+    "accepted": (("request_id", int),),
+    "completed": (("url", str),),
+    "downloaded": (("file", str),),
+}
+
+
+def _check_fields(kind: str, record: dict[str, Any]) -> None:
+    for name, kind_of in _REQUIRED.get(kind, ()):
+        value = record.get(name)
+        if not isinstance(value, kind_of) or isinstance(value, bool):
+            raise BadRecord(f"a {kind!r} record whose {name!r} is missing or of the wrong type")
+
+
+def _advance(state: JobState, kind: str) -> JobState:
+    try:
+        return TRANSITIONS[(state, kind)]
+    except KeyError:
+        raise IllegalTransition(state, kind) from None
+
+
+# Each updater gets the job, the record and the (already legal) new state. They read every
+# field they need BEFORE mutating, so a malformed record changes nothing.
+
+
+def _on_retire(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    job.retired = True
+
+
+def _on_intent(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    job.state = new
+    job.attempts += 1
+    job.request_id = None
+    job.url = None
+    job.reason = None
+    job.code = None
+    job.billed = None
+
+
+def _on_unsent(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    reason = record.get("reason")
+    job.state = new
+    job.reason = reason  # why the last send created nothing (informative while pending)
+
+
+def _on_accepted(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    request_id = record["request_id"]
+    job.state = new
+    job.request_id = request_id
+
+
+def _on_completed(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    url = record["url"]
+    request_id = record.get("request_id", job.request_id)
+    output_type = record.get("output_type")
+    job.state = new
+    job.url = url
+    job.request_id = request_id
+    job.output_type = output_type
+    job.reason = None
+    job.code = None
+
+
+def _on_downloaded(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    file, sha256, size = record["file"], record.get("sha256"), record.get("bytes")
+    job.state = new
+    job.file = file
+    job.sha256 = sha256
+    job.bytes = size
+    job.reason = None
+    job.code = None
+
+
+def _on_failed(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    reason, code = record.get("reason"), record.get("code")
+    billed = record.get("billed")
+    if job.state is JobState.COMPLETED:
+        # a download failure: the output is paid for and stays COMPLETED; keep the why
+        job.reason, job.code = reason, code
+        return
+    job.state = new
+    job.reason, job.code = reason, code
+    job.billed = bool(billed) if billed is not None else job.request_id is not None
+
+
+def _on_ambiguous(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    reason = record.get("reason")
+    job.state = new
+    job.reason = reason
+    job.code = None
+    job.billed = None  # unknown: that is the point
+
+
+def _on_reset(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    job.state = new
+    job.request_id = None
+    job.url = None
+    job.output_type = None
+    job.reason = None
+    job.code = None
+    job.billed = None
+
+
+def _on_job(job: JobRecord, record: dict[str, Any], new: JobState) -> None:  # pragma: no cover
+    raise AssertionError("job records are applied by LedgerState._apply_job")
+
+
+_UPDATERS = {
+    "retire": _on_retire,
+    "intent": _on_intent,
+    "unsent": _on_unsent,
+    "accepted": _on_accepted,
+    "completed": _on_completed,
+    "downloaded": _on_downloaded,
+    "failed": _on_failed,
+    "ambiguous": _on_ambiguous,
+    "reset": _on_reset,
+    "job": _on_job,
+}
+
+
+def replay(records: Iterable[dict[str, Any]], *, file: str | None = None) -> LedgerState:
+    """Fold records (in ledger order) into a :class:`LedgerState`.
+
+    A record that is malformed or breaks the lifecycle raises :class:`LedgerCorrupt` with its
+    1-based position. Jobs left SUBMITTING at the end become AMBIGUOUS.
+    """
+    state = LedgerState()
+    apply = state.apply
+    number = 0
+    try:
+        for number, record in enumerate(records, 1):  # noqa: B007 - used in the handler
+            apply(record)
+    except (BadRecord, IllegalTransition, KeyError, TypeError, AttributeError) as exc:
+        reason = str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
+        raise LedgerCorrupt(number, reason, file=file) from exc
+    state.finish_replay()
+    return state
+
+
+def pin_job_record(spec: JobSpec, rand_seed: int) -> dict[str, Any]:
+    """The ``job`` record that plans ``spec``; a random seed becomes ``rand_seed``.
+
+    The identity stays the spec's (computed with the random-seed sentinel), so the same
+    manifest maps to the same ledger job while the seed actually sent is recorded and reused.
+    The caller draws ``rand_seed`` (``secrets.randbelow(2**32)``).
+    """
+    params = dict(spec.params)
+    if params.get("seed") in (RANDOM_SEED, ""):
+        params["seed"] = int(rand_seed)
+    return {
+        "t": "job",
+        "id": spec.identity,
+        "job": spec.job,
+        "index": spec.index,
+        "repeat": spec.repeat,
+        "model": spec.model,
+        "params": params,
+        "variables": dict(spec.variables),
+        "filename": spec.filename,
+        "known_model": spec.known_model,
+    }
