@@ -23,7 +23,9 @@ Semantics decided here (SPEC section 3 is silent on them):
   the provider;
 - for a model without a schema, a variable is a parameter unless a string parameter's
   template uses it;
-- ``seed: random`` and ``seed: ''`` become ``RANDOM_SEED``; integral floats become ints.
+- ``seed: random`` and ``seed: ''`` become ``RANDOM_SEED``; so does a missing ``seed`` of a
+  known model that has one (the runner pins a concrete seed, so every output is
+  reproducible); integral floats become ints.
 """
 
 from __future__ import annotations
@@ -591,7 +593,11 @@ def _build_job(
                 params[name] = props[name]["default"]  # the API requires it; send its default
                 param_paths[name] = jp
             else:
-                ck.error(jp, f"missing required parameter {name!r} of {model}: {props.get(name, {}).get('description', '')}".rstrip(": "))
+                ck.error(jp, f"missing required parameter {name!r} of {model}")
+        if "seed" in props and "seed" not in params and "seed" not in param_vars:
+            # no seed asked: pick one (pinned in the ledger) so every output stays reproducible
+            params["seed"] = RANDOM_SEED
+            param_paths["seed"] = jp
     else:
         for name, value in params.items():
             _check_passthrough(ck, param_paths[name], value)

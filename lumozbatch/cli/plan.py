@@ -1,0 +1,246 @@
+"""``lumozbatch plan MANIFEST [--json]``: what ``apply`` would do, without sending anything.
+
+``summarize(manifest, specs, states)`` does the counting in one pass over the specs; ``states``
+maps identity -> ledger state name (``done``, ``in_flight``, ``failed``, ``ambiguous``; absent
+means ``new``), or is None when there is no ledger: every job is then new. Wiring the ledger
+in is giving ``states`` (and ``removed``) from it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from lumozbatch.core.identity import canonical_json, normalize
+from lumozbatch.core.jobspec import JobSpec
+from lumozbatch.core.manifest import Manifest
+
+__all__ = ["STATES", "PlanSummary", "plan_cmd", "plan_data", "render_plan", "summarize"]
+
+STATES = ("new", "done", "in_flight", "failed", "ambiguous")
+_MAX_TRACKED = 10_000  # distinct values remembered per variable (a count beyond is ">=")
+_SHOWN = 6  # values shown per variable in the text form
+
+
+@dataclass
+class _Group:
+    model: str = ""
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # var -> canonical -> value
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass
+class PlanSummary:
+    """Counts per state, per manifest job id and per model, the varying variables, and cost."""
+
+    name: str
+    manifest: str
+    counts: dict[str, int]
+    jobs: dict[str, _Group]
+    models: dict[str, _Group]
+    varying: dict[str, tuple[str, ...]]
+    pricing: dict[str, float]
+    max_generations: int | None
+    removed: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def cost(self, state: str | None = None) -> tuple[float, list[str]]:
+        """Estimated cost of the jobs in ``state`` (all when None), and models without a price."""
+        total = 0.0
+        unpriced = []
+        for model, group in self.models.items():
+            n = group.total if state is None else group.counts[state]
+            if not n:
+                continue
+            if model in self.pricing:
+                total += n * self.pricing[model]
+            else:
+                unpriced.append(model)
+        return total, unpriced
+
+
+def summarize(
+    manifest: Manifest,
+    specs: Iterable[JobSpec],
+    states: Mapping[str, str] | None = None,
+    *,
+    removed: int = 0,
+) -> PlanSummary:
+    """Count ``specs`` by state (``states`` is identity -> state; None = no ledger, all new)."""
+    counts = dict.fromkeys(STATES, 0)
+    jobs: dict[str, _Group] = {j.id: _Group(model=j.model) for j in manifest.jobs}
+    models: dict[str, _Group] = {}
+    varying = {j.id: j.varying for j in manifest.jobs}
+    for spec in specs:
+        state = "new" if states is None else states.get(spec.identity, "new")
+        counts[state] += 1
+        group = jobs.setdefault(spec.job, _Group(model=spec.model))
+        group.counts[state] += 1
+        models.setdefault(spec.model, _Group(model=spec.model)).counts[state] += 1
+        if spec.repeat:
+            continue  # repeats share their combination's variables
+        for name in varying.get(spec.job, ()):
+            seen = group.values.setdefault(name, {})
+            if len(seen) < _MAX_TRACKED:
+                value = spec.variables[name]
+                seen.setdefault(canonical_json(normalize(value)), value)
+    return PlanSummary(
+        name=manifest.name,
+        manifest=manifest.path,
+        counts=counts,
+        jobs=jobs,
+        models=models,
+        varying=varying,
+        pricing=dict(manifest.pricing),
+        max_generations=manifest.max_generations,
+        removed=removed,
+    )
+
+
+def plan_data(summary: PlanSummary, warnings: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``--json`` document."""
+    to_submit = summary.counts["new"]
+    cost_new, unpriced_new = summary.cost("new")
+    cost_all, unpriced_all = summary.cost()
+    return {
+        "name": summary.name,
+        "manifest": summary.manifest,
+        "total": summary.total,
+        "counts": dict(summary.counts),
+        "removed": summary.removed,
+        "to_submit": to_submit,
+        "max_generations": summary.max_generations,
+        "jobs": [
+            {
+                "id": job_id,
+                "model": group.model,
+                "generations": group.total,
+                "counts": dict(group.counts),
+                "varying": {
+                    name: {
+                        "count": len(group.values.get(name, {})),
+                        "values": list(group.values.get(name, {}).values())[:_MAX_SHOWN_JSON],
+                    }
+                    for name in summary.varying.get(job_id, ())
+                },
+            }
+            for job_id, group in summary.jobs.items()
+        ],
+        "models": {
+            model: {
+                "generations": group.total,
+                "counts": dict(group.counts),
+                "price": summary.pricing.get(model),
+            }
+            for model, group in summary.models.items()
+        },
+        "cost": {
+            "to_submit": round(cost_new, 6) if not unpriced_new else None,
+            "total": round(cost_all, 6) if not unpriced_all else None,
+            "priced_part_to_submit": round(cost_new, 6),
+            "unpriced_models": sorted(set(unpriced_all)),
+        },
+        "warnings": list(warnings),
+    }
+
+
+_MAX_SHOWN_JSON = 100
+
+
+def _money(amount: float) -> str:
+    return f"${amount:,.2f}" if amount >= 1 or amount == 0 else f"${amount:.4f}".rstrip("0")
+
+
+def _values(group: _Group, name: str) -> str:
+    seen = list(group.values.get(name, {}).values())
+    count = len(seen)
+    shown = ", ".join(_short(v) for v in seen[:_SHOWN])
+    more = f", ... ({'>=' if count >= _MAX_TRACKED else ''}{count} values)" if count > _SHOWN else ""
+    return f"{name}: {shown}{more}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = value if isinstance(value, str) else repr(value)
+    text = text if len(text) <= 30 else text[:27] + "..."
+    return json.dumps(text, ensure_ascii=False) if isinstance(value, str) and "," in text else text
+
+
+def render_plan(summary: PlanSummary) -> str:
+    """The plain-text plan, ending with a newline."""
+    lines = [f"Plan for {summary.name} ({summary.manifest})"]
+    parts = [f"{summary.counts[s]} {s.replace('_', ' ')}" for s in STATES if summary.counts[s]]
+    lines.append(f"  {summary.total} generation{'s' if summary.total != 1 else ''}: " + (", ".join(parts) or "none"))
+    if summary.removed:
+        lines.append(f"  {summary.removed} in the ledger but no longer in the manifest (kept, not run)")
+    lines.append("")
+    table = [("job", "model", "generations", "new")]
+    for job_id, group in summary.jobs.items():
+        table.append((job_id, group.model, str(group.total), str(group.counts["new"])))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    for row in table:
+        lines.append("  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    varying = [(job_id, name) for job_id, names in summary.varying.items() for name in names]
+    if varying:
+        lines.append("")
+        lines.append("  variables that vary:")
+        for job_id, name in varying:
+            lines.append(f"    {job_id}.{_values(summary.jobs[job_id], name)}")
+    if len(summary.models) > 1 or summary.pricing:
+        lines.append("")
+        lines.append("  per model:")
+        for model, group in summary.models.items():
+            price = summary.pricing.get(model)
+            cost = f"  x {_money(price)} = {_money(group.counts['new'] * price)}" if price is not None else ""
+            lines.append(f"    {model}: {group.total} generations, {group.counts['new']} new{cost}")
+    lines.append("")
+    to_submit = summary.counts["new"]
+    cost, unpriced = summary.cost("new")
+    if summary.pricing and to_submit:
+        note = f" (no price for {', '.join(sorted(set(unpriced)))})" if unpriced else ""
+        lines.append(f"  estimated cost of what apply would submit: {_money(cost)}{note}")
+    lines.append(f"  apply would submit {to_submit} generation{'s' if to_submit != 1 else ''}.")
+    if summary.max_generations is not None:
+        held = summary.total - summary.counts["new"]
+        if held + to_submit > summary.max_generations:
+            lines.append(
+                f"  apply would refuse: {held} already submitted + {to_submit} new > "
+                f"limits.max_generations {summary.max_generations}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+@click.command("plan")
+@click.argument("manifest_path", metavar="MANIFEST")
+@click.option("--json", "json_out", is_flag=True, help="Print one JSON document instead of text.")
+def plan_cmd(manifest_path: str, json_out: bool) -> None:
+    """Expand the manifest's grid and show what apply would do: generations per job and per
+    model, the variables that vary, and the estimated cost when the manifest gives prices.
+    Sends nothing.
+
+    Example: lumozbatch plan manifests/sketch-portraits.yaml --json
+    """
+    from lumozbatch.core.grid import expand
+    from lumozbatch.manifest_io import load_manifest
+
+    manifest = load_manifest(manifest_path)
+    summary = summarize(manifest, expand(manifest), None)
+    warnings = [str(w) for w in manifest.warnings]
+    if json_out:
+        click.echo(json.dumps(plan_data(summary, warnings), indent=2, ensure_ascii=False))
+        return
+    for warning in warnings:
+        click.echo(warning, err=True)
+    click.echo(render_plan(summary), nl=False)
