@@ -17,8 +17,11 @@ from lumozbatch.errors import LumozbatchError
 # module name -> attribute holding the click command
 COMMANDS: dict[str, str] = {
     "gallery": "gallery_cmd",
+    "models": "models_cmd",
+    "plan": "plan_cmd",
     "reproduce": "reproduce_cmd",
     "status": "status_cmd",
+    "validate": "validate_cmd",
 }
 
 
