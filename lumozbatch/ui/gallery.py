@@ -84,10 +84,17 @@ def axes(cells: list[dict[str, Any]]) -> list[str]:
     """
     names: list[str] = []
     for cell in cells:
-        for name in cell["vars"]:
+        for name in cell["variables"]:
             if name not in names:
                 names.append(name)
-    return [n for n in names if len({_value_key(c["vars"].get(n)) for c in cells}) > 1]
+    names += [n for n in (_SEED, _REPEAT, _JOB) if n not in names]
+
+    def varies(name: str) -> bool:
+        # Among the cells that have it: a variable of one manifest job only is not "varying"
+        # just because the other jobs lack it.
+        return len({_value_key(c["vars"][name]) for c in cells if name in c["vars"]}) > 1
+
+    return [n for n in names if varies(n)]
 
 
 def _with_pseudo(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -110,3 +110,50 @@ def portraits(tmp_path: Path) -> tuple[Batch, Path]:
             b.done(ident, rel, request_id=1000 + i)
     b.write(out)
     return b, out
+
+
+class Browser:
+    """Debian's chromium, headless, with a fresh profile and no network chatter."""
+
+    def __init__(self, exe: str, profile: Path) -> None:
+        self.exe = exe
+        self.profile = profile
+
+    def _run(self, *args: str) -> str:
+        import subprocess
+
+        cmd = [
+            self.exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", f"--user-data-dir={self.profile}", "--virtual-time-budget=5000", *args,
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"chromium failed ({done.returncode}): {done.stderr[-2000:]}")
+        return done.stdout
+
+    def dump_dom(self, url: str) -> str:
+        return self._run("--dump-dom", url)
+
+    def screenshot(self, url: str, path: Path, size: tuple[int, int] = (1200, 900)) -> Path:
+        self._run(f"--screenshot={path}", f"--window-size={size[0]},{size[1]}", "--hide-scrollbars", url)
+        assert path.is_file(), "chromium wrote no screenshot"
+        return path
+
+
+def find_chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Browser:
+    import os
+
+    exe = find_chromium()
+    if exe is None:
+        if os.environ.get("LUMOZBATCH_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required (LUMOZBATCH_REQUIRE_BROWSER=1) but not installed")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return Browser(exe, tmp_path_factory.mktemp("chromium-profile"))

@@ -1,0 +1,85 @@
+"""The gallery: cells from the ledger, the axes, escaping, and the page in a real browser."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from conftest import COLORS
+from lumozbatch.ui.gallery import axes, build_cells, gallery_html
+
+
+def write_page(state, out: Path, title: str = "sketch-portraits") -> Path:
+    page = out / "index.html"
+    page.write_text(gallery_html(build_cells(state), title=title, counts={"done": 6, "failed": 1}), encoding="utf-8")
+    return page
+
+
+def test_cells_follow_the_ledger(portraits) -> None:
+    b, _out = portraits
+    cells = build_cells(b.state())
+    assert [c["identity"] for c in cells] == b.ids
+    assert [c["state"] for c in cells] == ["done"] * 3 + ["failed"] + ["done"] * 2 + ["ambiguous", "done"]
+    assert cells[0]["src"] == "portraits/an_old_fisherman-melancholic-s1.png"
+    assert cells[3]["src"] is None and cells[3]["reason"] == "guidance must be at most 10"
+    assert cells[0]["variables"] == {"subject": "an old fisherman", "mood": "melancholic", "seed": 1}
+
+
+def test_axes_are_the_varying_variables_in_grid_order(batch) -> None:
+    b = batch()
+    for subject in ("a", "b"):
+        for seed in (1, 2):
+            b.job("portraits", {"subject": subject, "style": "ink"}, seed=seed)
+    b.job("towers", {"time": "dawn", "style": "ink"}, seed=9)
+    b.job("towers", {"time": "dusk"}, seed=9)
+    from lumozbatch.ui.gallery import _with_pseudo
+
+    cells = _with_pseudo(build_cells(b.state()))
+    # style never varies where it is set; seed is no variable but differs; two manifest jobs
+    assert axes(cells) == ["subject", "time", "seed", "job"]
+
+
+def test_src_is_url_quoted_and_data_cannot_break_out_of_the_script(batch, tmp_path: Path) -> None:
+    b = batch()
+    ident = b.job("p", {"subject": "</script><script>document.title='pwned'</script>"})
+    b.done(ident, "p/a #1?.png")
+    html = gallery_html(build_cells(b.state()), title="<b>t</b>")
+    assert html.count("</script>") == 2  # the data block's and the code's own
+    assert "&lt;b&gt;t&lt;/b&gt;" in html
+    assert '"src": "p/a%20%231%3F.png"' in html
+
+
+def test_page_loads_images_and_switches_axes_in_a_browser(portraits, browser, tmp_path: Path) -> None:
+    b, out = portraits
+    page = write_page(b.state(), out)
+    dom = browser.dump_dom(page.as_uri())
+    assert re.findall(r'<table class="grid" data-rows="([^"]*)" data-cols="([^"]*)"', dom) == [("subject", "mood")] * 2
+    assert re.findall(r"<h2>([^<]*)</h2>", dom) == ["seed = 1", "seed = 2"]
+    loads = re.findall(r'data-load="([a-z]+)"', dom)
+    assert loads == ["loaded"] * 6, loads
+    assert "guidance must be at most 10" in dom and "validation_error" in dom
+    assert "sent, answer lost; may have been billed" in dom
+    assert 'data-ready="1"' in dom
+
+    switched = browser.dump_dom(page.as_uri() + "#rows=mood&cols=seed")
+    assert re.findall(r'<table class="grid" data-rows="([^"]*)" data-cols="([^"]*)"', switched) == [("mood", "seed")] * 2
+    assert re.findall(r"<h2>([^<]*)</h2>", switched) == ["subject = an old fisherman", "subject = a young dancer"]
+    assert re.findall(r'<th class="colhead">([^<]*)</th>', switched)[:2] == ["1", "2"]
+    assert re.findall(r'data-load="([a-z]+)"', switched) == ["loaded"] * 6
+    # the select boxes show the axes in use
+    assert re.search(r'<option value="mood" selected="">mood</option>', switched)
+
+    flat = browser.dump_dom(page.as_uri() + "#rows=subject&cols=")
+    assert re.findall(r"<h2>([^<]*)</h2>", flat) == [
+        "mood = melancholic, seed = 1", "mood = melancholic, seed = 2", "mood = joyful, seed = 1", "mood = joyful, seed = 2",
+    ]
+
+    shot = browser.screenshot(page.as_uri(), tmp_path / "shot.png", size=(1000, 1400))
+    with Image.open(shot) as im:
+        colors = im.convert("RGB").getcolors(maxcolors=1 << 20)
+    seen = {rgb for n, rgb in colors if n > 5000}
+    done_colors = {COLORS[i % len(COLORS)] for i in (0, 1, 2, 4, 5, 7)}
+    near = lambda c, d: all(abs(x - y) <= 3 for x, y in zip(c, d))  # noqa: E731
+    assert all(any(near(c, s) for s in seen) for c in done_colors), (done_colors, seen)

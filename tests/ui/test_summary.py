@@ -1,0 +1,90 @@
+"""The final summary: counts, failures by cause, ambiguous, spend, and the next commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lumozbatch.ui.summary import render_summary
+
+
+def test_summary_groups_failures_by_cause_and_gives_the_commands(batch) -> None:
+    b = batch()
+    ids = [b.job("portraits", {"subject": f"s{i}"}) for i in range(7)]
+    b.done(ids[0], "portraits/a.png")
+    b.done(ids[1], "portraits/b.png")
+    b.failed(ids[2], "guidance must be at most 10")
+    b.failed(ids[3], "guidance must be at most 10")
+    b.failed(ids[4], "Model execution failed", code=None, billed=True)
+    b.ambiguous(ids[5], "read timeout after sending")
+    # ids[6] never sent
+    text = render_summary(b.state(), out_dir=Path("outputs/sketch-portraits"),
+                          command_hint="lumozbatch apply manifests/sketch.yaml", pricing=None)
+    lines = text.splitlines()
+    assert lines[0] == "sketch-portraits: 2 of 7 done, 3 failed, 1 ambiguous, 1 not yet sent"
+    assert lines[1] == "  failed (3), by cause:"
+    assert lines[2] == (f"    [validation_error] guidance must be at most 10 (2 jobs: portraits#{ids[2][:12]}, "
+                        f"portraits#{ids[3][:12]})")
+    assert lines[3] == f"    Model execution failed (1 job: portraits#{ids[4][:12]})"
+    assert "ambiguous (1): sent, but the answer was lost" in lines[4]
+    assert lines[5] == f"    read timeout after sending (1 job: portraits#{ids[5][:12]})"
+    assert "outputs: outputs/sketch-portraits/ (gallery: outputs/sketch-portraits/index.html)" in lines
+    assert "  continue:                 lumozbatch apply manifests/sketch.yaml" in lines
+    assert "  retry the failed jobs:    lumozbatch apply manifests/sketch.yaml --retry-failed" in lines
+    assert ("  resubmit the ambiguous (may pay twice): lumozbatch apply manifests/sketch.yaml "
+            "--resubmit-ambiguous") in lines
+
+
+def test_summary_after_resume_builds_the_apply_command_from_the_ledger(batch) -> None:
+    b = batch(manifest="my manifests/x.yaml")
+    ident = b.job("portraits", {"subject": "a"})
+    b.failed(ident, "nope")
+    text = render_summary(b.state(), out_dir=Path("out dir"), command_hint="lumozbatch resume 'out dir'",
+                          pricing=None)
+    assert "  retry the failed jobs:    lumozbatch apply 'my manifests/x.yaml' --out 'out dir' --retry-failed" in text
+    assert "continue" not in text  # nothing left to continue
+
+
+def test_all_done_with_spend(batch) -> None:
+    b = batch()
+    a = b.job("portraits", {"subject": "a"})
+    c = b.job("towers", {"time": "dawn"}, model="hidream-l1")
+    d = b.job("towers", {"time": "dusk"}, model="hidream-l1")
+    b.done(a, "a.png")
+    b.done(c, "c.png")
+    b.done(d, "d.png")
+    text = render_summary(b.state(), out_dir=Path("o"), command_hint="lumozbatch apply m.yaml",
+                          pricing={"flux-sketch-smudge": 0.025})
+    assert text.splitlines()[0] == "sketch-portraits: 3 of 3 done"
+    assert "spent: $0.0250 for 1 generation" in text
+    assert "(no price known for hidream-l1)" in text
+    assert text.rstrip().endswith("all done.")
+
+
+def test_spend_counts_billed_failures_and_bounds_ambiguous(batch) -> None:
+    b = batch()
+    ids = [b.job("portraits", {"subject": f"s{i}"}) for i in range(5)]
+    b.done(ids[0], "a.png")
+    b.failed(ids[1], "x", billed=True)
+    b.failed(ids[2], "y", billed=False)  # refused: not billed
+    b.ambiguous(ids[3])
+    b.accepted(ids[4])  # in flight: accepted, will be billed
+    text = render_summary(b.state(), out_dir=Path("o"), command_hint="lumozbatch apply m.yaml",
+                          pricing={"flux-sketch-smudge": 0.5})
+    assert "spent: $1.50 for 3 generations, plus up to $0.50 for 1 ambiguous" in text
+    assert "in flight (1): accepted by the API" in text
+    assert "  continue:                 lumozbatch apply m.yaml" in text
+
+
+def test_identities_restrict_the_account_and_retired_are_counted(batch) -> None:
+    b = batch()
+    a = b.job("portraits", {"subject": "a"})
+    c = b.job("portraits", {"subject": "c"})
+    b.records.append({"t": "retire", "id": c})
+    b.done(a, "a.png")
+    state = b.state()
+    text = render_summary(state, out_dir=Path("o"), command_hint="lumozbatch apply m.yaml", pricing=None)
+    assert text.splitlines()[0] == "sketch-portraits: 1 of 1 done"
+    assert "  1 no longer in the manifest (kept in the ledger)" in text
+    only = render_summary(state, out_dir=Path("o"), command_hint="lumozbatch apply m.yaml", pricing=None,
+                          identities={c})
+    assert only.splitlines()[0] == "sketch-portraits: 0 of 1 done, 1 not yet sent"
