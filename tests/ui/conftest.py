@@ -15,6 +15,7 @@ from PIL import Image
 from lumozbatch.core.ledger_codec import LedgerState, encode, replay
 
 LEDGER = Path(".lumozbatch") / "ledger.jsonl"
+MANIFESTS_DIR = Path(__file__).resolve().parents[2] / "manifests"
 COLORS = [(200, 40, 40), (40, 160, 60), (40, 60, 200), (220, 180, 30), (150, 40, 160), (30, 170, 170)]
 
 
