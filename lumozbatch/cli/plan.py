@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from lumozbatch.core.identity import canonical_json, normalize
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.manifest import Manifest
 
@@ -30,7 +29,7 @@ _SHOWN = 6  # values shown per variable in the text form
 class _Group:
     model: str = ""
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # var -> canonical -> value
+    values: dict[str, dict[Any, Any]] = field(default_factory=dict)  # var -> key -> value
 
     @property
     def total(self) -> int:
@@ -94,7 +93,7 @@ def summarize(
             seen = group.values.setdefault(name, {})
             if len(seen) < _MAX_TRACKED:
                 value = spec.variables[name]
-                seen.setdefault(canonical_json(normalize(value)), value)
+                seen.setdefault((type(value) is bool, value), value)  # scalars: 1 == 1.0, not true
     return PlanSummary(
         name=manifest.name,
         manifest=manifest.path,

@@ -13,6 +13,7 @@ Filenames: the job's template (or ``output.filename``) filled with the variables
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterator
@@ -79,9 +80,18 @@ def _params(job: JobDef, variables: dict[str, Any]) -> tuple[dict[str, Any], lis
     return params, failures
 
 
-def _slug(value: Any) -> str:
-    text = re.sub(r"[^\w]+", "-", render_value(value, "").lower()).strip("-_")
+_NOT_WORD = re.compile(r"[^\w]+")
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+@functools.lru_cache(maxsize=65536)
+def _slug_cached(kind: type, value: Any) -> str:
+    text = _NOT_WORD.sub("-", render_value(value, "").lower()).strip("-_")
     return text[:_SLUG_CHARS].strip("-_") or "x"
+
+
+def _slug(value: Any) -> str:
+    return _slug_cached(type(value), value)  # the type keeps 1, 1.0 and true apart
 
 
 def _filename(job: JobDef, index: int, repeat: int, variables: dict[str, Any], identity: str) -> str:
@@ -107,7 +117,7 @@ def filename_problem(name: str) -> str | None:
         return "the filename is empty"
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return f"{name!r} is absolute; filenames are relative to the output folder"
-    if "\\" in name or any(ord(c) < 32 or c == "\x7f" for c in name):
+    if _BAD_CHAR.search(name):
         return f"{name!r} holds a backslash or a control character"
     segments = name.split("/")
     for segment in segments:

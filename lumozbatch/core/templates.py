@@ -47,7 +47,9 @@ class Template:
         for literal, name, spec in self.parts:
             out.append(literal)
             if name is not None:
-                out.append(render_value(values[name], spec, name))
+                value = values[name]
+                # the common case first: a plain string field needs no formatting
+                out.append(value if not spec and type(value) is str else render_value(value, spec, name))
         return "".join(out)
 
 
