@@ -53,11 +53,14 @@ class DownloadError(Exception):
     (ask ``/check`` for a fresh URL).
     """
 
-    def __init__(self, failure: Failure, message: str, *, status: int | None = None) -> None:
+    def __init__(
+        self, failure: Failure, message: str, *, status: int | None = None, permanent: bool = False
+    ) -> None:
         super().__init__(message)
         self.failure = failure
         self.status = status
         self.message = message
+        self.permanent = permanent  # trying again cannot help (a bad name, an absurd size)
 
     @property
     def expired(self) -> bool:
@@ -136,7 +139,7 @@ async def download(
     try:
         target = safe_target(out_dir, stem)
     except ValueError as exc:
-        raise DownloadError(Failure.HTTP, str(exc)) from None
+        raise DownloadError(Failure.HTTP, str(exc), permanent=True) from None
     await trio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
     tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
     try:
@@ -169,7 +172,7 @@ async def _fetch(http: httpx.AsyncClient, url: str, tmp: Path, timeout: httpx.Ti
                 )
             expected = _content_length(response.headers)
             if expected is not None and expected > MAX_BYTES:
-                raise DownloadError(Failure.HTTP, f"output is too large ({expected} bytes)", status=200)
+                raise DownloadError(Failure.HTTP, f"output is too large ({expected} bytes)", permanent=True)
             received, head = await _stream_to(response, tmp)
     except httpx.TransportError as exc:
         raise DownloadError(Failure.SENT_NO_ANSWER, f"download failed: {type(exc).__name__}: {exc}") from exc
@@ -212,7 +215,7 @@ async def _stream_to(response: httpx.Response, tmp: Path) -> tuple[int, bytes]:
         async for chunk in response.aiter_bytes(_CHUNK):
             received += len(chunk)
             if received > MAX_BYTES:
-                raise DownloadError(Failure.HTTP, "output is too large", status=200)
+                raise DownloadError(Failure.HTTP, "output is too large", permanent=True)
             if len(head) < 16:
                 head = (head + chunk)[:16]
             pending += chunk

@@ -9,6 +9,7 @@ asked first sends first. A waiter wakes early when an answer changes the picture
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
@@ -93,7 +94,8 @@ class SharedLimiter:
     def _on_response(self, status: int, headers: Mapping[str, str]) -> None:
         now = trio.current_time()
         self.responses += 1
-        self.core.on_response(now, status=status, headers=headers)
+        # ``wall`` only matters for an answer without a Date header.
+        self.core.on_response(now, status=status, headers=headers, wall=time.time())
         if status == 429:
             self.throttled += 1
             self._consecutive_429 += 1

@@ -1,0 +1,153 @@
+"""From a manifest's jobs and the ledger's state to the records ``apply`` appends, and the cap.
+
+``plan_batch`` computes without writing: new ``job`` records (random seeds pinned once,
+here), ``retire`` records for ledger jobs gone from the manifest, ``reset`` records for
+``--retry-failed`` / ``--resubmit-ambiguous``, and how many generations the run would
+submit against how many the ledger already counts as spent, so ``apply`` can refuse up
+front and write nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lumozbatch.core.jobspec import JobSpec
+from lumozbatch.core.ledger_codec import JobRecord, JobState, LedgerState, pin_job_record
+from lumozbatch.errors import GenerationCapExceeded
+
+__all__ = ["Plan", "check_cap", "plan_batch", "plan_resume", "spent_generations"]
+
+#: States whose ``run`` may have been billed: accepted, or sent with the answer lost.
+_SPENT = frozenset(
+    {JobState.SUBMITTING, JobState.SUBMITTED, JobState.COMPLETED, JobState.DONE, JobState.AMBIGUOUS}
+)
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a run is about to do, before anything is written."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    new: int = 0
+    retired: int = 0
+    reactivated: int = 0
+    reset_failed: int = 0
+    reset_billed: int = 0  # failed jobs that were billed and will be paid again
+    reset_ambiguous: int = 0
+    to_submit: int = 0  # pending after the plan: each will cost one generation
+    in_flight: int = 0  # accepted but not downloaded: polled/downloaded, no new cost
+    done: int = 0
+    failed: int = 0
+    ambiguous: int = 0
+    spent: int = 0  # generations the ledger already counts as paid or possibly paid
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "new": self.new,
+            "pending": self.to_submit,
+            "done": self.done,
+            "in_flight": self.in_flight,
+            "failed": self.failed,
+            "ambiguous": self.ambiguous,
+            "retired": self.retired,
+            "total": self.to_submit + self.done + self.in_flight + self.failed + self.ambiguous,
+        }
+
+
+def spent_generations(jobs: Iterable[JobRecord]) -> int:
+    """Submissions the batch has made that may cost money, retired jobs included."""
+    return sum(1 for j in jobs if j.state in _SPENT or (j.state == JobState.FAILED and j.billed))
+
+
+def plan_batch(
+    state: LedgerState,
+    specs: Iterable[JobSpec],
+    *,
+    retry_failed: bool = False,
+    resubmit_ambiguous: bool = False,
+) -> Plan:
+    """The records ``apply`` appends for ``specs`` (the manifest's jobs, in order)."""
+    plan = Plan()
+    wanted: set[str] = set()
+    for spec in specs:
+        wanted.add(spec.identity)
+        known = state.jobs.get(spec.identity)
+        if known is None or known.retired:
+            # A new job record (also re-activates a retired identity); the seed is pinned
+            # now and the ledger keeps it.
+            record = pin_job_record(spec, secrets.randbelow(2**32))
+            if known is None:
+                plan.new += 1
+            else:
+                # Back in the manifest: keep the seed it was pinned to the first time.
+                record["params"] = dict(known.params)
+                plan.reactivated += 1
+            plan.records.append(record)
+    for identity, job in state.jobs.items():
+        if identity not in wanted and not job.retired:
+            plan.records.append({"t": "retire", "id": identity})
+            plan.retired += 1
+    # Jobs already in the ledger that the manifest still wants (re-activated ones too).
+    active = [j for j in state.jobs.values() if j.identity in wanted]
+    _count(plan, active, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+    plan.to_submit += plan.new
+    plan.spent = spent_generations(state.jobs.values())
+    return plan
+
+
+def plan_resume(
+    state: LedgerState, *, retry_failed: bool = False, resubmit_ambiguous: bool = False
+) -> Plan:
+    """The batch exactly as the ledger holds it: every non-retired job."""
+    plan = Plan()
+    active = [j for j in state.jobs.values() if not j.retired]
+    plan.retired = sum(1 for j in state.jobs.values() if j.retired)
+    _count(plan, active, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+    plan.spent = spent_generations(state.jobs.values())
+    return plan
+
+
+def _count(plan: Plan, jobs: list[JobRecord], *, retry_failed: bool, resubmit_ambiguous: bool) -> None:
+    for job in jobs:
+        st = job.state
+        if st == JobState.PENDING:
+            plan.to_submit += 1
+        elif st in (JobState.SUBMITTED, JobState.COMPLETED):
+            plan.in_flight += 1
+        elif st == JobState.DONE:
+            plan.done += 1
+        elif st == JobState.FAILED:
+            if retry_failed:
+                plan.records.append({"t": "reset", "id": job.identity, "why": "retry-failed"})
+                plan.reset_failed += 1
+                plan.reset_billed += 1 if job.billed else 0
+                plan.to_submit += 1
+            else:
+                plan.failed += 1
+        elif st in (JobState.AMBIGUOUS, JobState.SUBMITTING):
+            if resubmit_ambiguous:
+                plan.records.append({"t": "reset", "id": job.identity, "why": "resubmit-ambiguous"})
+                plan.reset_ambiguous += 1
+                plan.to_submit += 1
+            else:
+                plan.ambiguous += 1
+
+
+def check_cap(plan: Plan, cap: int | None, *, source: str) -> None:
+    """Refuse (``GenerationCapExceeded``) when the plan would pass ``cap``; ``source`` names it."""
+    if cap is None:
+        return
+    total = plan.spent + plan.to_submit
+    if total > cap:
+        raise GenerationCapExceeded(
+            f"this run would bring the batch to {total} generations, over the cap of {cap} "
+            f"({source}); nothing was submitted",
+            details=[
+                f"already spent or possibly spent (ledger): {plan.spent}",
+                f"to submit now: {plan.to_submit}",
+                f"cap: {cap} -> raise it with --max-generations N, or trim the manifest",
+            ],
+        )

@@ -1,0 +1,593 @@
+"""The run loop: one trio nursery that submits, polls and downloads a batch's jobs.
+
+``concurrency`` workers each carry one job at a time from ``pending`` to ``done`` (submit ->
+poll -> download), so it bounds the jobs in flight; the HTTP calls themselves are bounded by
+the one ``SharedLimiter`` that every API call passes through. Every step is appended to the
+ledger before (intent) or right after (answer) it happens.
+
+Money rules, in the order they matter:
+
+- a ``run`` is sent only after its intent is durable, and inside a shielded scope (with a
+  deadline) that also records its answer, so Ctrl-C never loses a paid request_id;
+- a ``run`` is retried only when it certainly created nothing (``core.retry.decide_run``);
+  an answer lost after sending makes the job ambiguous, never resubmitted silently;
+- the first ``run`` of each model goes alone; the others wait for its acceptance, and a
+  ``404 model_not_found`` fails the rest of that model without sending them;
+- ``401`` stops everything (``AuthenticationError``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from lumozbatch.core.events import Event, EventSink, discard
+from lumozbatch.core.jobstate import TRANSITIONS
+from lumozbatch.core.ledger_codec import JobRecord, JobState
+from lumozbatch.core.polling import PollPlanner
+from lumozbatch.core.retry import Failure, decide_fetch, decide_run
+from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
+from lumozbatch.shell.api import ApiCallError, LumozClient
+from lumozbatch.shell.download import DownloadError, download
+from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.results import append_result
+
+__all__ = ["BatchRunner", "RunOptions", "RunOutcome", "exit_code_for", "run_batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Knobs of one run (defaults fit the real API)."""
+
+    concurrency: int = 8
+    #: A sent ``run`` may take this long to be answered and recorded after Ctrl-C.
+    shield_seconds: float = 90.0
+    #: Stop polling a job after this long (it stays in flight; ``resume`` polls it again).
+    max_poll_seconds: float = 3600.0
+    #: Give up downloading after this many refreshed URLs (the job stays completed).
+    max_refreshes: int = 3
+    #: Poll jobs found in flight at start at once (their results may be waiting).
+    resume_poll_delay: float = 0.0
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    """What a run left behind: ledger counts and the exit code SPEC.md gives them."""
+
+    counts: dict[str, int]
+    exit_code: int
+    interrupted: bool = False
+    calls: dict[str, int] = field(default_factory=dict)
+
+
+def exit_code_for(jobs: Mapping[str, JobRecord]) -> int:
+    """0 when every live job is downloaded, else 1 (failed, ambiguous, or left pending)."""
+    live = [j for j in jobs.values() if not j.retired]
+    return 0 if all(j.state == JobState.DONE for j in live) else 1
+
+
+_PROBING, _OPEN, _DEAD = "probing", "open", "dead"
+#: Whether the ledger can record "failed without being sent" (model_not_found for the rest).
+_CAN_FAIL_UNSENT = (JobState.PENDING, "failed") in TRANSITIONS
+
+
+class _Gates:
+    """Per-model admission: the first ``run`` goes alone, the rest wait for its answer."""
+
+    def __init__(self, proven: set[str]) -> None:
+        self.state: dict[str, str] = {m: _OPEN for m in proven}
+        self.dead_reason: dict[str, tuple[str, str | None]] = {}
+        self.changed = trio.Event()
+
+    def admit(self, model: str) -> bool:
+        """True when a job of ``model`` may be submitted now (possibly as the probe)."""
+        state = self.state.get(model)
+        if state is None:
+            self.state[model] = _PROBING
+            return True
+        return state == _OPEN
+
+    def is_dead(self, model: str) -> bool:
+        return self.state.get(model) == _DEAD
+
+    def settle(self, model: str, outcome: str, reason: tuple[str, str | None] | None = None) -> None:
+        """The probe ended: ``open`` (model exists), ``dead`` (404), or ``retry`` (unknown yet)."""
+        if self.state.get(model) == _DEAD:
+            return
+        if outcome == "open":
+            self.state[model] = _OPEN
+        elif outcome == "dead":
+            self.state[model] = _DEAD
+            self.dead_reason[model] = reason or ("model not found", "model_not_found")
+        elif self.state.get(model) == _PROBING:
+            del self.state[model]  # someone else probes next
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+class BatchRunner:
+    """Runs every non-retired unfinished job of an open ledger to completion (or a stop)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: LumozClient,
+        storage: httpx.AsyncClient,
+        out_dir: Path,
+        *,
+        options: RunOptions = RunOptions(),
+        sink: EventSink = discard,
+        planner: PollPlanner | None = None,
+        rand: Callable[[], float] = random.random,
+        embed: Callable[[Path, dict[str, Any]], None] | None = None,
+        result_extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.storage = storage
+        self.out_dir = out_dir
+        self.options = options
+        self.sink = sink
+        self.planner = planner if planner is not None else PollPlanner()
+        self.rand = rand
+        self.embed = embed
+        self.result_extra = dict(result_extra or {})
+        self.calls = {"run": 0, "check": 0, "download": 0}
+        self.interrupts = 0
+        self._auth_error: ApiCallError | None = None
+        self._work: trio.CancelScope | None = None
+        self._shields: set[trio.CancelScope] = set()
+        self._stopping = False
+        self._accepted_at: dict[str, float] = {}
+        self._unsent_failures: list[dict[str, Any]] = []
+        jobs = ledger.state.jobs
+        proven = {j.model for j in jobs.values() if j.request_id is not None}
+        self._gates = _Gates(proven)
+        # Jobs already submitted come first: they hold money and their outputs expire.
+        active = [j for j in jobs.values() if not j.retired]
+        in_flight = [j.identity for j in active if j.state in (JobState.SUBMITTED, JobState.COMPLETED)]
+        pending = [j.identity for j in active if j.state == JobState.PENDING]
+        self._queue: deque[str] = deque(in_flight + pending)
+        self._resumed = set(in_flight)
+
+    # -- public -------------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Ctrl-C. First: stop submitting, let sent runs be recorded. Second: stop now."""
+        self.interrupts += 1
+        if self.interrupts == 1:
+            self._emit(Event("interrupted", time=trio.current_time(), reason="stopping: recording answers of requests already sent"))
+            self._stop()
+        else:
+            # The ledger stays consistent: an unanswered run replays as ambiguous.
+            for scope in list(self._shields):
+                scope.shield = False
+                scope.cancel()
+            self._stop()
+
+    async def run(self) -> RunOutcome:
+        """Work until every job is settled, then return; raises on 401 or Ctrl-C."""
+        await self._reconcile_results()
+        with trio.CancelScope() as work:
+            self._work = work
+            if self._stopping:
+                work.cancel()
+            async with trio.open_nursery() as workers:
+                for _ in range(max(1, self.options.concurrency)):
+                    workers.start_soon(self._worker)
+        state = self.ledger.state
+        if self._auth_error is not None:
+            raise AuthenticationError(
+                "the API refused the key (401): check LUMOZ_API_KEY",
+                details=[self._auth_error.describe()],
+            )
+        if self.interrupts:
+            raise Interrupted(
+                "interrupted; every request sent was recorded, the batch is resumable",
+                details=[f"continue with: lumozbatch resume {self.out_dir}"],
+            )
+        return RunOutcome(
+            counts=state.counts(), exit_code=exit_code_for(state.jobs), calls=dict(self.calls)
+        )
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def _stop(self) -> None:
+        self._stopping = True
+        if self._work is not None:
+            self._work.cancel()
+
+    async def _next_job(self) -> JobRecord | None:
+        jobs = self.ledger.state.jobs
+        while not self._stopping:
+            doomed: list[JobRecord] = []
+            chosen: JobRecord | None = None
+            for identity in list(self._queue):
+                rec = jobs[identity]
+                if rec.state != JobState.PENDING:
+                    chosen = rec
+                elif self._gates.is_dead(rec.model):
+                    doomed.append(rec)
+                    self._queue.remove(identity)
+                    continue
+                elif self._gates.admit(rec.model):
+                    chosen = rec
+                if chosen is not None:
+                    self._queue.remove(identity)
+                    break
+            if doomed:
+                await self._fail_unsent(doomed)
+            if chosen is not None:
+                return chosen
+            if not self._queue:
+                return None
+            if not doomed:
+                await self._gates.changed.wait()
+        return None
+
+    async def _fail_unsent(self, doomed: list[JobRecord]) -> None:
+        """Fail jobs of a model the API does not know, without sending them."""
+        records = []
+        for rec in doomed:
+            reason, code = self._gates.dead_reason[rec.model]
+            records.append({"t": "failed", "id": rec.identity, "reason": f"not sent: {reason}", "code": code, "billed": False})
+        if _CAN_FAIL_UNSENT:
+            await self.ledger.append(*records)
+        else:
+            # This ledger cannot record a failure of a job never sent: it stays pending (and
+            # is reported); the next run sends its model's probe again.
+            self._unsent_failures.extend(records)
+        for record, rec in zip(records, doomed):
+            self._emit(self._job_event("failed", rec, reason=record["reason"], code=record["code"]))
+
+    async def _worker(self) -> None:
+        while (rec := await self._next_job()) is not None:
+            identity = rec.identity
+            if rec.state == JobState.PENDING:
+                await self._submit(rec)
+            rec = self.ledger.state.jobs[identity]
+            if rec.state == JobState.SUBMITTED:
+                await self._poll(rec)
+            rec = self.ledger.state.jobs[identity]
+            if rec.state == JobState.COMPLETED:
+                await self._fetch(rec)
+
+    # -- submit -------------------------------------------------------------------------
+
+    async def _submit(self, rec: JobRecord) -> None:
+        attempt = 1  # core.retry counts attempts from 1
+        settled = False
+        try:
+            while not self._stopping:
+                outcome = await self._send_run(rec, attempt)
+                if outcome is None:
+                    settled = True
+                    self._gates.settle(rec.model, "open")
+                    return
+                decision = decide_run(
+                    outcome.failure, outcome.status, outcome.code, attempt, rand=self.rand()
+                )
+                reason = outcome.describe()
+                action = decision.action
+                if action == "retry":
+                    await self.ledger.append({"t": "unsent", "id": rec.identity, "reason": reason})
+                    self._emit(self._job_event("retry", rec, endpoint="run", reason=reason, delay=decision.delay))
+                    attempt += 1
+                    await trio.sleep(decision.delay)
+                    continue
+                if action == "ambiguous":
+                    await self.ledger.append({"t": "ambiguous", "id": rec.identity, "reason": reason})
+                    self._emit(self._job_event("ambiguous", rec, reason=reason))
+                    return
+                if action in ("fail_job", "fail_model"):
+                    await self.ledger.append(
+                        {"t": "failed", "id": rec.identity, "reason": reason, "code": outcome.code, "billed": False}
+                    )
+                    self._emit(self._job_event("failed", rec, reason=reason, code=outcome.code))
+                    settled = True
+                    if action == "fail_model":
+                        self._gates.settle(rec.model, "dead", (reason, outcome.code or "model_not_found"))
+                    else:
+                        self._gates.settle(rec.model, "open")  # the model exists; params did not pass
+                    return
+                if action == "fatal_auth":
+                    await self.ledger.append({"t": "unsent", "id": rec.identity, "reason": reason})
+                    self._auth_error = outcome
+                    self._stop()
+                    return
+                # give_up (or anything new): nothing was created; the job stays pending.
+                await self.ledger.append({"t": "unsent", "id": rec.identity, "reason": reason})
+                self._emit(self._job_event("warning", rec, reason=f"run not sent after {attempt} attempts: {reason}"))
+                return
+        finally:
+            if not settled:
+                self._gates.settle(rec.model, "retry")
+
+    async def _send_run(self, rec: JobRecord, attempt: int) -> ApiCallError | None:
+        """One ``run``: intent, send, record; None when accepted. Shielded once the slot is ours."""
+        async with self.client.slot() as slot:
+            with trio.CancelScope(shield=True) as shield:
+                shield.deadline = trio.current_time() + self.options.shield_seconds
+                self._shields.add(shield)
+                try:
+                    return await self._send_run_shielded(rec, attempt, slot)
+                finally:
+                    self._shields.discard(shield)
+        # Reached only when the shield's deadline (or a second Ctrl-C) cut the call short:
+        # the run may have been received, so the job is ambiguous (a replay says the same).
+        return ApiCallError(
+            Failure.SENT_NO_ANSWER,
+            message=f"no answer recorded within {self.options.shield_seconds:.0f}s",
+        )
+
+    async def _send_run_shielded(self, rec: JobRecord, attempt: int, slot: Any) -> ApiCallError | None:
+        attempts = self.ledger.state.jobs[rec.identity].attempts
+        await self.ledger.append({"t": "intent", "id": rec.identity, "attempt": attempts + 1})
+        self._emit(self._job_event("submit", rec))
+        self.calls["run"] += 1
+        try:
+            answer = await self.client.run(rec.model, rec.params, slot=slot)
+        except ApiCallError as err:
+            return err
+        now = trio.current_time()
+        records: list[dict[str, Any]] = [{"t": "accepted", "id": rec.identity, "request_id": answer.request_id}]
+        if answer.output:
+            records.append(
+                {"t": "completed", "id": rec.identity, "request_id": answer.request_id, "url": answer.output, "output_type": answer.output_type}
+            )
+        await self.ledger.append(*records)
+        self._accepted_at[rec.identity] = now
+        self._emit(self._job_event("accepted", rec, request_id=answer.request_id))
+        if answer.output:
+            self.planner.observe(rec.model, 0.0)
+            self._emit(self._job_event("completed", rec, request_id=answer.request_id, url=answer.output))
+        return None
+
+    # -- poll ---------------------------------------------------------------------------
+
+    async def _poll(self, rec: JobRecord) -> None:
+        identity = rec.identity
+        request_id = rec.request_id
+        assert request_id is not None
+        resumed = identity not in self._accepted_at
+        started = self._accepted_at.get(identity, trio.current_time())
+        give_up_at = trio.current_time() + self.options.max_poll_seconds
+        delay = self.options.resume_poll_delay if resumed else self.planner.first_delay(rec.model)
+        polls = 0
+        attempt = 1
+        while True:
+            await trio.sleep(max(0.0, delay))
+            if trio.current_time() >= give_up_at:
+                self._emit(self._job_event("warning", rec, reason=f"request {request_id} still not done after {self.options.max_poll_seconds:.0f}s; left in flight"))
+                return
+            self.calls["check"] += 1
+            try:
+                answer = await self.client.check(request_id)
+            except ApiCallError as err:
+                decision = decide_fetch(err.failure, err.status, attempt, rand=self.rand())
+                if decision.action == "retry":
+                    attempt += 1
+                    delay = decision.delay
+                    self._emit(self._job_event("retry", rec, endpoint="check", reason=err.describe(), delay=delay))
+                    continue
+                if decision.action == "fatal_auth":
+                    self._auth_error = err
+                    self._stop()
+                    return
+                if decision.action == "fail_job":
+                    # The API does not know this request (or refuses to say): it was accepted,
+                    # so count it billed; --retry-failed sends it again.
+                    reason = f"check refused: {err.describe()}"
+                    await self.ledger.append({"t": "failed", "id": identity, "reason": reason, "code": err.code, "billed": True})
+                    self._emit(self._job_event("failed", rec, reason=reason, code=err.code))
+                    return
+                self._emit(self._job_event("warning", rec, reason=f"check of request {request_id} gave up: {err.describe()}; left in flight"))
+                return
+            polls += 1
+            attempt = 1
+            now = trio.current_time()
+            if answer.completed:
+                await self.ledger.append(
+                    {"t": "completed", "id": identity, "request_id": request_id, "url": answer.output, "output_type": answer.output_type}
+                )
+                if not resumed:
+                    self.planner.observe(rec.model, now - started)
+                self._emit(self._job_event("completed", rec, request_id=request_id, url=answer.output))
+                return
+            if answer.failed:
+                reason = answer.error or "failed"
+                await self.ledger.append({"t": "failed", "id": identity, "reason": reason, "code": "failed", "billed": True})
+                self._emit(self._job_event("failed", rec, reason=reason, code="failed", request_id=request_id))
+                return
+            self._emit(self._job_event("progress", rec, request_id=request_id, progress=answer.progress))
+            delay = self.planner.next_delay(rec.model, elapsed=now - started, progress=answer.progress, polls=polls)
+
+    # -- download -----------------------------------------------------------------------
+
+    async def _fetch(self, rec: JobRecord) -> None:
+        identity = rec.identity
+        url = rec.url
+        assert url is not None and rec.request_id is not None
+        attempt = 1
+        refreshes = 0
+        while True:
+            self.calls["download"] += 1
+            try:
+                got = await download(self.storage, url, self.out_dir, rec.filename, embed=self._embedder(rec))
+            except DownloadError as err:
+                if err.permanent:
+                    await self._download_failed(rec, err.message)
+                    return
+                decision = decide_fetch(err.failure, err.status, attempt, rand=self.rand(), endpoint="download")
+                if decision.action == "refresh":
+                    if refreshes >= self.options.max_refreshes:
+                        await self._download_failed(rec, f"the output URL keeps expiring: {err.message}")
+                        return
+                    refreshes += 1
+                    fresh = await self._refresh(rec)
+                    if fresh is None:
+                        return
+                    url = fresh
+                    continue
+                if decision.action == "retry":
+                    attempt += 1
+                    self._emit(self._job_event("retry", rec, endpoint="download", reason=err.message, delay=decision.delay))
+                    await trio.sleep(decision.delay)
+                    continue
+                await self._download_failed(rec, err.message)
+                return
+            await self.ledger.append(
+                {"t": "downloaded", "id": identity, "file": got.rel, "sha256": got.sha256, "bytes": got.bytes}
+            )
+            await trio.to_thread.run_sync(append_result, self.out_dir, self._result_row(self.ledger.state.jobs[identity]))
+            self._emit(self._job_event("downloaded", rec, file=got.rel, bytes=got.bytes, sha256=got.sha256))
+            return
+
+    async def _download_failed(self, rec: JobRecord, why: str) -> None:
+        """Paid for, not on disk: the job stays COMPLETED (the reason is recorded) and the
+        next run downloads it again."""
+        reason = f"download failed: {why}"
+        await self.ledger.append({"t": "failed", "id": rec.identity, "reason": reason, "code": "download", "billed": True})
+        self._emit(self._job_event("warning", rec, reason=f"{reason}; resume downloads it again"))
+
+    async def _refresh(self, rec: JobRecord) -> str | None:
+        """Ask ``/check`` for a fresh output URL (the old one expired)."""
+        assert rec.request_id is not None
+        attempt = 1
+        while True:
+            self.calls["check"] += 1
+            try:
+                answer = await self.client.check(rec.request_id)
+            except ApiCallError as err:
+                decision = decide_fetch(err.failure, err.status, attempt, rand=self.rand())
+                if decision.action == "retry":
+                    attempt += 1
+                    await trio.sleep(decision.delay)
+                    continue
+                if decision.action == "fatal_auth":
+                    self._auth_error = err
+                    self._stop()
+                    return None
+                self._emit(self._job_event("warning", rec, reason=f"could not refresh the output URL: {err.describe()}"))
+                return None
+            if answer.completed and answer.output:
+                return answer.output
+            self._emit(self._job_event("warning", rec, reason=f"the output URL expired and check says {answer.status!r}; left completed"))
+            return None
+
+    def _embedder(self, rec: JobRecord) -> Callable[[Path], None] | None:
+        if self.embed is None:
+            return None
+        embed = self.embed
+        meta = {
+            "job": rec.job,
+            "identity": rec.identity,
+            "model": rec.model,
+            "params": rec.params,
+            "variables": rec.variables,
+            "request_id": rec.request_id,
+            **{k: v for k, v in self.result_extra.items() if k == "manifest"},
+        }
+        return lambda tmp: embed(tmp, meta)
+
+    def _result_row(self, rec: JobRecord) -> dict[str, Any]:
+        return {
+            "job": rec.job,
+            "identity": rec.identity,
+            "variables": rec.variables,
+            "model": rec.model,
+            "params": rec.params,
+            "request_id": rec.request_id,
+            "file": rec.file,
+            "sha256": rec.sha256,
+            "bytes": rec.bytes,
+            **self.result_extra,
+        }
+
+    async def _reconcile_results(self) -> None:
+        """Rows for outputs the ledger holds but results.jsonl lacks (a crash in between)."""
+        path = self.out_dir / "results.jsonl"
+        seen = await trio.to_thread.run_sync(_result_identities, path)
+        missing = [
+            j for j in self.ledger.state.jobs.values()
+            if j.state == JobState.DONE and j.identity not in seen
+        ]
+        for rec in missing:
+            await trio.to_thread.run_sync(append_result, self.out_dir, self._result_row(rec))
+
+    # -- events -------------------------------------------------------------------------
+
+    def _job_event(self, kind: str, rec: JobRecord, **fields: Any) -> Event:
+        return Event(
+            kind,
+            time=trio.current_time(),
+            job=rec.job,
+            identity=rec.identity,
+            key=rec.identity[:12],
+            model=rec.model,
+            **fields,
+        )
+
+    def _emit(self, event: Event) -> None:
+        self.sink(event)
+
+
+def _result_identities(path: Path) -> set[str]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return set()
+    seen = set()
+    for line in data.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue  # a torn last line
+        if isinstance(row, dict) and isinstance(row.get("identity"), str):
+            seen.add(row["identity"])
+    return seen
+
+
+async def run_batch(
+    runner: BatchRunner,
+    *,
+    handle_sigint: bool = False,
+) -> RunOutcome:
+    """Run ``runner`` with the ledger's group-commit writer alongside (and Ctrl-C handling).
+
+    With ``handle_sigint``, the first SIGINT stops submitting and lets sent runs be recorded
+    (then ``Interrupted``); a second one stops at once, leaving unanswered runs ambiguous.
+    """
+    outcome: RunOutcome | None = None
+    error: LumozbatchError | None = None
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner.ledger.run_writer)
+        if handle_sigint:
+            await nursery.start(_watch_sigint, runner)
+        try:
+            outcome = await runner.run()
+        except LumozbatchError as exc:
+            # Raised outside the nursery, so callers see the error itself, not a group.
+            error = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    assert outcome is not None
+    return outcome
+
+
+async def _watch_sigint(runner: BatchRunner, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        task_status.started()
+        async for _ in signals:
+            runner.interrupt()
