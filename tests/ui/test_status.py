@@ -1,0 +1,70 @@
+"""status: what the ledger knows, as a table or JSON; no ledger -> exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lumozbatch.cli import main
+from lumozbatch.ui.status import render_status, status_data
+
+
+def test_status_table_lists_counts_failures_and_ambiguous(portraits) -> None:
+    b, out = portraits
+    result = CliRunner().invoke(main, ["status", "outputs/sketch-portraits"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert text.startswith("batch sketch-portraits in outputs/sketch-portraits, manifest manifests/sketch.yaml\n")
+    row = next(line for line in text.splitlines() if line.strip().startswith("portraits"))
+    assert row.split() == ["portraits", "0", "0", "6", "1", "1", "8"]
+    assert "failed (1):" in text
+    assert f"portraits#{b.ids[3][:12]} flux-sketch-smudge [validation_error]: guidance must be at most 10" in text
+    assert "ambiguous (1) (sent, answer lost: may have been billed, no result to fetch):" in text
+    assert f"portraits#{b.ids[6][:12]} flux-sketch-smudge: read timeout after the run was sent" in text
+    assert ("retry the failed jobs:    lumozbatch apply manifests/sketch.yaml --out outputs/sketch-portraits "
+            "--retry-failed") in text
+    assert "--resubmit-ambiguous" in text
+    assert "continue:" not in text  # nothing pending or in flight
+
+
+def test_status_json(portraits) -> None:
+    b, out = portraits
+    result = CliRunner().invoke(main, ["status", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["name"] == "sketch-portraits"
+    assert data["counts"] == {"pending": 0, "in_flight": 0, "done": 6, "failed": 1, "ambiguous": 1,
+                              "retired": 0, "total": 8}
+    assert data["jobs"] == {"portraits": {"pending": 0, "in_flight": 0, "done": 6, "failed": 1, "ambiguous": 1,
+                                          "total": 8}}
+    assert [f["identity"] for f in data["failed"]] == [b.ids[3]]
+    assert data["failed"][0]["reason"] == "guidance must be at most 10"
+    assert data["failed"][0]["billed"] is False
+    assert [a["identity"] for a in data["ambiguous"]] == [b.ids[6]]
+
+
+def test_status_per_job_and_in_flight(batch, tmp_path: Path) -> None:
+    b = batch()
+    a = b.job("portraits", {"subject": "a"})
+    b.job("portraits", {"subject": "b"})
+    c = b.job("towers", {"time": "dawn"}, model="hidream-l1")
+    b.accepted(a, request_id=99)
+    b.done(c, "towers/c.png")
+    data = status_data(b.state(), out_dir=tmp_path)
+    assert data["jobs"]["portraits"] == {"pending": 1, "in_flight": 1, "done": 0, "failed": 0, "ambiguous": 0,
+                                         "total": 2}
+    assert data["in_flight"][0]["request_id"] == 99
+    text = render_status(b.state(), out_dir=Path("outputs/x"))
+    all_row = next(line for line in text.splitlines() if line.strip().startswith("all"))
+    assert all_row.split() == ["all", "1", "1", "1", "0", "0", "3"]
+    assert "continue:                 lumozbatch resume outputs/x" in text
+
+
+def test_status_without_a_ledger_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["status", "empty"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ")
+    assert "ledger" in result.output.lower()

@@ -1,0 +1,99 @@
+"""RunView (what the display counts) and the ETA under a rate limit: pure, exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lumozbatch.core.events import Event
+from lumozbatch.ui.eta import calls_needed, estimate_eta
+from lumozbatch.ui.ratelimit_file import RATELIMIT_FILE, RateLimitRecord, eta_for, load_snapshot, save_snapshot
+from lumozbatch.ui.view import RunView
+
+
+def ident(n: int) -> str:
+    return f"{n:064x}"
+
+
+def test_counts_follow_each_identity_through_its_phases() -> None:
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 5, "new": 3, "done": 1, "in_flight": 1}))
+    assert view.counts() == {"done": 1, "failed": 0, "ambiguous": 0, "submitting": 0, "running": 1,
+                             "downloading": 0, "pending": 3, "total": 5}
+    view.apply(Event("submit", 1.0, job="a", identity=ident(1)))
+    view.apply(Event("accepted", 2.0, job="a", identity=ident(1), request_id=5))
+    # the job that was in flight before this run reports in: it replaces the plan's count
+    view.apply(Event("completed", 2.5, job="a", identity=ident(9), request_id=4, url="u"))
+    c = view.counts()
+    assert (c["running"], c["downloading"], c["pending"]) == (1, 1, 2)
+    view.apply(Event("downloaded", 3.0, job="a", identity=ident(9), file="f"))
+    view.apply(Event("ambiguous", 4.0, job="a", identity=ident(1), reason="lost"))
+    c = view.counts()
+    assert (c["done"], c["ambiguous"], c["running"], c["pending"]) == (2, 1, 0, 2)
+    assert [e.kind for e in view.failures] == ["ambiguous"]
+    assert view.groups["a"].count("done") == 1 and view.groups["a"].count("ambiguous") == 1
+
+
+def test_rate_limit_countdown_is_measured_from_the_event() -> None:
+    view = RunView()
+    view.apply(Event("rate_limit", 10.0, limit=60, remaining=0, reset_in=5.0, wait=5.0))
+    assert view.rate.waiting(10.0) == 5.0
+    assert view.rate.waiting(12.5) == 2.5
+    assert view.rate.waiting(20.0) == 0.0
+    assert view.rate.resets_in(11.0) == 4.0
+
+
+def test_eta_from_observed_finishes() -> None:
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 10, "new": 10}))
+    assert view.eta(1.0) is None  # nothing finished yet: no rate to go by
+    for i in range(4):
+        view.apply(Event("submit", float(i), job="a", identity=ident(i)))
+        view.apply(Event("downloaded", 2.0 + i, job="a", identity=ident(i), file="f"))
+    # 4 finishes one second apart -> 1 job/s; 6 left -> 6 s after the last finish (t=5)
+    assert view.rate_per_second() == 1.0
+    assert view.eta(5.0) == 6.0
+    assert view.eta(7.0) == 4.0
+    view.apply(Event("rate_limit", 7.0, limit=60, remaining=0, reset_in=30.0, wait=30.0))
+    assert view.eta(7.0) == 30.0  # not before the limiter lets the next request go
+
+
+def test_calls_needed() -> None:
+    assert calls_needed(10) == 30
+    assert calls_needed(10, 4, polls_per_job=1.5) == 31
+
+
+@pytest.mark.parametrize(
+    ("calls", "limit", "window", "remaining", "reset_in", "expected"),
+    [
+        (0, 60, 5.0, None, None, 0.0),
+        (60, 60, 5.0, None, None, 5.0),  # one fresh window, paced over it
+        (30, 60, 5.0, None, None, 2.5),
+        (120, 60, 5.0, None, None, 10.0),
+        (10, 60, 5.0, 10, 2.0, 2.0),  # the rest of the current window
+        (130, 60, 5.0, 10, 2.0, 12.0),  # 10 now-ish, then 2 full windows
+        (61, 60, 5.0, 0, 3.0, 3.0 + 5.0 + 5.0 / 60),
+        (10, 60, None, None, None, 600.0),  # the provider's "per hour" when unknown
+    ],
+)
+def test_estimate_eta(calls, limit, window, remaining, reset_in, expected) -> None:
+    assert estimate_eta(calls, limit, window, remaining=remaining, reset_in=reset_in) == pytest.approx(expected)
+
+
+def test_estimate_eta_without_a_limit_is_unknown() -> None:
+    assert estimate_eta(10, None) is None
+    assert estimate_eta(10, 0, 5.0) is None
+
+
+def test_ratelimit_snapshot_round_trip_and_rollover(tmp_path: Path) -> None:
+    assert load_snapshot(tmp_path) is None
+    assert eta_for(None, 10, now=0.0) is None
+    record = RateLimitRecord(limit=60, remaining=0, reset_at=1000.0, observed_at=998.0, window=5.0)
+    save_snapshot(tmp_path, record)
+    assert (tmp_path / RATELIMIT_FILE).is_file()
+    assert load_snapshot(tmp_path) == record
+    assert eta_for(record, 60, now=998.0) == pytest.approx(2.0 + 5.0)  # wait the reset, then a window
+    assert eta_for(record, 60, now=2000.0) == pytest.approx(5.0)  # long reset: a fresh window
+    (tmp_path / RATELIMIT_FILE).write_text("{not json")
+    assert load_snapshot(tmp_path) is None
