@@ -149,7 +149,7 @@ class LiveReporter(Reporter):
         if event.kind in ERROR_KINDS:
             # Printed above the display: failures stay in the scroll-back as they happen.
             style = "yellow" if event.kind == "warning" else "red"
-            self.console.print(format_event(event), style=style, markup=False, highlight=False)
+            self.console.print(format_event(event), style=style, markup=False, highlight=False, soft_wrap=True)
         if self._started:
             self.live.refresh()
 
@@ -161,7 +161,8 @@ class LiveReporter(Reporter):
 
     def summary(self, text: str) -> None:
         self.close()
-        self.console.print(text, markup=False, highlight=False)
+        # soft_wrap: the terminal wraps long lines, so commands copy-paste whole
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def make_reporter(
