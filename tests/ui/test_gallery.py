@@ -83,3 +83,30 @@ def test_page_loads_images_and_switches_axes_in_a_browser(portraits, browser, tm
     done_colors = {COLORS[i % len(COLORS)] for i in (0, 1, 2, 4, 5, 7)}
     near = lambda c, d: all(abs(x - y) <= 3 for x, y in zip(c, d))  # noqa: E731
     assert all(any(near(c, s) for s in seen) for c in done_colors), (done_colors, seen)
+
+
+def test_gallery_command_writes_index_html_from_the_ledger(portraits) -> None:
+    from click.testing import CliRunner
+
+    from lumozbatch.cli import main
+
+    b, out = portraits
+    result = CliRunner().invoke(main, ["gallery", "outputs/sketch-portraits"])
+    assert result.exit_code == 0, result.output
+    assert result.output == f"wrote {Path('outputs/sketch-portraits') / 'index.html'}\n"
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "<title>sketch-portraits - lumozbatch gallery</title>" in html
+    assert all(ident in html for ident in b.ids)
+    assert "portraits/an_old_fisherman-melancholic-s1.png" in html
+    assert not list(out.glob(".index-*"))  # the temporary file was renamed into place
+
+
+def test_gallery_without_a_ledger_exits_2(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lumozbatch.cli import main
+
+    (tmp_path / "nothing").mkdir()
+    result = CliRunner().invoke(main, ["gallery", "nothing"])
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: ")
