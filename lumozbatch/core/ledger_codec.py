@@ -84,13 +84,16 @@ def encode(record: dict[str, Any]) -> bytes:
     return line.encode("utf-8") + b"\n"
 
 
-def decode_lines(data: bytes, *, file: str | None = None) -> tuple[list[dict[str, Any]], int]:
+def decode_lines(
+    data: bytes, *, file: str | None = None, require_type: bool = True
+) -> tuple[list[dict[str, Any]], int]:
     """Parse ledger bytes into records.
 
     Returns the records and the byte offset just past the last complete, valid line. A last
     line that is torn (no newline) or unreadable is dropped, and the caller may truncate the
     file at the offset; an unreadable line followed by more lines raises
     :class:`LedgerCorrupt` (a torn write only ever damages the end). Blank lines are skipped.
+    ``require_type=False`` accepts any JSON object (the same rules for other JSONL files).
     """
     records: list[dict[str, Any]] = []
     append = records.append
@@ -111,7 +114,7 @@ def decode_lines(data: bytes, *, file: str | None = None) -> tuple[list[dict[str
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
             reason = f"not a JSON record ({exc})"
         else:
-            if type(record) is dict and type(record.get("t")) is str:
+            if type(record) is dict and (type(record.get("t")) is str or not require_type):
                 append(record)
                 end = offset
                 continue

@@ -1,0 +1,373 @@
+"""The durable ledger of one batch: ``<out>/.lumozbatch/ledger.jsonl`` and its lock.
+
+* One run per batch: ``.lumozbatch/lock`` is held with ``fcntl.flock`` for the life of a
+  :class:`Ledger`; the kernel releases it when the process dies, even on ``kill -9``.
+* Durable and in order: every append is written and fsynced before it returns; the folder is
+  fsynced when the ledger file (or its folder) is first created.
+* Group commit: concurrent ``await append(...)`` calls share one write + fsync (run in a worker
+  thread). The first appender that finds no flush under way leads one: it takes every record
+  queued so far, writes them, and wakes the others; an appender whose records missed that
+  group leads the next one. No extra task is required (see :meth:`Ledger.run_writer`).
+* Crash safety: a torn last line (the write in progress when the power went) is cut off at
+  open; anything damaged before it is refused (``LedgerCorrupt``), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+import yaml
+
+from lumozbatch.core.ledger_codec import LedgerState, decode_lines, encode, replay
+from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
+
+__all__ = [
+    "LEDGER_DIR",
+    "LEDGER_FILE",
+    "LOCK_FILE",
+    "Ledger",
+    "LedgerWriteError",
+    "find_out_dir",
+    "ledger_path",
+    "read_state",
+]
+
+LEDGER_DIR = ".lumozbatch"
+LEDGER_FILE = "ledger.jsonl"
+LOCK_FILE = "lock"
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
+_MANIFEST_MAX_BYTES = 4 * 1024 * 1024
+
+
+class LedgerWriteError(LumozbatchError):
+    """The disk refused a ledger write; the run must stop (nothing unrecorded may be sent)."""
+
+
+def ledger_path(out_dir: Path) -> Path:
+    return Path(out_dir) / LEDGER_DIR / LEDGER_FILE
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    chunks = []
+    offset = 0
+    while offset < size:
+        chunk = os.pread(fd, min(size - offset, 1 << 24), offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _take_lock(path: Path, out_dir: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        raise LockHeld(
+            f"another lumozbatch run{who} is working on the batch in {out_dir}",
+            details=["wait for it to finish or stop it; its lock goes away the moment it exits"],
+        ) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    # who holds it, for the message above (informative only: the flock is the lock)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+class _Group:
+    """Records queued together; ``done`` once written and fsynced (or failed)."""
+
+    __slots__ = ("done", "error")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.error: BaseException | None = None
+
+
+class Ledger:
+    """An open, locked ledger. Use :meth:`open`; :meth:`close` (or ``with``) releases it."""
+
+    def __init__(self, out_dir: Path, fd: int, lock_fd: int, state: LedgerState, size: int) -> None:
+        self.out_dir = out_dir
+        self.path = ledger_path(out_dir)
+        self.state = state  # replayed at open, kept current by every append
+        self.fsync_count = 0  # writes+fsyncs done (group commit makes it < appends)
+        self.repaired_bytes = 0  # torn tail cut off at open
+        self._fd: int | None = fd
+        self._lock_fd: int | None = lock_fd
+        self._size = size
+        self._queue: list[bytes] = []
+        self._group: _Group | None = None
+        self._flushing = False
+        self._flushed: trio.Event | None = None  # set after each flush; made lazily in trio
+        self._broken: BaseException | None = None
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, out_dir: Path, *, create: bool) -> Ledger:
+        """Lock the batch in ``out_dir`` and replay its ledger.
+
+        ``create=False`` and no ledger: :class:`LedgerNotFound`. Another live run holds the
+        lock: :class:`LockHeld`. A torn last record is cut off (and fsynced).
+        """
+        out_dir = Path(out_dir)
+        meta = out_dir / LEDGER_DIR
+        path = meta / LEDGER_FILE
+        if not create and not path.is_file():
+            raise LedgerNotFound(
+                f"no ledger in {out_dir}: nothing has been run there yet",
+                details=["run `lumozbatch apply MANIFEST` first (or point at the right folder)"],
+            )
+        made: list[Path] = []
+        for folder in (out_dir, meta):
+            if not folder.is_dir():
+                folder.mkdir(parents=True, exist_ok=True)
+                made.append(folder)
+        for folder in made:  # each new folder's entry must survive a power loss too
+            _fsync_dir(folder.parent)
+        lock_fd = _take_lock(meta / LOCK_FILE, out_dir)
+        fd = -1
+        try:
+            existed = path.exists()
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            if not existed:
+                os.fsync(fd)
+                _fsync_dir(meta)
+            data = _read_all(fd)
+            records, end = decode_lines(data, file=str(path))
+            if end < len(data):
+                os.ftruncate(fd, end)
+                os.fsync(fd)
+            state = replay(records, file=str(path))
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            os.close(lock_fd)  # releases the lock
+            raise
+        ledger = cls(out_dir, fd, lock_fd, state, end)
+        ledger.repaired_bytes = len(data) - end
+        return ledger
+
+    # -- appending -----------------------------------------------------------------------
+
+    def append_sync(self, *records: dict[str, Any]) -> None:
+        """Write ``records`` and fsync now, in the calling thread (setup, tests).
+
+        Not while async appends are under way (their order would be lost).
+        """
+        if self._flushing or self._queue:
+            raise RuntimeError("append_sync() while async appends are pending")
+        stamped = self._prepare(records)
+        data = b"".join(encode(r) for r in stamped)
+        self._write(data)
+        for record in stamped:
+            self.state.apply(record)
+
+    async def append(self, *records: dict[str, Any]) -> None:
+        """Append ``records`` (in order, after every earlier append); returns once durable.
+
+        The records are checked against the job lifecycle first (an illegal one raises and
+        nothing is written) and applied to :attr:`state` at once, in call order. Not
+        cancellable: it costs one shared fsync, and a caller that was told "cancelled" could
+        not know whether its intent reached the disk.
+        """
+        stamped = self._prepare(records)
+        data = b"".join(encode(r) for r in stamped)
+        for record in stamped:
+            self.state.apply(record)
+        if self._group is None:
+            self._group = _Group()
+        group = self._group
+        self._queue.append(data)
+        with trio.CancelScope(shield=True):
+            await self._wait_durable(group)
+
+    async def flush(self) -> None:
+        """Return once everything appended so far is durable."""
+        with trio.CancelScope(shield=True):
+            if self._group is not None:
+                await self._wait_durable(self._group)
+            while self._flushing:
+                await self._flushed_event().wait()
+
+    async def run_writer(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Optional companion task for the runner's nursery.
+
+        Appends commit themselves, so this task does no work while the run goes on; it makes
+        the nursery's exit a durability point: when the nursery is cancelled (Ctrl-C, an
+        error) it flushes anything still queued, shielded, and returns. Start it with
+        ``await nursery.start(ledger.run_writer)``.
+        """
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            await self.flush()
+
+    def close(self) -> None:
+        """Write anything still queued, then release the file and the lock. Idempotent."""
+        if self._fd is None:
+            return
+        try:
+            if self._queue and not self._flushing and self._broken is None:
+                data, group = self._take()
+                try:
+                    self._write(data)
+                finally:
+                    group.done = True
+        finally:
+            os.close(self._fd)
+            self._fd = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # the kernel drops the flock with the last fd
+                self._lock_fd = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _prepare(self, records: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+        if self._fd is None:
+            raise RuntimeError("the ledger is closed")
+        if self._broken is not None:
+            raise LedgerWriteError(
+                f"the ledger {self.path} could not be written earlier; stopping",
+                details=[str(self._broken)],
+            )
+        now = time.time()
+        stamped = [r if "at" in r else {**r, "at": round(now, 3)} for r in records]
+        self.state.check(stamped)  # raises before anything is queued or written
+        return stamped
+
+    def _take(self) -> tuple[bytes, _Group]:
+        data = b"".join(self._queue)
+        group = self._group
+        assert group is not None
+        self._queue, self._group = [], None
+        return data, group
+
+    def _flushed_event(self) -> trio.Event:
+        if self._flushed is None:
+            self._flushed = trio.Event()
+        return self._flushed
+
+    async def _wait_durable(self, group: _Group) -> None:
+        while not group.done:
+            if self._flushing:
+                await self._flushed_event().wait()
+            else:
+                await self._flush_once()
+        if group.error is not None:
+            raise LedgerWriteError(
+                f"could not write the ledger {self.path}: {group.error}",
+                details=["the run stops so that nothing is sent without a record; "
+                         "free the disk, then `lumozbatch resume`"],
+            ) from group.error
+
+    async def _flush_once(self) -> None:
+        self._flushing = True
+        try:
+            await trio.lowlevel.checkpoint()  # appenders of this same tick join the group
+            data, group = self._take()
+            try:
+                await trio.to_thread.run_sync(self._write, data)
+            except OSError as exc:
+                group.error = exc
+            finally:
+                group.done = True
+        finally:
+            self._flushing = False
+            event = self._flushed_event()
+            self._flushed = trio.Event()
+            event.set()
+
+    def _write(self, data: bytes) -> None:
+        """write + fsync (any thread); on failure cut the partial write off and refuse more."""
+        fd = self._fd
+        if fd is None:
+            raise RuntimeError("the ledger is closed")
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except OSError as exc:
+            self._broken = exc
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._size)
+            raise
+        self._size += len(data)
+        self.fsync_count += 1
+
+
+def read_state(out_dir: Path) -> LedgerState:
+    """The ledger's state without taking the lock (status, plan, gallery); a torn last line
+    (a run writing right now) is ignored, not repaired."""
+    path = ledger_path(Path(out_dir))
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LedgerNotFound(
+            f"no ledger in {out_dir}: nothing has been run there yet",
+            details=["run `lumozbatch apply MANIFEST` first (or point at the right folder)"],
+        ) from None
+    records, _ = decode_lines(data, file=str(path))
+    return replay(records, file=str(path))
+
+
+def find_out_dir(arg: str) -> Path:
+    """``OUTPUT_DIR`` as given, or for a ``MANIFEST`` its default ``outputs/<name>``."""
+    path = Path(arg)
+    if path.is_dir():
+        return path
+    if not path.is_file():
+        raise UsageError(f"{arg}: no such folder or manifest")
+    if path.stat().st_size > _MANIFEST_MAX_BYTES:
+        raise UsageError(f"{arg}: larger than 4 MiB, not a manifest")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{arg}: not a readable manifest ({exc.__class__.__name__})") from None
+    name = document.get("name") if isinstance(document, dict) else None
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise UsageError(
+            f"{arg}: the manifest has no valid 'name', so its output folder is unknown",
+            details=["give the output folder instead (the one that holds .lumozbatch/)"],
+        )
+    return Path("outputs") / name

@@ -1,0 +1,90 @@
+"""``<out>/results.jsonl``: one line per downloaded output, for people and other tools.
+
+Keys per SPEC section 4: ``job``, ``identity``, ``variables``, ``model``, ``params``,
+``request_id``, ``file`` (relative to the output folder), ``sha256``, ``bytes`` (more allowed).
+The ledger stays the source of truth; this file is its readable digest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lumozbatch.core.ledger_codec import decode_lines
+
+__all__ = ["REQUIRED_KEYS", "RESULTS_FILE", "append_result", "read_results", "results_path"]
+
+RESULTS_FILE = "results.jsonl"
+REQUIRED_KEYS = ("job", "identity", "variables", "model", "params", "request_id", "file", "sha256", "bytes")
+
+
+def results_path(out_dir: Path) -> Path:
+    return Path(out_dir) / RESULTS_FILE
+
+
+def append_result(out_dir: Path, row: dict[str, Any]) -> None:
+    """Append one row and fsync. A torn last line left by a crash is cut off first, so the
+    new row never glues onto it. Blocking: call it from a worker thread in async code."""
+    missing = [key for key in REQUIRED_KEYS if key not in row]
+    if missing:
+        raise ValueError(f"a results row without {', '.join(missing)}")
+    line = json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    path = results_path(out_dir)
+    created = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            os.ftruncate(fd, _last_newline_end(fd, size))
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _last_newline_end(fd: int, size: int) -> int:
+    """Offset just past the last ``\\n`` in the file (0 if none), reading backwards."""
+    end = size
+    block = 64 * 1024
+    while end > 0:
+        start = max(0, end - block)
+        chunk = os.pread(fd, end - start, start)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            return start + cut + 1
+        end = start
+    return 0
+
+
+def read_results(out_dir: Path) -> list[dict[str, Any]]:
+    """Every row, in file order; a torn last line is ignored. An output downloaded twice
+    (a crash between the download and its ledger record) appears once: its latest row,
+    at its first position."""
+    path = results_path(out_dir)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    rows, _ = decode_lines(data, file=str(path), require_type=False)
+    latest: dict[str, dict[str, Any]] = {}
+    anonymous: list[tuple[int, dict[str, Any]]] = []
+    order: dict[str, int] = {}
+    for position, row in enumerate(rows):
+        identity = row.get("identity")
+        if isinstance(identity, str):
+            order.setdefault(identity, position)
+            latest[identity] = row
+        else:
+            anonymous.append((position, row))
+    ordered = [(order[i], row) for i, row in latest.items()] + anonymous
+    return [row for _, row in sorted(ordered, key=lambda pair: pair[0])]
