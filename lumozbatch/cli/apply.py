@@ -1,0 +1,344 @@
+"""``lumozbatch apply`` and ``lumozbatch resume``: plan against the ledger, then run."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+import trio
+
+from lumozbatch.core.events import Event, EventSink
+from lumozbatch.errors import ConfigError
+from lumozbatch.shell.api import DEFAULT_BASE_URL, LumozClient, normalize_base_url
+from lumozbatch.shell.ledger import Ledger, find_out_dir
+from lumozbatch.shell.planning import Plan, check_cap, plan_batch, plan_resume
+from lumozbatch.shell.ratelimit import SharedLimiter
+from lumozbatch.shell.runner import BatchRunner, RunOptions, RunOutcome, run_batch
+
+__all__ = ["apply_cmd", "resume_cmd"]
+
+#: On a terminal, ask before submitting more than this many generations (SPEC section 2).
+CONFIRM_ABOVE = 50
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the API is: a real root with a key, or the in-process sandbox."""
+
+    base_url: str | None
+    api_key: str | None
+    sandbox: bool
+
+
+def _target(base_url: str | None, sandbox: bool) -> Target:
+    if sandbox:
+        return Target(None, None, True)
+    key = os.environ.get("LUMOZ_API_KEY", "").strip()
+    if not key:
+        raise ConfigError(
+            "no API key: set LUMOZ_API_KEY (or try the free local sandbox with --sandbox)"
+        )
+    root = base_url or os.environ.get("LUMOZ_BASE_URL") or DEFAULT_BASE_URL
+    return Target(normalize_base_url(root), key, False)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm(plan: Plan, yes: bool, json_out: bool) -> None:
+    if yes or json_out or plan.to_submit <= CONFIRM_ABOVE or not _interactive():
+        return
+    click.echo(
+        f"This run will submit {plan.to_submit} generations "
+        f"({plan.done} already done, {plan.in_flight} in flight)."
+    )
+    if not click.confirm("Submit them?", default=False):
+        raise click.Abort()
+
+
+def _plan_event(plan: Plan, out_dir: Path, name: str) -> Event:
+    return Event("plan", counts=plan.counts(), out_dir=str(out_dir), name=name)
+
+
+async def _drive(
+    ledger: Ledger,
+    target: Target,
+    out_dir: Path,
+    *,
+    options: RunOptions,
+    sink: EventSink,
+    result_extra: dict[str, Any],
+) -> RunOutcome:
+    from lumozbatch.provenance import embed_metadata
+
+    start = trio.current_time()
+
+    def relative(event: Event) -> None:
+        # Events carry trio's clock; people want seconds since this run started.
+        sink(dataclasses.replace(event, time=max(0.0, event.time - start)))
+
+    limits = httpx.Limits(max_connections=max(16, options.concurrency * 2), max_keepalive_connections=32)
+    async with (
+        trio.open_nursery() as nursery,
+        httpx.AsyncClient(limits=limits) as api_http,
+        httpx.AsyncClient(limits=limits) as storage_http,
+    ):
+        base_url, api_key = target.base_url, target.api_key
+        if target.sandbox:
+            from lumozbatch.sandbox.server import serve_sandbox
+
+            running = await nursery.start(serve_sandbox, _demo_sandbox_config())
+            base_url, api_key = running.base_url, running.api_key
+        assert base_url is not None and api_key is not None
+        client = LumozClient(api_http, base_url, api_key, SharedLimiter(sink=relative))
+        runner = BatchRunner(
+            ledger,
+            client,
+            storage_http,
+            out_dir,
+            options=options,
+            sink=relative,
+            embed=embed_metadata,
+            result_extra=result_extra,
+        )
+        try:
+            outcome = await run_batch(runner, handle_sigint=True)
+        finally:
+            nursery.cancel_scope.cancel()
+        relative(
+            Event(
+                "finished",
+                time=trio.current_time(),
+                counts=outcome.counts,
+                out_dir=str(out_dir),
+                exit_code=outcome.exit_code,
+            )
+        )
+        return outcome
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _demo_sandbox_config() -> Any:
+    """A sandbox that makes ``apply --sandbox`` quick but real: latency, small images."""
+    from lumozbatch.sandbox.config import SandboxConfig
+
+    return SandboxConfig(latency=(0.5, 2.0), image_scale=0.25)
+
+
+def _execute(
+    ledger: Ledger,
+    plan: Plan,
+    target: Target,
+    out_dir: Path,
+    *,
+    name: str,
+    concurrency: int,
+    quiet: bool,
+    json_out: bool,
+    command_hint: str,
+    pricing: dict[str, float] | None,
+    result_extra: dict[str, Any],
+    identities: set[str] | None,
+) -> int:
+    from lumozbatch.ui import make_reporter
+    from lumozbatch.ui.summary import render_summary
+
+    reporter = make_reporter(json=json_out, quiet=quiet)
+    exit_code = 1
+    with reporter:
+        reporter(_plan_event(plan, out_dir, name))
+        try:
+            outcome = trio.run(
+                lambda: _drive(
+                    ledger,
+                    target,
+                    out_dir,
+                    options=RunOptions(concurrency=concurrency),
+                    sink=reporter,
+                    result_extra=result_extra,
+                )
+            )
+            exit_code = outcome.exit_code
+        finally:
+            _write_gallery(out_dir)
+            reporter.summary(
+                render_summary(
+                    ledger.state,
+                    out_dir=out_dir,
+                    command_hint=command_hint,
+                    pricing=pricing,
+                    identities=identities,
+                )
+                + (_billed_note(plan) if plan.reset_billed else "")
+            )
+    return exit_code
+
+
+def _billed_note(plan: Plan) -> str:
+    return (
+        f"\nnote: {plan.reset_billed} of the retried jobs had been billed before they failed; "
+        "they were paid again."
+    )
+
+
+def _write_gallery(out_dir: Path) -> None:
+    try:
+        from lumozbatch.ui.gallery import write_gallery
+    except ImportError:  # the gallery is optional; the outputs are what matters
+        return
+    try:
+        write_gallery(out_dir)
+    except Exception as exc:  # noqa: BLE001 - a gallery problem must not hide the run's result
+        click.echo(f"warning: could not write the gallery: {exc}", err=True)
+
+
+def _common_run_options(func: Any) -> Any:
+    options = [
+        click.option("--concurrency", type=click.IntRange(1, 512), default=None, help="Jobs in flight at once (default: manifest limits.concurrency, else 8)."),
+        click.option("--retry-failed", is_flag=True, help="Send failed jobs again (billed failures are paid again)."),
+        click.option("--resubmit-ambiguous", is_flag=True, help="Send again the jobs whose run answer was lost (they may have been billed)."),
+        click.option("--max-generations", type=click.IntRange(0), default=None, help="Refuse to run if the batch would pass this many generations in total."),
+        click.option("--base-url", default=None, help="API root (else LUMOZ_BASE_URL, default https://lumozai.com)."),
+        click.option("--sandbox", is_flag=True, help="Run against a local sandbox started in-process (no key, no cost)."),
+        click.option("--yes", "-y", is_flag=True, help="Do not ask before submitting many generations."),
+        click.option("--quiet", "-q", is_flag=True, help="Print only problems and the summary."),
+        click.option("--json", "json_out", is_flag=True, help="One JSON event per line on stdout."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.command("apply")
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder (default outputs/<name>/).")
+@_common_run_options
+def apply_cmd(
+    manifest: Path,
+    out: Path | None,
+    concurrency: int | None,
+    retry_failed: bool,
+    resubmit_ambiguous: bool,
+    max_generations: int | None,
+    base_url: str | None,
+    sandbox: bool,
+    yes: bool,
+    quiet: bool,
+    json_out: bool,
+) -> None:
+    """Plan MANIFEST against its ledger and run what is not done yet.
+
+    Example: lumozbatch apply manifests/sketch-portraits.yaml --sandbox
+    """
+    from lumozbatch.core.grid import expand
+    from lumozbatch.manifest_io import load_manifest
+    from lumozbatch.provenance import git_info
+
+    loaded = load_manifest(manifest)
+    specs = list(expand(loaded))
+    target = _target(base_url, sandbox)
+    out_dir = out if out is not None else Path("outputs") / loaded.name
+    for warning in loaded.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    cap = max_generations if max_generations is not None else loaded.max_generations
+    cap_source = "--max-generations" if max_generations is not None else "limits.max_generations"
+    ledger = Ledger.open(out_dir, create=True)
+    try:
+        if ledger.state.batch is None:
+            ledger.append_sync(
+                {"t": "batch", "v": 1, "name": loaded.name, "manifest": str(manifest), "at": _now()}
+            )
+        plan = plan_batch(
+            ledger.state, specs, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous
+        )
+        check_cap(plan, cap, source=cap_source)
+        _confirm(plan, yes, json_out)
+        if plan.records:
+            ledger.append_sync(*plan.records)
+        hint = shlex.join(["lumozbatch", "apply", str(manifest)] + (["--out", str(out)] if out else []) + (["--sandbox"] if sandbox else []))
+        code = _execute(
+            ledger,
+            plan,
+            target,
+            out_dir,
+            name=loaded.name,
+            concurrency=concurrency or loaded.concurrency or DEFAULT_CONCURRENCY,
+            quiet=quiet,
+            json_out=json_out,
+            command_hint=hint,
+            pricing=dict(loaded.pricing) or None,
+            result_extra=git_info(manifest),
+            identities={s.identity for s in specs},
+        )
+    finally:
+        ledger.close()
+    sys.exit(code)
+
+
+@click.command("resume")
+@click.argument("target_arg", metavar="OUTPUT_DIR|MANIFEST")
+@_common_run_options
+def resume_cmd(
+    target_arg: str,
+    concurrency: int | None,
+    retry_failed: bool,
+    resubmit_ambiguous: bool,
+    max_generations: int | None,
+    base_url: str | None,
+    sandbox: bool,
+    yes: bool,
+    quiet: bool,
+    json_out: bool,
+) -> None:
+    """Finish the batch exactly as its ledger recorded it, even if the manifest changed or is gone.
+
+    Example: lumozbatch resume outputs/sketch-portraits
+    """
+    from lumozbatch.provenance import git_info
+
+    out_dir = find_out_dir(target_arg)
+    target = _target(base_url, sandbox)
+    ledger = Ledger.open(out_dir, create=False)
+    try:
+        batch = ledger.state.batch or {}
+        plan = plan_resume(
+            ledger.state, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous
+        )
+        check_cap(plan, max_generations, source="--max-generations")
+        _confirm(plan, yes, json_out)
+        if plan.records:
+            ledger.append_sync(*plan.records)
+        manifest = batch.get("manifest")
+        extra = git_info(manifest) if manifest and Path(manifest).is_file() else ({"manifest": manifest} if manifest else {})
+        code = _execute(
+            ledger,
+            plan,
+            target,
+            out_dir,
+            name=str(batch.get("name") or out_dir.name),
+            concurrency=concurrency or DEFAULT_CONCURRENCY,
+            quiet=quiet,
+            json_out=json_out,
+            command_hint=shlex.join(["lumozbatch", "resume", str(out_dir)]),
+            pricing=None,
+            result_extra=extra,
+            identities=None,
+        )
+    finally:
+        ledger.close()
+    sys.exit(code)
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

@@ -1,0 +1,379 @@
+"""The run loop against the sandbox in-process, on trio's virtual clock.
+
+Timing-sensitive tests use ``MemoryLedger`` (the real ledger's interface, no file I/O: file
+I/O in threads makes the autojump clock jump); the others use the real on-disk ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from lumozbatch.core.events import Event
+from lumozbatch.core.jobspec import JobSpec
+from lumozbatch.core.ledger_codec import JobState, LedgerState, pin_job_record, replay
+from lumozbatch.errors import AuthenticationError, Interrupted
+from lumozbatch.sandbox.app import create_app
+from lumozbatch.sandbox.config import SandboxConfig
+from lumozbatch.sandbox.server import sandbox_transport
+from lumozbatch.shell.api import LumozClient
+from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.ratelimit import SharedLimiter
+from lumozbatch.shell.runner import _CAN_FAIL_UNSENT, BatchRunner, RunOptions, run_batch
+
+WALL0 = 2_000_000_000.0
+
+
+class MemoryLedger:
+    """The runner-facing half of ``shell.ledger.Ledger``, in memory: records + replayed state."""
+
+    def __init__(self, records: Iterable[dict[str, Any]] = ()) -> None:
+        self.records: list[dict[str, Any]] = list(records)
+        self.state: LedgerState = replay(self.records)
+
+    def append_sync(self, *records: dict[str, Any]) -> None:
+        for record in records:
+            self.state.apply(record)
+            self.records.append(record)
+
+    async def append(self, *records: dict[str, Any]) -> None:
+        await trio.sleep(0)  # a checkpoint, like the real group commit
+        self.append_sync(*records)
+
+    async def run_writer(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    def replayed(self) -> LedgerState:
+        """What a fresh process would read back (SUBMITTING becomes AMBIGUOUS)."""
+        return replay(self.records)
+
+
+def spec(i: int, model: str = "flux-sketch-smudge", **params: Any) -> JobSpec:
+    full = {"prompt": f"Sketch Smudge, subject {i}", "aspect_ratio": "1:1", "seed": i, **params}
+    identity = hashlib.sha256(json.dumps([model, full], sort_keys=True).encode()).hexdigest()
+    return JobSpec(
+        job="j", index=i, repeat=0, model=model, params=full, variables={"n": i},
+        identity=identity, filename=f"j/{i:03d}",
+    )
+
+
+def planned(specs: Iterable[JobSpec]) -> list[dict[str, Any]]:
+    return [{"t": "batch", "v": 1, "name": "t", "manifest": "m.yaml", "at": WALL0}] + [
+        pin_job_record(s, 12345) for s in specs
+    ]
+
+
+class Rig:
+    """A sandbox in-process on the virtual clock, a client, and a runner factory."""
+
+    def __init__(self, out_dir: Path, **knobs: Any) -> None:
+        knobs.setdefault("latency", (2.0, 6.0))
+        knobs.setdefault("image_scale", 0.05)
+        knobs.setdefault("sync_threshold", 0.0)
+        self.config = SandboxConfig(port=0, **knobs)
+        self.sandbox = create_app(
+            self.config, clock=trio.current_time, wall_clock=lambda: WALL0 + trio.current_time()
+        )
+        self.stats = self.sandbox.stats
+        self.out_dir = out_dir
+        self.events: list[Event] = []
+        self.transport: httpx.AsyncBaseTransport = sandbox_transport(self.sandbox)
+
+    def runner(self, ledger: Any, *, key: str | None = None, concurrency: int = 8,
+               options: RunOptions | None = None, rand: Any = lambda: 0.5) -> BatchRunner:
+        http = httpx.AsyncClient(transport=self.transport)
+        limiter = SharedLimiter(sink=self.events.append, rand=rand)
+        client = LumozClient(http, self.sandbox.base_url, key or self.config.api_keys[0], limiter)
+        return BatchRunner(
+            ledger, client, http, self.out_dir,
+            options=options or RunOptions(concurrency=concurrency),
+            sink=self.events.append, rand=rand,
+        )
+
+    def kinds(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+
+def states(ledger: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for job in ledger.state.jobs.values():
+        out[job.state.value] = out.get(job.state.value, 0) + 1
+    return out
+
+
+def results(out_dir: Path) -> list[dict[str, Any]]:
+    path = out_dir / "results.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+# -- the happy path ---------------------------------------------------------------------
+
+
+async def test_every_job_lands_once_and_polls_stay_few(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(2.0, 6.0))
+    specs = [spec(i) for i in range(40)]
+    ledger = MemoryLedger(planned(specs))
+    outcome = await run_batch(rig.runner(ledger, concurrency=8))
+
+    assert outcome.exit_code == 0
+    assert states(ledger) == {"done": 40}
+    assert rig.stats.jobs_created == 40
+    assert rig.stats.duplicates() == {}
+    assert rig.stats.calls["run"] == 40
+    assert not rig.stats.storage_saw_authorization
+    checks_per_job = rig.stats.calls["check"] / 40
+    assert checks_per_job <= 2.0, checks_per_job
+    rows = results(tmp_path)
+    assert sorted(r["identity"] for r in rows) == sorted(s.identity for s in specs)
+    for row in rows:
+        data = (tmp_path / row["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == row["sha256"]
+        assert row["bytes"] == len(data)
+        assert row["file"].startswith("j/") and row["file"].endswith(".webp")
+        assert set(row) >= {"job", "identity", "variables", "model", "params", "request_id", "file", "sha256", "bytes"}
+    assert not list(tmp_path.rglob("*.part"))
+
+
+async def test_jobs_in_flight_never_exceed_concurrency(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(1.0, 3.0))
+    ledger = MemoryLedger(planned(spec(i) for i in range(30)))
+    await run_batch(rig.runner(ledger, concurrency=3))
+    live: set[str] = set()
+    peak = 0
+    for event in rig.events:
+        if event.kind == "submit":
+            live.add(event.identity)
+        elif event.kind in ("downloaded", "failed", "ambiguous"):
+            live.discard(event.identity)
+        peak = max(peak, len(live))
+    assert peak == 3
+    assert states(ledger) == {"done": 30}
+
+
+async def test_a_finished_batch_makes_zero_calls(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    ledger = MemoryLedger(planned(spec(i) for i in range(5)))
+    await run_batch(rig.runner(ledger))
+    before = dict(rig.stats.calls)
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 0
+    assert dict(rig.stats.calls) == before
+    assert len(results(tmp_path)) == 5
+
+
+async def test_synchronous_answers_are_downloaded_without_polling(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.0, 0.1), sync_threshold=0.5)
+    ledger = MemoryLedger(planned(spec(i) for i in range(4)))
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 0
+    assert rig.stats.calls["check"] == 0
+    assert states(ledger) == {"done": 4}
+
+
+# -- models and errors ------------------------------------------------------------------
+
+
+async def test_unknown_model_costs_one_request(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    specs = [spec(i, model="no-such-model") for i in range(6)] + [spec(i) for i in range(6, 9)]
+    ledger = MemoryLedger(planned(specs))
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 1
+    assert rig.stats.calls["run"] == 1 + 3
+    assert [e.code for e in rig.kinds("failed")] == ["model_not_found"] * 6
+    failed = [j for j in ledger.state.jobs.values() if j.state == JobState.FAILED]
+    assert {j.code for j in failed} == {"model_not_found"}
+    assert all(j.billed is False for j in failed)
+    if _CAN_FAIL_UNSENT:
+        assert states(ledger) == {"failed": 6, "done": 3}
+    else:  # the ledger cannot record an unsent failure: the 5 stay pending, unsent
+        assert states(ledger) == {"failed": 1, "pending": 5, "done": 3}
+
+
+async def test_first_request_of_a_model_goes_alone(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(3.0, 3.0))
+    ledger = MemoryLedger(planned(spec(i) for i in range(5)))
+    await run_batch(rig.runner(ledger))
+    submits = rig.kinds("submit")
+    accepted = rig.kinds("accepted")
+    assert submits[1].time >= accepted[0].time
+
+
+async def test_validation_error_fails_the_job_with_the_apis_details(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    bad = spec(1, guidance=99)
+    ledger = MemoryLedger(planned([bad, spec(2)]))
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 1
+    job = ledger.state.jobs[bad.identity]
+    assert job.state == JobState.FAILED and job.code == "validation_error"
+    assert job.billed is False
+    assert "guidance" in (job.reason or "")
+    assert ledger.state.jobs[spec(2).identity].state == JobState.DONE
+
+
+async def test_failed_generation_is_billed_and_reported(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0), fail_rate=1.0)
+    ledger = MemoryLedger(planned(spec(i) for i in range(3)))
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 1
+    for job in ledger.state.jobs.values():
+        assert job.state == JobState.FAILED and job.billed is True and job.reason
+    assert rig.stats.duplicates() == {}
+
+
+async def test_bad_key_stops_everything_after_one_request(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path)
+    ledger = MemoryLedger(planned(spec(i) for i in range(5)))
+    with pytest.raises(AuthenticationError, match="401"):
+        await run_batch(rig.runner(ledger, key="wrong"))
+    assert rig.stats.calls["run"] == 1
+    assert states(ledger) == {"pending": 5}
+
+
+# -- unreliable networks ----------------------------------------------------------------
+
+
+async def test_server_errors_are_retried_without_duplicates(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 2.0), error_rate=0.3, seed=3)
+    specs = [spec(i) for i in range(20)]
+    ledger = MemoryLedger(planned(specs))
+    outcome = await run_batch(rig.runner(ledger))
+    assert rig.stats.server_errors > 0
+    assert outcome.exit_code == 0, states(ledger)
+    assert rig.stats.duplicates() == {}
+    assert rig.stats.jobs_created == 20
+
+
+async def test_dropped_run_answers_become_ambiguous_never_resent(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 2.0), drop_rate=0.3, seed=5)
+    ledger = MemoryLedger(planned(spec(i) for i in range(20)))
+    outcome = await run_batch(rig.runner(ledger))
+    counts = states(ledger)
+    assert counts.get("ambiguous", 0) > 0
+    assert outcome.exit_code == 1
+    assert rig.stats.duplicates() == {}
+    # everything the sandbox created is either downloaded or ambiguous
+    assert counts["done"] + counts["ambiguous"] == 20
+    # a second run does not touch the ambiguous ones
+    created = rig.stats.jobs_created
+    await run_batch(rig.runner(ledger))
+    assert rig.stats.jobs_created == created
+
+
+async def test_truncated_downloads_are_fetched_again(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0), truncate_rate=0.4, seed=2)
+    ledger = MemoryLedger(planned(spec(i) for i in range(10)))
+    outcome = await run_batch(rig.runner(ledger))
+    assert rig.stats.truncated > 0
+    assert outcome.exit_code == 0
+    for row in results(tmp_path):
+        assert hashlib.sha256((tmp_path / row["file"]).read_bytes()).hexdigest() == row["sha256"]
+
+
+async def test_expired_output_url_is_refreshed_through_check(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    inner = rig.transport
+    expired: list[str] = []
+
+    class ExpireOnce(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if "/storage/" in request.url.path and not expired:
+                expired.append(str(request.url))
+                return httpx.Response(410)
+            return await inner.handle_async_request(request)
+
+    rig.transport = ExpireOnce()
+    ledger = MemoryLedger(planned([spec(1)]))
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 0
+    assert len(expired) == 1
+    assert rig.stats.calls["run"] == 1
+
+
+# -- resume and interrupts --------------------------------------------------------------
+
+
+async def test_jobs_found_in_flight_are_polled_not_resubmitted(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(5.0, 5.0))
+    specs = [spec(i) for i in range(4)]
+    ledger = MemoryLedger(planned(specs))
+    runner = rig.runner(ledger)
+
+    async def stop_when_all_accepted() -> None:
+        while len(rig.kinds("accepted")) < 4:
+            await trio.sleep(0.01)
+        runner.interrupt()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop_when_all_accepted)
+        with pytest.raises(Interrupted):
+            await run_batch(runner)
+    assert states(ledger) == {"submitted": 4}
+    fresh = MemoryLedger(ledger.records)
+    outcome = await run_batch(rig.runner(fresh))
+    assert outcome.exit_code == 0
+    assert rig.stats.calls["run"] == 4
+    assert rig.stats.duplicates() == {}
+
+
+async def test_interrupt_records_every_sent_run(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(1.0, 4.0))
+    ledger = MemoryLedger(planned(spec(i) for i in range(30)))
+    runner = rig.runner(ledger, concurrency=6)
+
+    async def interrupt_soon() -> None:
+        while len(rig.kinds("submit")) < 8:
+            await trio.sleep(0.001)
+        runner.interrupt()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(interrupt_soon)
+        with pytest.raises(Interrupted, match="resumable"):
+            await run_batch(runner)
+    replayed = ledger.replayed()
+    assert all(j.state != JobState.AMBIGUOUS for j in replayed.jobs.values())
+    assert rig.stats.jobs_created == sum(1 for j in replayed.jobs.values() if j.request_id is not None)
+    assert rig.kinds("interrupted")
+    # and a resume finishes without paying twice
+    fresh = MemoryLedger(ledger.records)
+    outcome = await run_batch(rig.runner(fresh, concurrency=6))
+    assert outcome.exit_code == 0
+    assert rig.stats.duplicates() == {}
+    assert rig.stats.jobs_created == 30
+
+
+async def test_results_rows_missing_after_a_crash_are_restored(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    ledger = MemoryLedger(planned(spec(i) for i in range(3)))
+    await run_batch(rig.runner(ledger))
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    (tmp_path / "results.jsonl").write_text(lines[0] + "\n")  # as if killed before the rest
+    await run_batch(rig.runner(MemoryLedger(ledger.records)))
+    assert sorted(r["identity"] for r in results(tmp_path)) == sorted(ledger.state.jobs)
+
+
+async def test_runs_on_the_durable_ledger(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    rig = Rig(out, latency=(0.2, 0.5))
+    ledger = Ledger.open(out, create=True)
+    try:
+        ledger.append_sync(*planned(spec(i) for i in range(6)))
+        outcome = await run_batch(rig.runner(ledger))
+    finally:
+        ledger.close()
+    assert outcome.exit_code == 0
+    again = Ledger.open(out, create=False)
+    try:
+        assert {j.state for j in again.state.jobs.values()} == {JobState.DONE}
+    finally:
+        again.close()
+    assert len(results(out)) == 6
