@@ -16,10 +16,12 @@ from lumozbatch.errors import LumozbatchError
 
 # module name -> attribute holding the click command
 COMMANDS: dict[str, str] = {
+    "apply": "apply_cmd",
     "gallery": "gallery_cmd",
     "models": "models_cmd",
     "plan": "plan_cmd",
     "reproduce": "reproduce_cmd",
+    "resume": "resume_cmd",
     "status": "status_cmd",
     "validate": "validate_cmd",
 }
