@@ -80,7 +80,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         try:
             sources[ref] = SourceText(shown_ref, text=read_text(target, MAX_SOURCE_BYTES))
         except (OSError, ValueError) as exc:
-            sources[ref] = SourceText(shown_ref, error=f"{shown_ref}: {_reason(exc)}")
+            sources[ref] = SourceText(shown_ref, error=_reason(exc))
     manifest, problems = build_partial(doc, shown, sources)
     if manifest is not None:
         problems = ordered(problems + grid.check(manifest))

@@ -211,7 +211,7 @@ def check(manifest: Manifest) -> list[Diagnostic]:
         for index, variables, wheres in combinations(job):
             params, failures = _params(job, variables)
             for name, problem in failures:
-                out.add(job.id, "template:" + name, job.param_wheres.get(name, job.where), f"{name}: {problem} (for {_describe(variables)})")
+                out.add(job.id, "template:" + name, job.param_wheres.get(name, job.where), f"{problem} (for {_describe(variables)})")
             if job.known_model:
                 for name in job.templates:
                     value = params[name]
@@ -221,7 +221,9 @@ def check(manifest: Manifest) -> list[Diagnostic]:
                     if key not in verdicts:
                         verdicts[key] = value_problem(job.model, name, value)
                     if verdicts[key] is not None:
-                        out.add(job.id, "value:" + name, job.param_wheres.get(name, job.where), f"{name}: {verdicts[key]} after filling the template (for {_describe(variables)})")
+                        where = job.param_wheres.get(name, job.where)
+                        prefix = "" if where.path.endswith(name) else f"{name}: "
+                        out.add(job.id, "value:" + name, where, f"{prefix}{verdicts[key]} after filling the template (for {_describe(variables)})")
             for r in range(job.repeat):
                 identity = compute_identity(job.model, params, r, job.repeat)
                 seen = _Seen(job.id, index, r, variables)

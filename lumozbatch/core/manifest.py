@@ -223,7 +223,10 @@ def _explain(error: jsonschema.ValidationError, value: Any) -> str:
         missing = [k for k in expected if isinstance(value, dict) and k not in value]
         return f"missing required key {missing[0]!r}" if missing else "missing a required key"
     if kind in ("oneOf", "anyOf") and error.context:
-        return _explain(jsonschema.exceptions.best_match(error.context), value)
+        # the branch the value got furthest into explains it best (a list that is empty, not
+        # "expected an object" from the branch for {file: ...})
+        best = min(error.context, key=lambda e: (-len(e.relative_path), e.validator == "type"))
+        return _explain(best, value)
     return error.message
 
 
@@ -728,7 +731,7 @@ def _build_axes(ck: _Checker, jp: PathKey, raw: dict[str, Any]) -> tuple[tuple[A
                 lengths = {t.names[0]: len(t.rows) for t in columns}
                 if len(set(lengths.values())) > 1:
                     shown = ", ".join(f"{n}: {k}" for n, k in lengths.items())
-                    ck.error(jp + ("zip",), f"zip lists must have equal lengths, got {shown}")
+                    ck.error(jp + ("zip",), f"zip lists must have equal lengths, got {shown}", key=True)
                     complete = False
                 else:
                     table = Table(
@@ -771,8 +774,9 @@ def _axis_values(ck: _Checker, path: PathKey, name: str, spec: Any, *, matrix: b
     source = ck.sources.get(ref)
     suffix = "." + ref.rsplit(".", 1)[-1].lower() if "." in ref.rsplit("/", 1)[-1] else ""
     if source is None or source.error is not None:
-        reason = source.error if source is not None else "was not read"
-        ck.error(fpath, f"cannot read the source {ref!r}: {reason}")
+        reason = source.error if source is not None else "it was not read"
+        shown = f" ({source.shown})" if source is not None and source.shown != ref else ""
+        ck.error(fpath, f"cannot read the source {ref!r}{shown}: {reason}")
         return None
     if suffix not in SUFFIXES:
         ck.error(fpath, f"unsupported source type {suffix or '(no extension)'}: use .txt, .csv or .jsonl")

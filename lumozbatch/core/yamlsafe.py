@@ -102,13 +102,13 @@ class _Node:
     __slots__ = ("kind", "tag", "value", "line", "col", "plain", "open")
 
     def __init__(self, kind: str, tag: str, value: Any, line: int, col: int, plain: bool) -> None:
-        self.kind = kind  # "scalar" | "seq" | "map"
+        self.kind = kind  # "scalar" | "seq" | "map" | "alias" (tag: its anchor, value: the target)
         self.tag = tag
         self.value = value  # str for scalars, list[_Node] / list[(key, value)] for collections
         self.line = line
         self.col = col
         self.plain = plain
-        self.open = kind != "scalar"  # still being composed (an alias to it is a cycle)
+        self.open = kind in ("seq", "map")  # still being composed (an alias to it is a cycle)
 
 
 class _Fail(Exception):
@@ -162,7 +162,7 @@ def _compose(events: Iterator[yaml.Event]) -> tuple[_Node | None, int]:
                 raise _Fail(line, col, f"the alias *{event.anchor} names no anchor defined before it")
             if target.open:
                 raise _Fail(line, col, f"the alias *{event.anchor} refers to a node that contains it")
-            attach(target)
+            attach(_Node("alias", event.anchor, target, line, col, False))
         elif isinstance(event, yaml.ScalarEvent):
             _check_tag(event.tag, event.start_mark)
             tag = event.tag
@@ -205,18 +205,35 @@ def _scalar_value(tag: str, text: str) -> Any:
     return text  # str, and timestamps/values kept as the text the user wrote
 
 
+def _deref(node: _Node) -> _Node:
+    while node.kind == "alias":
+        node = node.value
+    return node
+
+
 class _Builder:
     def __init__(self, doc: Document, budget: int) -> None:
         self.doc = doc
         self.budget = budget
+        self.aliases: list[_Node] = []  # the aliases being expanded, outermost first
 
     def build(self, node: _Node, path: PathKey) -> Any:
+        if node.kind == "alias":
+            self.aliases.append(node)
+            try:
+                value = self.build(node.value, path)
+            finally:
+                self.aliases.pop()
+            self.doc.marks[path] = (node.line, node.col)
+            return value
         self.budget -= 1
         if self.budget < 0:
+            at = self.aliases[0] if self.aliases else node
+            name = f"the alias *{at.tag}" if self.aliases else "aliases"
             raise _Fail(
-                node.line,
-                node.col,
-                f"aliases expand to more than {ALIAS_BUDGET} extra nodes; refusing this file "
+                at.line,
+                at.col,
+                f"{name} expands to more than {ALIAS_BUDGET} extra nodes; refusing this file "
                 "(write the values out, or use a file: source)",
             )
         self.doc.marks[path] = (node.line, node.col)
@@ -233,10 +250,12 @@ class _Builder:
         explicit: list[tuple[_Node, _Node]] = []
         merges: list[_Node] = []
         for key, value in node.value:
+            key = _deref(key)
             if key.kind != "scalar":
                 raise _Fail(key.line, key.col, "a mapping key must be a plain name, not a collection")
             if key.tag == _CORE + "merge":
-                merges.extend(value.value if value.kind == "seq" else [value])
+                value = _deref(value)
+                merges.extend(_deref(v) for v in value.value) if value.kind == "seq" else merges.append(value)
             else:
                 explicit.append((key, value))
         seen: dict[str, _Node] = {}
@@ -254,7 +273,8 @@ class _Builder:
             if source.kind != "map":
                 raise _Fail(source.line, source.col, "a << merge takes a mapping or a list of mappings")
             for key, value in source.value:
-                if key.kind == "scalar" and key.value not in seen:
+                key = _deref(key)
+                if key.kind == "scalar" and key.tag != _CORE + "merge" and key.value not in seen:
                     seen[key.value] = key
                     pairs.append((key, value))
         out: dict[str, Any] = {}
