@@ -77,7 +77,8 @@ def _rate_line(view: RunView, now: float) -> Text:
     rate = view.rate
     text = Text("rate limit: ", style="bold")
     if rate.limit is None and rate.remaining is None:
-        return text.append("no answer yet", style="dim")
+        # The runner reports the limiter when it holds requests back; until then it did not.
+        return text.append("not holding anything back", style="dim")
     if rate.remaining is not None:
         text.append(f"{rate.remaining}")
         if rate.limit is not None:
@@ -89,6 +90,8 @@ def _rate_line(view: RunView, now: float) -> Text:
     waiting = rate.waiting(now)
     if waiting > 0:
         text.append(f"  waiting {waiting:.0f}s", style="bold yellow")
+    elif resets == 0:
+        text.append("  (window renewed, sending)", style="dim")
     return text
 
 
@@ -117,7 +120,12 @@ def render(view: RunView, now: float, *, width: int = 80) -> Group:
         jobs.add_column("failed", justify="right")
         for name, group in view.groups.items():
             active = sum(group.count(p) for p in ("submitting", "running", "downloading"))
-            total = group.total if group.total is not None else group.finished + active
+            if group.total is not None:
+                total = group.total
+            elif len(view.groups) == 1:  # one manifest job: the plan's total is its total
+                total = view.total
+            else:
+                total = group.finished + active + group.count("pending")
             jobs.add_row(
                 name,
                 _bar(group.finished, total, 20),
