@@ -851,6 +851,8 @@ def _count_and_excludes(
         return (len(include) if include else 1), tuple(excludes)
     # count, and warn about exclude entries that drop nothing (a typo in a value)
     total = math.prod(len(axis.rows) for axis in axes)
+    if not excludes:
+        return total + len(include), ()
     matched = [0] * len(excludes)
     kept = 0
     for combo in _key_product(axes):

@@ -1,0 +1,34 @@
+"""Build manifests from YAML text without touching the disk (the core is pure)."""
+
+from __future__ import annotations
+
+from lumozbatch.core import grid
+from lumozbatch.core.manifest import Manifest, SourceText, build_partial
+from lumozbatch.core.yamlsafe import parse_yaml
+from lumozbatch.errors import Diagnostic, ManifestError
+
+
+def build(text: str, sources: dict[str, str] | None = None, *, file: str = "m.yaml", check: bool = True) -> Manifest:
+    """What load_manifest does, minus the file reading; raises ManifestError.
+
+    ``check=False`` skips the full-grid pass (for tests of huge grids' laziness)."""
+    doc = parse_yaml(text, file)
+    texts = {ref: SourceText(ref, text=body) for ref, body in (sources or {}).items()}
+    manifest, problems = build_partial(doc, file, texts)
+    if manifest is not None and check:
+        problems = problems + grid.check(manifest)
+    if manifest is None or any(d.severity == "error" for d in problems):
+        raise ManifestError(problems)
+    return manifest
+
+
+def errors(text: str, sources: dict[str, str] | None = None) -> list[Diagnostic]:
+    try:
+        build(text, sources)
+    except ManifestError as exc:
+        return [d for d in exc.diagnostics if d.severity == "error"]
+    return []
+
+
+def messages(text: str, sources: dict[str, str] | None = None) -> str:
+    return "\n".join(str(d) for d in errors(text, sources))
