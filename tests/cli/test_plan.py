@@ -1,0 +1,87 @@
+"""``lumozbatch plan``: counts per job and model, varying variables, cost, JSON; no network."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lumozbatch.cli import main
+from lumozbatch.cli.plan import render_plan, summarize
+from lumozbatch.core.grid import expand
+from lumozbatch.manifest_io import load_manifest
+from tests.conftest import MANIFESTS
+
+DEMO = str(MANIFESTS / "sketch-portraits.yaml")
+
+
+def test_plan_text_of_the_demo() -> None:
+    result = CliRunner().invoke(main, ["plan", DEMO])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.startswith(f"Plan for sketch-portraits ({DEMO})\n  10 generations: 10 new\n")
+    assert "  portraits  flux-sketch-smudge           10   10" in out
+    assert "    portraits.subject: an old fisherman, a young dancer, a lighthouse keeper" in out
+    assert "    portraits.seed: 1, 2, 3, 7" in out
+    assert "flux-sketch-smudge: 10 generations, 10 new  x $0.025 = $0.25" in out
+    assert "estimated cost of what apply would submit: $0.25" in out
+    assert out.endswith("apply would submit 10 generations.\n")
+
+
+def test_plan_json_is_one_document() -> None:
+    result = CliRunner().invoke(main, ["plan", str(MANIFESTS / "towers.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["total"] == 8 and doc["to_submit"] == 8
+    assert doc["counts"] == {"new": 8, "done": 0, "in_flight": 0, "failed": 0, "ambiguous": 0}
+    assert doc["models"] == {"hidream-l1": {"generations": 8, "counts": doc["counts"], "price": 0.03}}
+    assert doc["cost"]["to_submit"] == 0.24
+    varying = doc["jobs"][0]["varying"]
+    assert list(varying) == ["guidance_scale", "time", "place", "negative_prompt"]
+    assert varying["time"] == {"count": 4, "values": ["dawn", "noon", "dusk", "night"]}
+
+
+def test_plan_several_models_unpriced(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "version: 1\nname: mix\njobs:\n"
+        "  - {id: a, model: hidream-l1, params: {prompt: x}, repeat: 3}\n"
+        "  - {id: b, model: other-model, params: {prompt: y}}\n"
+        "pricing: {hidream-l1: 2}\nlimits: {max_generations: 3}\n"
+    )
+    result = CliRunner().invoke(main, ["plan", "m.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "warning: jobs[1].model: unknown model 'other-model'" in result.output
+    assert "hidream-l1: 3 generations, 3 new  x $2.00 = $6.00" in result.output
+    assert "other-model: 1 generations, 1 new" in result.output
+    assert "estimated cost of what apply would submit: $6.00 (no price for other-model)" in result.output
+    assert "apply would refuse: 0 already submitted + 4 new > limits.max_generations 3" in result.output
+    doc = json.loads(CliRunner().invoke(main, ["plan", "m.yaml", "--json"]).output)
+    assert doc["cost"] == {"to_submit": None, "total": None, "priced_part_to_submit": 6.0, "unpriced_models": ["other-model"]}
+
+
+def test_summarize_with_ledger_states() -> None:
+    manifest = load_manifest(DEMO)
+    specs = list(expand(manifest))
+    states = {specs[0].identity: "done", specs[1].identity: "failed", specs[2].identity: "ambiguous"}
+    summary = summarize(manifest, specs, states, removed=2)
+    assert summary.counts == {"new": 7, "done": 1, "in_flight": 0, "failed": 1, "ambiguous": 1}
+    text = render_plan(summary)
+    assert "10 generations: 7 new, 1 done, 1 failed, 1 ambiguous" in text
+    assert "2 in the ledger but no longer in the manifest" in text
+    assert "estimated cost of what apply would submit: $0.175" in text
+
+
+def test_plan_invalid_manifest_exit_2() -> None:
+    from tests.cli.test_validate import BAD
+
+    result = CliRunner().invoke(main, ["plan", str(BAD / "zip_unequal.yaml")])
+    assert result.exit_code == 2
+    assert "zip_unequal.yaml:8:5: jobs[0].zip: zip lists must have equal lengths" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_plan_missing_file_one_line() -> None:
+    result = CliRunner().invoke(main, ["plan", "nope.yaml"])
+    assert result.exit_code == 2
+    assert result.output == "Error: cannot read nope.yaml: no such file\n"
