@@ -3,19 +3,19 @@
 A job's state only changes through :func:`advance`, keyed by (state, ledger record type).
 Anything the table does not list raises :class:`IllegalTransition` and changes nothing.
 
-::
+The happy path is ``PENDING -intent-> SUBMITTING -accepted-> SUBMITTED -completed->
+COMPLETED -downloaded-> DONE`` (a ``run`` that answers with its output at once may go
+``SUBMITTING -completed-> COMPLETED``). Around it:
 
-    PENDING --intent--> SUBMITTING --accepted--> SUBMITTED --completed--> COMPLETED
-       ^                 |  |  |  \\--completed (run answered with the output)--^   |
-       |                 |  |  \\--failed (API refused: 422/404/403) --> FAILED    downloaded
-       +----unsent-------+  \\--ambiguous / eof (answer lost) --> AMBIGUOUS         v
-       ^                                                                         DONE
-       +-------------reset (from FAILED or AMBIGUOUS only) -----------------------+
-
+``SUBMITTING --unsent--> PENDING``: the ``run`` certainly created nothing (connect error, 429).
+``SUBMITTING --failed--> FAILED``: the API refused the ``run`` (422, 403, 404; not billed).
+``SUBMITTING --ambiguous--> AMBIGUOUS``: sent, answer lost (maybe billed).
 ``SUBMITTED --failed--> FAILED`` is a ``failed`` status after acceptance (billed).
+``PENDING --failed--> FAILED``: not sent because its model does not exist (not billed).
 ``COMPLETED --failed--> COMPLETED``: a download failure; the output was paid for and the next
 run downloads it again. ``COMPLETED --completed--> COMPLETED``: a fresh URL from ``/check``.
 ``job`` and ``retire`` records describe the plan and never move the state.
+Only ``reset`` leaves FAILED or AMBIGUOUS (to PENDING); nothing leaves DONE.
 ``eof`` is not a record: :func:`lumozbatch.core.ledger_codec.replay` applies it at the end of
 the ledger, so a job left SUBMITTING (crash or kill -9 between send and record) is AMBIGUOUS.
 """
@@ -52,6 +52,8 @@ _S = JobState
 
 TRANSITIONS: dict[tuple[JobState, str], JobState] = {
     (_S.PENDING, "intent"): _S.SUBMITTING,
+    # never sent, failed anyway: the rest of a model the API does not know (model_not_found)
+    (_S.PENDING, "failed"): _S.FAILED,
     (_S.SUBMITTING, "unsent"): _S.PENDING,
     (_S.SUBMITTING, "accepted"): _S.SUBMITTED,
     # a `run` that answers with its output at once may be recorded without `accepted`

@@ -13,6 +13,7 @@ S = JobState
     ("state", "record", "expected"),
     [
         (S.PENDING, "intent", S.SUBMITTING),
+        (S.PENDING, "failed", S.FAILED),  # the rest of a model_not_found model, never sent
         (S.SUBMITTING, "unsent", S.PENDING),
         (S.SUBMITTING, "accepted", S.SUBMITTED),
         (S.SUBMITTING, "completed", S.COMPLETED),

@@ -173,6 +173,13 @@ def test_failures_billed_or_not() -> None:
     assert (after.state, after.billed, after.reason) == (S.FAILED, True, "model crashed")
 
 
+def test_a_job_failed_without_being_sent_is_not_billed() -> None:
+    record = replay([job("a"), {"t": "failed", "id": "a", "reason": "not sent: model_not_found", "code": "model_not_found"}]).jobs["a"]
+    assert (record.state, record.billed, record.attempts) == (S.FAILED, False, 0)
+    again = replay([job("a"), {"t": "failed", "id": "a", "reason": "x"}, {"t": "reset", "id": "a", "why": "retry-failed"}]).jobs["a"]
+    assert again.state is S.PENDING
+
+
 def test_download_failure_keeps_the_job_completed_with_its_reason() -> None:
     records = full_life("a")[:4] + [{"t": "failed", "id": "a", "reason": "404 on download", "billed": True}]
     record = replay(records).jobs["a"]
