@@ -505,13 +505,17 @@ def _build_job(
         variables = list(include[0][0])
     for name in variables:
         if name in BUILTINS:
-            ck.error(jp, f"a variable may not be called {name!r}: filename templates use {{{name}}} for the {name}")
+            ck.error(
+                _var_path(jp, raw, name),
+                f"a variable may not be called {name!r}: filename templates use {{{name}}} for the {name}",
+                key=True,
+            )
         if name == "model_id" or _FORBIDDEN_KEYS.match(name):
-            ck.error(jp, f"a variable may not be called {name!r}")
+            ck.error(_var_path(jp, raw, name), f"a variable may not be called {name!r}", key=True)
     seen_var: set[str] = set()
     for name in variables:
         if name in seen_var:
-            ck.error(jp, f"variable {name!r} is defined twice (matrix and zip, or two zip columns)")
+            ck.error(_var_path(jp, raw, name), f"variable {name!r} is defined twice (matrix and zip, or two zip columns)", key=True)
         seen_var.add(name)
 
     # filename template
