@@ -515,7 +515,9 @@ def _build_job(
     seen_var: set[str] = set()
     for name in variables:
         if name in seen_var:
-            ck.error(_var_path(jp, raw, name), f"variable {name!r} is defined twice (matrix and zip, or two zip columns)", key=True)
+            zspec = raw.get("zip")
+            second = jp + ("zip", name) if isinstance(zspec, dict) and name in zspec else jp + ("zip",)
+            ck.error(second, f"variable {name!r} is defined twice (matrix and zip, or two zip columns)", key=True)
         seen_var.add(name)
 
     # filename template
