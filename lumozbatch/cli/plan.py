@@ -2,8 +2,8 @@
 
 ``summarize(manifest, specs, states)`` does the counting in one pass over the specs; ``states``
 maps identity -> ledger state name (``done``, ``in_flight``, ``failed``, ``ambiguous``; absent
-means ``new``), or is None when there is no ledger: every job is then new. Wiring the ledger
-in is giving ``states`` (and ``removed``) from it.
+means ``new``), or is None when there is no ledger: every job is then new. ``plan_cmd`` reads
+them from the batch's ledger (``outputs/<name>`` or ``--out``) when there is one.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,7 +19,7 @@ import click
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.manifest import Manifest
 
-__all__ = ["STATES", "PlanSummary", "plan_cmd", "plan_data", "render_plan", "summarize"]
+__all__ = ["STATES", "PlanSummary", "ledger_states", "plan_cmd", "plan_data", "render_plan", "summarize"]
 
 STATES = ("new", "done", "in_flight", "failed", "ambiguous")
 _MAX_TRACKED = 10_000  # distinct values remembered per variable (a count beyond is ">=")
@@ -75,15 +76,23 @@ def summarize(
     states: Mapping[str, str] | None = None,
     *,
     removed: int = 0,
+    active: Iterable[str] | None = None,
 ) -> PlanSummary:
-    """Count ``specs`` by state (``states`` is identity -> state; None = no ledger, all new)."""
+    """Count ``specs`` by state (``states`` is identity -> state; None = no ledger, all new).
+
+    ``active``: the ledger's identities still part of the batch; those the manifest no longer
+    has are added to ``removed``.
+    """
     counts = dict.fromkeys(STATES, 0)
+    leftover = set(active) if active is not None else None
     jobs: dict[str, _Group] = {j.id: _Group(model=j.model) for j in manifest.jobs}
     models: dict[str, _Group] = {}
     varying = {j.id: j.varying for j in manifest.jobs}
     for spec in specs:
         state = "new" if states is None else states.get(spec.identity, "new")
         counts[state] += 1
+        if leftover is not None:
+            leftover.discard(spec.identity)
         group = jobs.setdefault(spec.job, _Group(model=spec.model))
         group.counts[state] += 1
         models.setdefault(spec.model, _Group(model=spec.model)).counts[state] += 1
@@ -103,7 +112,7 @@ def summarize(
         varying=varying,
         pricing=dict(manifest.pricing),
         max_generations=manifest.max_generations,
-        removed=removed,
+        removed=removed + (len(leftover) if leftover is not None else 0),
     )
 
 
@@ -221,13 +230,29 @@ def render_plan(summary: PlanSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
+def ledger_states(out_dir: Path) -> tuple[dict[str, str], set[str]] | None:
+    """identity -> plan state for every job the ledger in ``out_dir`` knows, and the identities
+    still active (not retired); None when there is no ledger there."""
+    from lumozbatch.core.plandiff import category_of
+    from lumozbatch.shell.ledger import ledger_path, read_state
+
+    if not ledger_path(out_dir).is_file():
+        return None
+    state = read_state(out_dir)
+    states = {identity: category_of(record) for identity, record in state.jobs.items()}
+    active = {identity for identity, record in state.jobs.items() if not record.retired}
+    return states, active
+
+
 @click.command("plan")
 @click.argument("manifest_path", metavar="MANIFEST")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON document instead of text.")
-def plan_cmd(manifest_path: str, json_out: bool) -> None:
-    """Expand the manifest's grid and show what apply would do: generations per job and per
-    model, the variables that vary, and the estimated cost when the manifest gives prices.
-    Sends nothing.
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Output folder (default outputs/<name>).")
+def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
+    """Expand the manifest's grid and show what apply would do against the batch's ledger
+    (new, done, in flight, failed, ambiguous, no longer in the manifest): generations per job
+    and per model, the variables that vary, and the estimated cost when the manifest gives
+    prices. Sends nothing.
 
     Example: lumozbatch plan manifests/sketch-portraits.yaml --json
     """
@@ -235,7 +260,9 @@ def plan_cmd(manifest_path: str, json_out: bool) -> None:
     from lumozbatch.manifest_io import load_manifest
 
     manifest = load_manifest(manifest_path)
-    summary = summarize(manifest, expand(manifest), None)
+    ledger = ledger_states(Path(out_dir) if out_dir else Path("outputs") / manifest.name)
+    states, active = ledger if ledger is not None else (None, None)
+    summary = summarize(manifest, expand(manifest), states, active=active)
     warnings = [str(w) for w in manifest.warnings]
     if json_out:
         click.echo(json.dumps(plan_data(summary, warnings), indent=2, ensure_ascii=False))

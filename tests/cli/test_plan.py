@@ -85,3 +85,36 @@ def test_plan_missing_file_one_line() -> None:
     result = CliRunner().invoke(main, ["plan", "nope.yaml"])
     assert result.exit_code == 2
     assert result.output == "Error: cannot read nope.yaml: no such file\n"
+
+
+def _write_ledger(out_dir: Path, records: list[dict]) -> None:
+    from lumozbatch.core.ledger_codec import encode
+    from lumozbatch.shell.ledger import ledger_path
+
+    path = ledger_path(out_dir)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(encode(r) for r in records))
+
+
+def test_plan_reads_the_ledger(tmp_path: Path) -> None:
+    from lumozbatch.core.ledger_codec import pin_job_record
+
+    specs = list(expand(load_manifest(DEMO)))
+    gone = pin_job_record(specs[0], 5) | {"id": "f" * 64, "job": "old"}
+    records: list[dict] = [{"t": "batch", "v": 1, "name": "sketch-portraits", "manifest": DEMO, "at": 1.0}]
+    records += [pin_job_record(s, 5) for s in specs[:3]] + [gone]
+    records += [
+        {"t": "intent", "id": specs[0].identity, "attempt": 1},
+        {"t": "accepted", "id": specs[0].identity, "request_id": 1},
+        {"t": "intent", "id": specs[1].identity, "attempt": 1},
+    ]
+    _write_ledger(tmp_path / "outputs" / "sketch-portraits", records)
+    result = CliRunner().invoke(main, ["plan", DEMO])
+    assert result.exit_code == 0, result.output
+    assert "10 generations: 8 new, 1 in flight, 1 ambiguous" in result.output
+    assert "1 in the ledger but no longer in the manifest" in result.output
+    # the same ledger somewhere else, found with --out
+    (tmp_path / "outputs").rename(tmp_path / "elsewhere")
+    assert "10 generations: 10 new\n" in CliRunner().invoke(main, ["plan", DEMO]).output
+    moved = CliRunner().invoke(main, ["plan", DEMO, "--json", "--out", "elsewhere/sketch-portraits"])
+    assert json.loads(moved.output)["counts"] == {"new": 8, "done": 0, "in_flight": 1, "failed": 0, "ambiguous": 1}
