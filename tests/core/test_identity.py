@@ -54,3 +54,17 @@ def test_key_order_does_not_matter(params: dict, rnd) -> None:
 @given(st.integers(-(2**53), 2**53))
 def test_integral_float_equals_int(n: int) -> None:
     assert compute_identity("m", normalize({"g": float(n)}), 0, 1) == compute_identity("m", normalize({"g": n}), 0, 1)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_canonical_json_is_sorted_compact_ascii_json(value) -> None:
+    import json
+
+    assert canonical_json(value) == json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
