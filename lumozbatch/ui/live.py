@@ -79,19 +79,21 @@ def _rate_line(view: RunView, now: float) -> Text:
     if rate.limit is None and rate.remaining is None:
         # The runner reports the limiter when it holds requests back; until then it did not.
         return text.append("not holding anything back", style="dim")
+    resets = rate.resets_in(now)
+    waiting = rate.waiting(now)
+    if resets == 0 and waiting == 0:
+        # The numbers are of a window that has ended.
+        per = f" ({rate.limit} per window)" if rate.limit is not None else ""
+        return text.append(f"window renewed, sending{per}", style="dim")
     if rate.remaining is not None:
         text.append(f"{rate.remaining}")
         if rate.limit is not None:
             text.append(f"/{rate.limit}")
         text.append(" left")
-    resets = rate.resets_in(now)
     if resets is not None:
         text.append(f", resets in {format_duration(resets)}")
-    waiting = rate.waiting(now)
     if waiting > 0:
-        text.append(f"  waiting {waiting:.0f}s", style="bold yellow")
-    elif resets == 0:
-        text.append("  (window renewed, sending)", style="dim")
+        text.append(f"  waiting {waiting:.1f}s", style="bold yellow")
     return text
 
 

@@ -62,6 +62,7 @@ def test_page_loads_images_and_switches_axes_in_a_browser(portraits, browser, tm
     assert "guidance must be at most 10" in dom and "validation_error" in dom
     assert "sent, answer lost; may have been billed" in dom
     assert 'data-ready="1"' in dom
+    assert "--size" not in dom.split("<head>")[0]  # the default size: nothing set on <html>
 
     switched = browser.dump_dom(page.as_uri() + "#rows=mood&cols=seed")
     assert re.findall(r'<table class="grid" data-rows="([^"]*)" data-cols="([^"]*)"', switched) == [("mood", "seed")] * 2
@@ -70,6 +71,11 @@ def test_page_loads_images_and_switches_axes_in_a_browser(portraits, browser, tm
     assert re.findall(r'data-load="([a-z]+)"', switched) == ["loaded"] * 6
     # the select boxes show the axes in use
     assert re.search(r'<option value="mood" selected="">mood</option>', switched)
+
+    assert "--size" not in switched.split("<head>")[0]
+    sized = browser.dump_dom(page.as_uri() + "#rows=mood&cols=seed&size=120")
+    assert re.search(r'<html lang="en" style="--size: ?120px;?">', sized)
+    assert re.search(r'<input id="size" [^>]*>', sized)
 
     flat = browser.dump_dom(page.as_uri() + "#rows=subject&cols=")
     assert re.findall(r"<h2>([^<]*)</h2>", flat) == [

@@ -132,12 +132,12 @@ def test_live_screen_shows_progress_counts_rate_limit_countdown_and_eta() -> Non
     assert "2/4" in text  # finished of total
     assert "done 1" in text and "pending 2" in text and "failed 1" in text
     # 4 s wait announced at t=2.0; at t=6.0 it is over, the window reset
-    assert "rate limit: 0/60 left, resets in 0s" in text
+    assert "rate limit: window renewed, sending (60 per window)" in text
     assert "waiting" not in text
     assert "failed towers#999999999999: NSFW" in text
     assert "1/3" in text  # portraits: 1 done of 3
     later = screen(view, 3.0)  # one second into the wait: the countdown reads 3 s
-    assert "waiting 3s" in later
+    assert "rate limit: 0/60 left, resets in 3s  waiting 3.0s" in later
     # two finishes 1.5 s apart -> 1/1.5 jobs/s; 2 left -> 3 s, minus the 1 s since the last
     assert view.eta(6.0) == 2.0
     assert "ETA 2s" in text
