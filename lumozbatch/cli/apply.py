@@ -15,7 +15,7 @@ import httpx
 import trio
 
 from lumozbatch.core.events import Event, EventSink
-from lumozbatch.errors import ConfigError
+from lumozbatch.errors import ConfigError, LumozbatchError
 from lumozbatch.shell.api import DEFAULT_BASE_URL, LumozClient, normalize_base_url
 from lumozbatch.shell.ledger import Ledger, find_out_dir
 from lumozbatch.shell.planning import Plan, check_cap, plan_batch, plan_resume
@@ -86,6 +86,8 @@ async def _drive(
         # Events carry trio's clock; people want seconds since this run started.
         sink(dataclasses.replace(event, time=max(0.0, event.time - start)))
 
+    outcome: RunOutcome | None = None
+    error: LumozbatchError | None = None
     limits = httpx.Limits(max_connections=max(16, options.concurrency * 2), max_keepalive_connections=32)
     async with (
         trio.open_nursery() as nursery,
@@ -112,19 +114,23 @@ async def _drive(
         )
         try:
             outcome = await run_batch(runner, handle_sigint=True)
+        except LumozbatchError as exc:
+            error = exc  # re-raised outside the nursery: the error itself, not a group
         finally:
             nursery.cancel_scope.cancel()
-        relative(
-            Event(
-                "finished",
-                time=trio.current_time(),
-                counts=outcome.counts,
-                out_dir=str(out_dir),
-                exit_code=outcome.exit_code,
-            )
+    if error is not None:
+        raise error
+    assert outcome is not None
+    relative(
+        Event(
+            "finished",
+            time=trio.current_time(),
+            counts=outcome.counts,
+            out_dir=str(out_dir),
+            exit_code=outcome.exit_code,
         )
-        return outcome
-    raise AssertionError("unreachable")  # pragma: no cover
+    )
+    return outcome
 
 
 def _demo_sandbox_config() -> Any:
