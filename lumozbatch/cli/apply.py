@@ -8,7 +8,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 import httpx
@@ -54,15 +54,33 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _confirm(plan: Plan, yes: bool, json_out: bool) -> None:
+def _confirm(plan: Plan, yes: bool, json_out: bool, describe: Callable[[], str] | None = None) -> None:
+    """On a terminal, show the plan and ask before submitting more than CONFIRM_ABOVE."""
     if yes or json_out or plan.to_submit <= CONFIRM_ABOVE or not _interactive():
         return
+    if describe is not None:
+        click.echo(describe().rstrip("\n"))
     click.echo(
         f"This run will submit {plan.to_submit} generations "
-        f"({plan.done} already done, {plan.in_flight} in flight)."
+        f"({plan.done} already done, {plan.in_flight} in flight, {plan.spent} spent so far)."
     )
     if not click.confirm("Submit them?", default=False):
         raise click.Abort()
+
+
+def _describe_plan(manifest: Any, specs: list[Any], state: Any) -> Callable[[], str]:
+    """The text ``lumozbatch plan`` prints, for the confirmation on a terminal."""
+
+    def render() -> str:
+        from lumozbatch.cli.plan import render_plan, summarize
+        from lumozbatch.core.plandiff import category_of
+
+        wanted = {s.identity for s in specs}
+        states = {i: category_of(r) for i, r in state.jobs.items()}
+        removed = sum(1 for i, r in state.jobs.items() if i not in wanted and not r.retired)
+        return render_plan(summarize(manifest, specs, states, removed=removed))
+
+    return render
 
 
 def _plan_event(plan: Plan, out_dir: Path, name: str) -> Event:
@@ -134,10 +152,13 @@ async def _drive(
 
 
 def _demo_sandbox_config() -> Any:
-    """A sandbox that makes ``apply --sandbox`` quick but real: latency, small images."""
+    """A sandbox that makes ``apply --sandbox`` quick but real: free loopback ports (outputs
+    on a second origin, as the real service serves them), 0.5-2 s jobs, small real images."""
     from lumozbatch.sandbox.config import SandboxConfig
 
-    return SandboxConfig(latency=(0.5, 2.0), image_scale=0.25)
+    return SandboxConfig(
+        host="127.0.0.1", port=0, storage_port=0, latency=(0.5, 2.0), image_scale=0.25
+    )
 
 
 def _execute(
@@ -267,7 +288,7 @@ def apply_cmd(
             ledger.state, specs, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous
         )
         check_cap(plan, cap, source=cap_source)
-        _confirm(plan, yes, json_out)
+        _confirm(plan, yes, json_out, _describe_plan(loaded, specs, ledger.state))
         if plan.records:
             ledger.append_sync(*plan.records)
         hint = shlex.join(["lumozbatch", "apply", str(manifest)] + (["--out", str(out)] if out else []) + (["--sandbox"] if sandbox else []))

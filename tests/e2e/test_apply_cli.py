@@ -1,0 +1,99 @@
+"""``apply``/``resume`` refusals through click's CliRunner: exit code AND message, no network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from e2e_support import MANIFESTS_DIR, ledger, results, write_manifest
+from lumozbatch.cli import main
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    target = tmp_path / "sketch-portraits.yaml"
+    shutil.copy(MANIFESTS_DIR / "sketch-portraits.yaml", target)
+    return target
+
+
+def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):
+    return CliRunner().invoke(main, list(args), env=env, input=input, catch_exceptions=False)
+
+
+def test_missing_key_is_a_configuration_error(demo: Path) -> None:
+    result = invoke("apply", str(demo))
+    assert result.exit_code == 3
+    assert "Error: no API key: set LUMOZ_API_KEY" in result.output
+
+
+def test_bad_base_url_is_a_configuration_error(demo: Path) -> None:
+    result = invoke("apply", str(demo), "--base-url", "lumozai.com", env={"LUMOZ_API_KEY": "k"})
+    assert result.exit_code == 3
+    assert "invalid base URL" in result.output
+
+
+def test_cap_from_the_command_line_refuses_up_front(demo: Path, tmp_path: Path) -> None:
+    result = invoke("apply", str(demo), "--max-generations", "5", env={"LUMOZ_API_KEY": "k"})
+    assert result.exit_code == 2
+    assert "10 generations, over the cap of 5 (--max-generations)" in result.output
+    assert "to submit now: 10" in result.output
+    state = ledger(tmp_path / "outputs" / "sketch-portraits")
+    assert state.jobs == {}  # nothing planned, nothing sent
+
+
+def test_cap_from_the_manifest(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, "capped", subjects=2, seeds=3, limits="limits:\n  max_generations: 4\n")
+    result = invoke("apply", str(manifest), env={"LUMOZ_API_KEY": "k"})
+    assert result.exit_code == 2
+    assert "6 generations, over the cap of 4 (limits.max_generations)" in result.output
+
+
+def test_resume_without_a_ledger(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = invoke("resume", str(tmp_path / "empty"), env={"LUMOZ_API_KEY": "k"})
+    assert result.exit_code == 2
+    assert "no ledger in" in result.output
+
+
+def test_terminal_confirmation_can_decline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lumozbatch.cli.apply as apply_module
+
+    monkeypatch.setattr(apply_module, "_interactive", lambda: True)
+    manifest = write_manifest(tmp_path, "big", subjects=6, seeds=10)  # 60 > 50
+    result = invoke("apply", str(manifest), env={"LUMOZ_API_KEY": "k"}, input="n\n")
+    assert result.exit_code == 1
+    assert "This run will submit 60 generations" in result.output
+    assert "Plan for big" in result.output
+    assert "Aborted" in result.output
+    assert ledger(tmp_path / "outputs" / "big").jobs == {}
+
+
+def test_no_question_below_the_threshold_or_with_yes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lumozbatch.cli.apply as apply_module
+
+    monkeypatch.setattr(apply_module, "_interactive", lambda: True)
+    manifest = write_manifest(tmp_path, "big", subjects=6, seeds=10)
+    # --yes skips the question; the cap then refuses (so nothing is sent in this test)
+    result = invoke("apply", str(manifest), "--yes", "--max-generations", "59", env={"LUMOZ_API_KEY": "k"})
+    assert result.exit_code == 2
+    assert "Submit them?" not in result.output
+
+
+def test_sandbox_apply_then_cap_counts_what_the_ledger_holds(demo: Path, tmp_path: Path) -> None:
+    first = invoke("apply", str(demo), "--sandbox", "--json")
+    assert first.exit_code == 0, first.output
+    events = [json.loads(line) for line in first.stdout.splitlines() if line.startswith("{")]
+    assert events[0]["event"] == "plan" and events[0]["counts"]["new"] == 10
+    assert events[-1]["event"] == "finished" and events[-1]["exit_code"] == 0
+    assert len(results(tmp_path / "outputs" / "sketch-portraits")) == 10
+    # two more seeds for the fisherman and the dancer: 10 spent + 6 new > 12
+    text = demo.read_text().replace("seed: [1, 2, 3]", "seed: [1, 2, 3, 4, 5]")
+    demo.write_text(text)
+    again = invoke("apply", str(demo), "--sandbox", "--max-generations", "12")
+    assert again.exit_code == 2
+    assert "already spent or possibly spent (ledger): 10" in again.output
+    assert "to submit now: 6" in again.output
