@@ -23,6 +23,8 @@ Semantics decided here (SPEC section 3 is silent on them):
   the provider;
 - for a model without a schema, a variable is a parameter unless a string parameter's
   template uses it;
+- CSV cells are text, except in a column that sets a numeric parameter of a known model,
+  where ``30`` and ``7.5`` are read as numbers (``.jsonl`` sources keep their JSON types);
 - ``seed: random`` and ``seed: ''`` become ``RANDOM_SEED``; so does a missing ``seed`` of a
   known model that has one (the runner pins a concrete seed, so every output is
   reproducible); integral floats become ints.
@@ -85,6 +87,7 @@ class Axis:
     wheres: tuple[Where, ...]  # where each row was written
     keys: tuple[tuple[str, ...], ...]  # canonical text of each value, for exclude matching
     cells: tuple[tuple[Where, ...], ...] = ()  # per column, where each value was written
+    text_cells: bool = False  # values came from a CSV file: text, numbers not yet recognised
 
 
 @dataclass(frozen=True)
@@ -578,6 +581,8 @@ def _build_job(
                     + " (write {{ and }} for literal braces)",
                 )
 
+    if schema is not None:
+        axes = tuple(_read_csv_numbers(a, props, param_vars) if a.text_cells else a for a in axes)
     _check_template_values(ck, axes, include, used_in_params | used_in_filename)
     # values: static params, and every value of a variable that sets a parameter
     if schema is not None:
@@ -675,8 +680,6 @@ def _check_value_at(ck: _Checker, model: str, name: str, value: Any, where: Wher
         text = ck.doc.plain_non_str.get(where.doc_path)
         if text is not None and value_problem(model, name, text) is None:
             hint = ck.doc.quote_hint(where.doc_path)  # the text as written was fine: YAML typed it
-    elif isinstance(value, str) and where.file.endswith(".csv"):
-        hint = " (CSV cells are text: use a .jsonl source for numbers)"
     prefix = "" if where.path.endswith(name) else f"{name}: "
     ck.problems.append(where.diag(f"{prefix}{problem}{hint}"))
 
@@ -725,7 +728,7 @@ def _build_axes(ck: _Checker, jp: PathKey, raw: dict[str, Any]) -> tuple[tuple[A
             table = _axis_values(ck, jp + ("zip",), "", zspec, matrix=False)
             complete = complete and table is not None
             if table is not None:
-                axes.append(_axis(table))
+                axes.append(_axis(table, text_cells=zspec["file"].lower().endswith(".csv")))
         else:
             columns: list[Table] = []
             for name, spec in zspec.items():
@@ -749,9 +752,41 @@ def _build_axes(ck: _Checker, jp: PathKey, raw: dict[str, Any]) -> tuple[tuple[A
     return tuple(axes), complete
 
 
-def _axis(table: Table, cells: tuple[tuple[Where, ...], ...] = ()) -> Axis:
+def _axis(table: Table, cells: tuple[tuple[Where, ...], ...] = (), text_cells: bool = False) -> Axis:
     keys = tuple(tuple(canonical_json(normalize(v)) for v in row) for row in table.rows)
-    return Axis(table.names, table.rows, table.wheres, keys, cells)
+    return Axis(table.names, table.rows, table.wheres, keys, cells, text_cells)
+
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def _numeric(prop: dict[str, Any]) -> bool:
+    """Does the parameter's schema take a number (directly or in one of its branches)?"""
+    for branch in [prop, *prop.get("oneOf", []), *prop.get("anyOf", [])]:
+        kinds = branch.get("type", [])
+        kinds = [kinds] if isinstance(kinds, str) else kinds
+        if "integer" in kinds or "number" in kinds:
+            return True
+    return False
+
+
+def _read_csv_numbers(axis: Axis, props: dict[str, Any], param_vars: list[str]) -> Axis:
+    """CSV cells are text; in a column that sets a numeric parameter, read numbers as numbers."""
+    columns = [i for i, name in enumerate(axis.names) if name in param_vars and _numeric(props.get(name, {}))]
+    if not columns:
+        return axis
+    rows = []
+    for row in axis.rows:
+        cells = list(row)
+        for i in columns:
+            text = cells[i].strip()
+            if _INTEGER.fullmatch(text):
+                cells[i] = int(text)
+            elif _NUMBER.fullmatch(text):
+                cells[i] = float(text)
+        rows.append(tuple(cells))
+    return _axis(Table(axis.names, tuple(rows), axis.wheres), axis.cells, text_cells=True)
 
 
 def _no_duplicate_values(ck: _Checker, table: Table, name: str) -> None:

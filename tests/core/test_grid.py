@@ -263,3 +263,15 @@ def test_identities_stable_under_reordering(g, rnd: random.Random) -> None:
     a = {s.identity: s.variables for s in expand(m1)}
     b = {s.identity: s.variables for s in expand(m2)}
     assert a == b
+
+
+def test_csv_numbers_for_numeric_parameters() -> None:
+    m = build(
+        job("    params: {prompt: '{time} {label}'}\n    zip: {file: r.csv}\n    exclude: [{guidance_scale: 7.5}]\n"),
+        {"r.csv": "time,label,guidance_scale,num_inference_steps\ndawn,007,5,30\ndusk,008,7.5,40\nnoon,009,2.5e0,50\n"},
+    )
+    specs = list(expand(m))
+    assert [(s.params["prompt"], s.params["guidance_scale"], s.params["num_inference_steps"]) for s in specs] == [
+        ("dawn 007", 5, 30),
+        ("noon 009", 2.5, 50),
+    ]
