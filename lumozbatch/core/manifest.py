@@ -36,6 +36,7 @@ import difflib
 import itertools
 import math
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -172,7 +173,14 @@ def value_problem(model: str, name: str, value: Any) -> str | None:
             return f"{value!r} is not one of {_options(schema['enum'])}"
         return None
     error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    return None if error is None else _explain(error, value)
+    if error is not None:
+        return _explain(error, value)
+    if schema.get("format") == "uri" and isinstance(value, str):
+        # jsonschema leaves formats unchecked without extra packages; a webhook must be a URL
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return f"{value!r} is not an http(s) URL"
+    return None
 
 
 def _show(value: Any) -> str:

@@ -139,3 +139,9 @@ def test_example_manifests_load() -> None:
     counts = {p.name: load_manifest(p).count() for p in sorted(MANIFESTS.glob("*.yaml"))}
     assert counts == {"seed-sweep.yaml": 8, "sketch-portraits.yaml": 10, "towers.yaml": 8}
     assert all(n <= 12 for n in counts.values())
+
+
+def test_webhook_must_be_a_url() -> None:
+    base = HEAD + "jobs:\n  - {id: a, model: hidream-l1, params: {prompt: x, webhook: '%s'}}\n"
+    assert "'not a url' is not an http(s) URL" in messages(base % "not a url")
+    assert messages(base % "https://example.com/hook?x=1") == ""
