@@ -18,7 +18,7 @@ def validate_cmd(manifests: tuple[str, ...]) -> None:
 
     Example: lumozbatch validate manifests/*.yaml
     """
-    from lumozbatch.manifest_io import load_manifest
+    from lumozbatch.manifest_io import UnreadableManifest, load_manifest
 
     details: list[str] = []
     invalid = 0
@@ -26,12 +26,18 @@ def validate_cmd(manifests: tuple[str, ...]) -> None:
     for path in manifests:
         try:
             manifest = load_manifest(path)
+        except UnreadableManifest as exc:
+            if len(manifests) == 1:
+                raise  # one line: "cannot read m.yaml: it is a directory, not a file"
+            invalid += 1
+            errors += 1
+            details.append(exc.message)
+            continue
         except ManifestError as exc:
             invalid += 1
             found = [d for d in exc.diagnostics if d.severity == "error"]
             errors += len(found)
-            # an unreadable file says so in one line; a parsed one lists every diagnostic
-            details.extend(exc.details or [exc.message])
+            details.extend(exc.details)
             continue
         for warning in manifest.warnings:
             click.echo(str(warning), err=True)
@@ -42,8 +48,6 @@ def validate_cmd(manifests: tuple[str, ...]) -> None:
             f"{total} generation{'s' if total != 1 else ''})"
         )
     if invalid:
-        if len(manifests) == 1 and not details:
-            raise UsageError(f"{manifests[0]} is invalid")
         noun = "error" if errors == 1 else "errors"
         files = f"{invalid} of {len(manifests)} manifests" if len(manifests) > 1 else manifests[0]
         raise UsageError(f"{files} invalid: {errors} {noun}", details=details)
