@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lumozbatch.core.limiter import PAST_RESET_429_WAIT, RECHECK, RateLimiter
 
@@ -334,3 +336,21 @@ def test_a_small_limit_is_paced_one_by_one() -> None:
     result = simulate(25, limit=5, window=2.0)
     assert result.server.rejected == 0
     assert max(Counter(result.sends).values()) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    limit=st.integers(1, 80),
+    window=st.sampled_from([1.0, 2.5, 5.0, 7.0, 60.0]),
+    skew=st.floats(-86_400, 86_400, allow_nan=False),
+    latency_hi=st.floats(0.001, 3.0),
+    seed=st.integers(0, 1000),
+)
+def test_property_no_429_whatever_the_server_looks_like(
+    limit: int, window: float, skew: float, latency_hi: float, seed: int
+) -> None:
+    n = min(3 * limit + 5, 150)
+    result = simulate(n, limit=limit, window=window, offset=T0 + skew, latency=(0.0, latency_hi), seed=seed)
+    assert result.server.rejected == 0
+    assert sum(result.server.counts.values()) == n
+    assert max(result.server.counts.values()) <= limit
