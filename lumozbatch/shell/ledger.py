@@ -159,14 +159,17 @@ class Ledger:
                 f"no ledger in {out_dir}: nothing has been run there yet",
                 details=["run `lumozbatch apply MANIFEST` first (or point at the right folder)"],
             )
-        made: list[Path] = []
-        for folder in (out_dir, meta):
-            if not folder.is_dir():
-                folder.mkdir(parents=True, exist_ok=True)
-                made.append(folder)
-        for folder in made:  # each new folder's entry must survive a power loss too
-            _fsync_dir(folder.parent)
-        lock_fd = _take_lock(meta / LOCK_FILE, out_dir)
+        try:
+            made: list[Path] = []
+            for folder in (out_dir, meta):
+                if not folder.is_dir():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    made.append(folder)
+            for folder in made:  # each new folder's entry must survive a power loss too
+                _fsync_dir(folder.parent)
+            lock_fd = _take_lock(meta / LOCK_FILE, out_dir)
+        except OSError as exc:
+            raise UsageError(f"cannot use {out_dir} as the output folder: {exc.strerror or exc}") from None
         fd = -1
         try:
             existed = path.exists()
@@ -182,10 +185,12 @@ class Ledger:
             if end < len(data):
                 os.ftruncate(fd, end)
                 os.fsync(fd)
-        except BaseException:
+        except BaseException as exc:
             if fd >= 0:
                 os.close(fd)
             os.close(lock_fd)  # releases the lock
+            if isinstance(exc, OSError):
+                raise UsageError(f"cannot read the ledger {path}: {exc.strerror or exc}") from None
             raise
         ledger = cls(out_dir, fd, lock_fd, state, end)
         ledger.repaired_bytes = len(data) - end

@@ -75,6 +75,12 @@ def test_create_append_sync_and_reopen(tmp_path: Path) -> None:
         assert again.state.jobs["b"].state is JobState.PENDING
 
 
+def test_an_output_folder_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(UsageError, match="cannot use .*taken as the output folder"):
+        Ledger.open(tmp_path / "taken", create=True)
+
+
 def test_an_illegal_append_raises_and_writes_nothing(tmp_path: Path) -> None:
     with Ledger.open(tmp_path, create=True) as ledger:
         ledger.append_sync(BATCH, job("a"))
