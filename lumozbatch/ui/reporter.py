@@ -16,9 +16,10 @@ on stderr, so that stdout stays one JSON object per line.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from types import TracebackType
-from typing import IO, Callable
+from typing import IO, Any, Callable
 
 from rich.console import Console
 from rich.live import Live
@@ -48,6 +49,7 @@ class Reporter:
     def __init__(self, stream: IO[str], err: IO[str] | None = None) -> None:
         self.stream = stream
         self.err = err if err is not None else stream
+        self._closed_streams: set[IO[str]] = set()
 
     def __enter__(self) -> "Reporter":
         return self
@@ -74,10 +76,36 @@ class Reporter:
         self.close()
         self._write(self.stream, text)
 
-    @staticmethod
-    def _write(stream: IO[str], text: str) -> None:
-        stream.write(text if text.endswith("\n") else text + "\n")
-        stream.flush()
+    def _write(self, stream: IO[str], text: str) -> None:
+        if stream in self._closed_streams:
+            return
+        try:
+            stream.write(text if text.endswith("\n") else text + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            # The reader went away (`apply ... | head`). The run itself must go on and record
+            # what it paid for; only its narration stops.
+            self._closed_streams.add(stream)
+            _silence(stream)
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point a broken stream's descriptor at /dev/null, so the interpreter's final flush does
+    not fail again (the recipe of Python's signal docs for SIGPIPE)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def _rounded(data: dict[str, Any]) -> dict[str, Any]:
+    # Milliseconds are plenty for people and machines; 17 digits are noise.
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in data.items()}
 
 
 class PlainReporter(Reporter):
@@ -105,7 +133,7 @@ class JsonReporter(Reporter):
     mode = "json"
 
     def emit(self, event: Event) -> None:
-        self._write(self.stream, json.dumps(event.to_dict(), ensure_ascii=False, default=str))
+        self._write(self.stream, json.dumps(_rounded(event.to_dict()), ensure_ascii=False, default=str))
 
     def summary(self, text: str) -> None:
         # Looked up now, not at construction: stdout stays pure JSON lines.

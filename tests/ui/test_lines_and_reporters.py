@@ -141,3 +141,11 @@ def test_live_screen_shows_progress_counts_rate_limit_countdown_and_eta() -> Non
     # two finishes 1.5 s apart -> 1/1.5 jobs/s; 2 left -> 3 s, minus the 1 s since the last
     assert view.eta(6.0) == 2.0
     assert "ETA 2s" in text
+
+
+def test_json_times_are_rounded_to_milliseconds() -> None:
+    out = io.StringIO()
+    with make_reporter(json=True, stream=out) as reporter:
+        reporter(Event("rate_limit", 1.23456789, limit=60, remaining=3, reset_in=4.0004999, wait=0.1 + 0.2))
+    assert json.loads(out.getvalue()) == {"event": "rate_limit", "time": 1.235, "limit": 60, "remaining": 3,
+                                          "reset_in": 4.0, "wait": 0.3}
