@@ -53,6 +53,7 @@ class LimitSnapshot:
     reset_in: float | None  # seconds until the window resets, on our clock (upper bound)
     in_flight: int  # requests sent and not answered
     wait: float  # what try_acquire would answer now (0 = may send)
+    window: float | None = None  # window length, once two windows' Resets were seen
 
 
 class RateLimiter:
@@ -144,11 +145,16 @@ class RateLimiter:
     def snapshot(self, now: float) -> LimitSnapshot:
         wait = self._wait(now)
         reset_in = None if self._reset_at is None else max(0.0, self._reset_at - now)
-        return LimitSnapshot(self._limit, self._remaining, reset_in, self._in_flight, wait)
+        return LimitSnapshot(self._limit, self._remaining, reset_in, self._in_flight, wait, self._window)
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def window(self) -> float | None:
+        """The window's length in seconds, learnt from two consecutive windows' ``Reset``."""
+        return self._window
 
     # -- internals -----------------------------------------------------------------------
 

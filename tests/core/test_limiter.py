@@ -97,7 +97,9 @@ def test_stale_remaining_from_an_out_of_order_answer_is_ignored() -> None:
 def test_answers_from_an_older_window_are_ignored() -> None:
     lim = primed(remaining=5, reset_in=5)
     assert lim.try_acquire(0.0) == 0.0
+    assert lim.window is None
     lim.on_response(1.0, status=200, headers=hdrs(50, T0 + 10, T0 + 5))  # the next window
+    assert lim.window == 5.0 and lim.snapshot(1.0).window == 5.0
     assert lim.try_acquire(1.0) == 0.0
     lim.on_response(1.1, status=200, headers=hdrs(0, T0 + 5, T0 + 4))  # late, old window
     assert lim.snapshot(1.1).remaining == 50
