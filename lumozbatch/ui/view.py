@@ -17,7 +17,7 @@ from typing import Any
 
 from lumozbatch.core.events import Event
 
-__all__ = ["ETA_WINDOW", "GroupProgress", "RateLimitView", "RunView"]
+__all__ = ["ETA_WINDOW", "GroupProgress", "RateLimitView", "RunView", "plan_extra"]
 
 #: How many recent finishes the ETA's rate is measured over.
 ETA_WINDOW = 20
@@ -34,6 +34,27 @@ _PHASE = {
 }
 _ACTIVE = ("submitting", "running", "downloading")
 _FINAL = ("done", "failed", "ambiguous")
+
+
+def plan_extra(state: Any, identities: set[str] | None = None) -> dict[str, Any]:
+    """The ``plan`` event's ``extra``: per manifest job id, its total and what is already
+    done / failed / ambiguous, from the ledger state (``identities``: the manifest's jobs).
+
+    ``Event("plan", ..., extra=plan_extra(ledger.state, identities))`` lets the live display
+    show each job's progress against its total.
+    """
+    from lumozbatch.ui.summary import tally  # the summary's view of states
+
+    t = tally(state, identities)
+    jobs: dict[str, dict[str, int]] = {}
+    for phase, records in (("done", t.done), ("failed", t.failed), ("ambiguous", t.ambiguous),
+                           ("pending", t.pending), ("in_flight", t.in_flight)):
+        for record in records:
+            row = jobs.setdefault(record.job, {"total": 0})
+            row["total"] += 1
+            if phase in _FINAL:
+                row[phase] = row.get(phase, 0) + 1
+    return {"jobs": jobs}
 
 
 @dataclass

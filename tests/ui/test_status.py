@@ -68,3 +68,14 @@ def test_status_without_a_ledger_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.startswith("Error: ")
     assert "ledger" in result.output.lower()
+
+
+def test_status_of_a_manifest_reads_its_default_output_folder(portraits, tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import MANIFESTS_DIR
+
+    shutil.copy(MANIFESTS_DIR / "sketch-portraits.yaml", tmp_path / "m.yaml")  # name: sketch-portraits
+    result = CliRunner().invoke(main, ["status", "m.yaml", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["counts"]["done"] == 6

@@ -9,7 +9,7 @@ import pytest
 from lumozbatch.core.events import Event
 from lumozbatch.ui.eta import calls_needed, estimate_eta
 from lumozbatch.ui.ratelimit_file import RATELIMIT_FILE, RateLimitRecord, eta_for, load_snapshot, save_snapshot
-from lumozbatch.ui.view import RunView
+from lumozbatch.ui.view import RunView, plan_extra
 
 
 def ident(n: int) -> str:
@@ -97,3 +97,28 @@ def test_ratelimit_snapshot_round_trip_and_rollover(tmp_path: Path) -> None:
     assert eta_for(record, 60, now=2000.0) == pytest.approx(5.0)  # long reset: a fresh window
     (tmp_path / RATELIMIT_FILE).write_text("{not json")
     assert load_snapshot(tmp_path) is None
+
+
+def test_plan_extra_gives_the_display_each_jobs_total(batch) -> None:
+    b = batch()
+    a = b.job("portraits", {"subject": "a"})
+    b.job("portraits", {"subject": "b"})
+    c = b.job("towers", {"time": "dawn"})
+    d = b.job("towers", {"time": "dusk"})
+    b.done(a, "a.png")
+    b.failed(c, "no")
+    b.ambiguous(d)
+    extra = plan_extra(b.state())
+    assert extra == {"jobs": {"portraits": {"total": 2, "done": 1}, "towers": {"total": 2, "failed": 1, "ambiguous": 1}}}
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 4, "done": 1, "failed": 1, "ambiguous": 1, "new": 1}, extra=extra))
+    assert view.groups["towers"].total == 2 and view.groups["towers"].finished == 2
+    view.apply(Event("downloaded", 1.0, job="portraits", identity=b.ids[1], file="b.png"))
+    assert view.groups["portraits"].count("done") == 2
+
+
+def test_interrupted_and_retry_events() -> None:
+    view = RunView()
+    view.apply(Event("retry", 1.0, endpoint="check", reason="500", delay=0.5))
+    view.apply(Event("interrupted", 2.0))
+    assert view.retries == 1 and view.interrupted
