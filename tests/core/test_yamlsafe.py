@@ -108,3 +108,16 @@ def test_yaml11_typing_is_remembered_for_quote_hints() -> None:
     assert doc.quote_hint(("a",)) == '; YAML read the unquoted no as the boolean false: quote it ("no")'
     assert doc.quote_hint(("b",)) == '; YAML read the unquoted 16:9 as the number 969: quote it ("16:9")'
     assert doc.quote_hint(("c",)) == ""
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab:-[]{},&*!|>'\"#?\n \t<=~%@`\x00\x85\ufeff\u2028é1.")), max_size=60))
+def test_any_text_parses_or_gives_a_located_diagnostic(text: str) -> None:
+    try:
+        parse_yaml(text, "m.yaml")
+    except ManifestError as exc:
+        assert len(exc.diagnostics) == 1 and exc.diagnostics[0].line >= 1
