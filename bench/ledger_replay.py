@@ -6,7 +6,8 @@ and ``replay`` in a fresh process (so its peak memory is the replay's own).
 
     python bench/ledger_replay.py [--jobs 100000] [--repeat 3]
 
-Target: ``Ledger.open`` under 2 s for 100k jobs.
+Target: ``Ledger.open`` under 2 s for 100k jobs. Also reports group-commit throughput:
+``--appenders`` concurrent trio tasks appending against one appender alone (one fsync each).
 """
 
 from __future__ import annotations
@@ -126,10 +127,45 @@ def measure(out: Path, repeat: int) -> None:
     print(f"state               {counts}")
 
 
+def group_commit(out: Path, appenders: int, per_task: int) -> None:
+    import trio
+
+    from lumozbatch.shell.ledger import Ledger
+
+    async def run(tasks: int, each: int) -> tuple[float, int, int]:
+        ledger = Ledger.open(out / f"gc-{tasks}", create=True)
+        ids = [f"{t}-{i}" for t in range(tasks) for i in range(each)]
+        ledger.append_sync(
+            {"t": "batch", "v": 1, "name": "gc", "manifest": "m.yaml"},
+            *({"t": "job", "id": i, "job": "j", "index": 0, "repeat": 0, "model": "m", "params": {},
+               "variables": {}, "filename": i} for i in ids),
+        )
+        base = ledger.fsync_count
+
+        async def worker(t: int) -> None:
+            for i in range(each):
+                await ledger.append({"t": "intent", "id": f"{t}-{i}", "attempt": 1})
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for t in range(tasks):
+                nursery.start_soon(worker, t)
+        elapsed = time.perf_counter() - start
+        fsyncs = ledger.fsync_count - base
+        ledger.close()
+        return elapsed, tasks * each, fsyncs
+
+    alone = trio.run(run, 1, min(per_task, 500))
+    shared = trio.run(run, appenders, per_task)
+    for label, (elapsed, n, fsyncs) in (("1 appender", alone), (f"{appenders} appenders", shared)):
+        print(f"group commit        {label:>14}: {n / elapsed:8,.0f} appends/s, {n:,} appends in {fsyncs:,} fsyncs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--appenders", type=int, default=64)
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -147,6 +183,7 @@ def main() -> None:
             check=True,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
         )
+        group_commit(Path(tmp), args.appenders, 50)
 
 
 if __name__ == "__main__":
