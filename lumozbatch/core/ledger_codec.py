@@ -239,6 +239,7 @@ class LedgerState:
             if kind == "batch":
                 if has_batch:
                     raise BadRecord("a second 'batch' record")
+                _check_version(record)
                 has_batch = True
                 continue
             identity = record.get("id")
@@ -267,9 +268,7 @@ class LedgerState:
         if kind == "batch":
             if self.batch is not None:
                 raise BadRecord("a second 'batch' record")
-            version = record.get("v")
-            if not isinstance(version, int) or version > LEDGER_VERSION:
-                raise BadRecord(f"ledger version {version!r}: written by a newer lumozbatch")
+            _check_version(record)
             self.batch = record
             return
         try:
@@ -325,6 +324,14 @@ class LedgerState:
         known.variables = record["variables"]
         known.filename = record["filename"]
         known.known_model = record.get("known_model", known.known_model)
+
+
+def _check_version(record: dict[str, Any]) -> None:
+    version = record.get("v")
+    if type(version) is not int or version < 1:
+        raise BadRecord(f"a 'batch' record with version {version!r}")
+    if version > LEDGER_VERSION:
+        raise BadRecord(f"ledger version {version}: written by a newer lumozbatch")
 
 
 def _check_job_fields(record: dict[str, Any]) -> None:

@@ -243,6 +243,8 @@ def test_apply_is_atomic_and_check_simulates_a_batch() -> None:
     with pytest.raises(BadRecord):
         state.check([job("b"), {"t": "completed", "id": "b", "url": None}])
     state.check([job("b"), {"t": "intent", "id": "b", "attempt": 1}])
+    with pytest.raises(BadRecord, match="newer lumozbatch"):
+        state.check([{"t": "batch", "v": 2, "name": "b"}])
     assert state.jobs["a"].state is S.PENDING and "b" not in state.jobs
 
 
