@@ -160,12 +160,9 @@ class Ledger:
                 details=["run `lumozbatch apply MANIFEST` first (or point at the right folder)"],
             )
         try:
-            made: list[Path] = []
-            for folder in (out_dir, meta):
-                if not folder.is_dir():
-                    folder.mkdir(parents=True, exist_ok=True)
-                    made.append(folder)
-            for folder in made:  # each new folder's entry must survive a power loss too
+            missing = [f for f in (meta, *meta.parents) if not f.is_dir()]
+            meta.mkdir(parents=True, exist_ok=True)
+            for folder in reversed(missing):  # each new folder's entry must survive power loss
                 _fsync_dir(folder.parent)
             lock_fd = _take_lock(meta / LOCK_FILE, out_dir)
         except OSError as exc:
@@ -207,7 +204,13 @@ class Ledger:
             raise RuntimeError("append_sync() while async appends are pending")
         stamped = self._prepare(records)
         data = b"".join(encode(r) for r in stamped)
-        self._write(data)
+        try:
+            self._write(data)
+        except OSError as exc:
+            raise LedgerWriteError(
+                f"could not write the ledger {self.path}: {exc}",
+                details=["nothing was sent without a record; free the disk, then `lumozbatch resume`"],
+            ) from exc
         for record in stamped:
             self.state.apply(record)
 

@@ -247,6 +247,18 @@ async def test_a_failed_write_stops_every_later_append(tmp_path: Path, monkeypat
     assert ledger_path(tmp_path).read_bytes() == good  # the partial write was cut off
     with pytest.raises(LedgerWriteError):
         await ledger.append({"t": "retire", "id": "a"})
+    with pytest.raises(LedgerWriteError):
+        ledger.append_sync({"t": "retire", "id": "a"})
+    ledger.close()
+
+
+def test_append_sync_turns_a_disk_error_into_a_ledger_write_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = Ledger.open(tmp_path, create=True)
+    monkeypatch.setattr(ledger_module.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    with pytest.raises(LedgerWriteError, match="I/O error"):
+        ledger.append_sync(BATCH)
+    monkeypatch.undo()
+    assert ledger.state.batch is None
     ledger.close()
 
 
