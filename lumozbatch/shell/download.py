@@ -14,7 +14,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 import httpx
 import trio
 
@@ -79,15 +79,15 @@ def sniff_image(head: bytes) -> str | None:
 
 
 def safe_target(out_dir: Path, stem: str) -> Path:
-    """``out_dir/stem`` with no way out of ``out_dir`` (absolute paths, ``..``)."""
-    rel = Path(stem)
-    if rel.is_absolute() or any(part in ("..", "") for part in rel.parts) or not rel.parts:
+    """``out_dir/stem`` with no way out of ``out_dir`` (absolute paths, ``..``, empty parts).
+
+    A lexical check, no filesystem calls: the names come from the planner's templates, and
+    a folder the user symlinked inside the output folder is theirs to choose.
+    """
+    rel = PurePosixPath(stem)
+    if not stem or rel.is_absolute() or any(p in ("..", ".", "") for p in stem.split("/")):
         raise ValueError(f"output name {stem!r} would leave the output folder")
-    target = (out_dir / rel).resolve()
-    root = out_dir.resolve()
-    if root != target and root not in target.parents:
-        raise ValueError(f"output name {stem!r} would leave the output folder")
-    return out_dir / rel
+    return out_dir.joinpath(*rel.parts)
 
 
 def _fsync_dir(path: Path) -> None:
