@@ -506,6 +506,8 @@ def _build_job(
                 continue
             if not template.is_constant:
                 templates[name] = template
+            else:
+                params[name] = template.literal  # "{{" and "}}" are literal braces everywhere
 
     axes, complete = _build_axes(ck, jp, raw)
     variables: list[str] = [n for axis in axes for n in axis.names]

@@ -275,3 +275,8 @@ def test_csv_numbers_for_numeric_parameters() -> None:
         ("dawn 007", 5, 30),
         ("noon 009", 2.5, 50),
     ]
+
+
+def test_literal_braces_in_a_constant_parameter() -> None:
+    spec = next(expand(build(job("    params: {prompt: 'a {{literal}} brace', negative_prompt: '}}'}\n"))))
+    assert spec.params == {"prompt": "a {literal} brace", "negative_prompt": "}"}
