@@ -16,9 +16,10 @@ How the figures are trusted:
 * Windows: once our clock passes the reset instant, a new window is assumed to hold ``Limit``
   requests until its first answer says otherwise. A ``Reset`` in the past means "now".
 * Pacing: a token bucket whose rate spreads the window's remaining budget over the time left
-  (ending a little before the reset, so late answers do not spill into the next window) and
-  whose capacity is ``max(1, burst_fraction * limit)``: the queue never bursts all at once when
-  a window opens, yet every request a window allows is spent when there is work.
+  (ending a little before the reset, so late answers do not spill into the next window) — or,
+  for a long window, over at most ``spread`` seconds (an hourly quota is not trickled over the
+  hour) — and whose capacity is ``max(1, burst_fraction * limit)``: the queue never bursts all
+  at once when a window opens, yet every request a window allows is spent when there is work.
 * 429: nothing is sent before ``Retry-After`` or the window's reset. A 429 that gives neither
   leaves the backoff to the caller (``block_for``).
 """
@@ -59,11 +60,20 @@ class LimitSnapshot:
 class RateLimiter:
     """Sans-IO limiter shared by every call of a run; see the module docstring."""
 
-    def __init__(self, *, burst_fraction: float = 0.1, margin_fraction: float = 0.1) -> None:
+    def __init__(
+        self,
+        *,
+        burst_fraction: float = 0.1,
+        margin_fraction: float = 0.1,
+        spread: float = 10.0,
+    ) -> None:
         if not 0 < burst_fraction <= 1:
             raise ValueError("burst_fraction must be in (0, 1]")
+        if spread <= 0:
+            raise ValueError("spread must be > 0")
         self.burst_fraction = burst_fraction
         self.margin_fraction = margin_fraction
+        self.spread = spread
         self._limit: int | None = None
         self._remaining: int | None = None
         self._key: float | None = None  # the Reset header of the newest window seen
@@ -229,8 +239,11 @@ class RateLimiter:
         if self._reset_at is None:
             return 0.0  # a budget without a deadline: nothing to pace against
         left = self._reset_at - now
-        margin = self.margin_fraction * (self._window_length() or left)
-        rate = available / max(left - margin, left / 2)
+        length = self._window_length() or left
+        margin = self.margin_fraction * length
+        # spread what is left over the window (ending a little early), but a long window's
+        # budget over at most `spread` seconds: an hour's quota is not trickled over the hour
+        rate = max(available / max(left - margin, left / 2), self._limit / min(length, self.spread))
         capacity = self._capacity()
         if self._tokens_at is None:
             self._tokens = min(self._tokens, capacity)

@@ -172,6 +172,14 @@ def test_the_first_burst_is_the_capacity_then_paced() -> None:
     assert 0 < wait < 5 / 53
 
 
+def test_a_long_window_is_not_trickled_over_the_hour() -> None:
+    # 1000 an hour and 300 to send: a burst of 100, then 100/s (the budget over 10 s at most)
+    result = simulate(300, limit=1000, window=3600.0, latency=(0.0, 0.0))
+    assert result.server.rejected == 0
+    assert max(Counter(result.sends).values()) <= 1 + 100  # the lone first one, then the bucket
+    assert max(result.sends) == pytest.approx(2.0, abs=0.05)
+
+
 def test_headers_are_case_insensitive_and_garbage_is_ignored() -> None:
     lim = RateLimiter()
     lim.try_acquire(0.0)
