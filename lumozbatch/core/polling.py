@@ -42,8 +42,12 @@ class PollPlanner:
         self._history = history
 
     def observe(self, model: str, latency: float) -> None:
-        """A request of ``model`` completed ``latency`` seconds after it was accepted."""
-        if latency >= 0:
+        """A request of ``model`` completed ``latency`` seconds after it was accepted.
+
+        Only polled requests tell when to poll: a ``run`` that answered with its output at
+        once (``latency`` 0) is ignored, or it would drag the first poll of slow ones early.
+        """
+        if latency > 0:
             self._latencies.setdefault(model, deque(maxlen=self._history)).append(latency)
 
     def typical_latency(self, model: str) -> float | None:

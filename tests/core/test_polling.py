@@ -18,6 +18,14 @@ def test_first_delay_defaults_then_follows_the_models_median_latency() -> None:
     assert planner.first_delay("other") == 2.0  # per model
 
 
+def test_instant_answers_do_not_drag_the_first_poll_early() -> None:
+    planner = PollPlanner()
+    planner.observe("m", 4.0)
+    for _ in range(5):
+        planner.observe("m", 0.0)  # run answered with its output: nothing was polled
+    assert planner.first_delay("m") == 4.0
+
+
 def test_first_delay_is_clamped() -> None:
     planner = PollPlanner(min_delay=0.5, max_delay=10.0)
     planner.observe("fast", 0.01)
