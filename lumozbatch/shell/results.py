@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ from lumozbatch.core.ledger_codec import decode_lines
 __all__ = ["REQUIRED_KEYS", "RESULTS_FILE", "append_result", "read_results", "results_path"]
 
 RESULTS_FILE = "results.jsonl"
+#: Rows may come from several worker threads: the torn-tail check and the write must not
+#: interleave (one run per batch is guaranteed by the ledger's lock, so in-process is enough).
+_WRITE_LOCK = threading.Lock()
+
 REQUIRED_KEYS = ("job", "identity", "variables", "model", "params", "request_id", "file", "sha256", "bytes")
 
 
@@ -32,7 +37,18 @@ def append_result(out_dir: Path, row: dict[str, Any]) -> None:
         raise ValueError(f"a results row without {', '.join(missing)}")
     line = json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
     path = results_path(out_dir)
-    created = not path.exists()
+    with _WRITE_LOCK:
+        created = not path.exists()
+        _append_line(path, line)
+    if created:
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _append_line(path: Path, line: bytes) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     try:
         size = os.fstat(fd).st_size
@@ -44,12 +60,6 @@ def append_result(out_dir: Path, row: dict[str, Any]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    if created:
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _last_newline_end(fd: int, size: int) -> int:

@@ -325,3 +325,11 @@ def test_results_rows_need_the_spec_keys(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sha256"):
         append_result(tmp_path, incomplete)
     assert not results_path(tmp_path).exists()
+
+
+def test_results_from_many_threads_never_cut_each_other(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda i: append_result(tmp_path, row(f"id{i}", note="x" * (i * 37 % 3000))), range(200)))
+    assert sorted(r["identity"] for r in read_results(tmp_path)) == sorted(f"id{i}" for i in range(200))
