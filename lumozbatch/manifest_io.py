@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 from lumozbatch.core import grid
-from lumozbatch.core.manifest import Manifest, SourceText, build_partial, ordered, source_refs
+from lumozbatch.core.build import build_partial, source_refs
+from lumozbatch.core.checker import ordered
+from lumozbatch.core.manifest import Manifest, SourceText
 from lumozbatch.core.yamlsafe import parse_yaml
 from lumozbatch.errors import Diagnostic, ManifestError
 

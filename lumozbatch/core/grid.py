@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lumozbatch.core.identity import compute_identity
+from lumozbatch.core.explain import value_problem
+from lumozbatch.core.identity import compute_identity, final_value
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.manifest import JobDef, Manifest, _final_value, value_problem
+from lumozbatch.core.manifest import JobDef, Manifest
 from lumozbatch.core.sources import Where
 from lumozbatch.core.templates import TemplateError, render_value
 from lumozbatch.errors import Diagnostic, ManifestError
@@ -68,12 +69,12 @@ def _params(job: JobDef, variables: dict[str, Any]) -> tuple[dict[str, Any], lis
     params = dict(job.params)
     failures: list[tuple[str, str]] = []
     for name in job.param_vars:
-        params[name] = _final_value(name, variables[name])
+        params[name] = final_value(name, variables[name])
     for name, template in job.templates.items():
         if name in job.param_vars:
             continue
         try:
-            params[name] = _final_value(name, template.render(variables))
+            params[name] = final_value(name, template.render(variables))
         except TemplateError as exc:
             failures.append((name, str(exc)))
             params[name] = template.source

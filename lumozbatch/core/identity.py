@@ -21,7 +21,10 @@ import json
 import math
 from typing import Any
 
-__all__ = ["canonical_json", "compute_identity", "normalize"]
+from lumozbatch.core.jobspec import RANDOM_SEED
+
+__all__ = ["canonical_json", "compute_identity", "final_value", "normalize"]
+
 
 _MAX_EXACT = 2**53  # beyond this an integral float is not an exact integer anywhere
 
@@ -54,3 +57,10 @@ def compute_identity(model: str, params: dict[str, Any], repeat_index: int, repe
     if repeats > 1:
         payload["repeat"] = repeat_index
     return hashlib.sha256(canonical_json(payload).encode("ascii")).hexdigest()
+
+
+def final_value(name: str, value: Any) -> Any:
+    """What is hashed and sent: seed '' / 'random' -> RANDOM_SEED, integral floats -> int."""
+    if name == "seed" and value in ("", RANDOM_SEED):
+        return RANDOM_SEED
+    return normalize(value)

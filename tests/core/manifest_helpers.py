@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lumozbatch.core import grid
-from lumozbatch.core.manifest import Manifest, SourceText, build_partial
+from lumozbatch.core.build import build_partial
+from lumozbatch.core.manifest import Manifest, SourceText
 from lumozbatch.core.yamlsafe import parse_yaml
 from lumozbatch.errors import Diagnostic, ManifestError
 

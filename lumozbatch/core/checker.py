@@ -1,0 +1,39 @@
+"""Collecting diagnostics while a manifest is built, located in its document."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lumozbatch.core.manifest import SourceText
+from lumozbatch.core.sources import Where
+from lumozbatch.core.yamlsafe import Document, PathKey, path_text
+from lumozbatch.errors import Diagnostic
+
+__all__ = ["Checker", "ordered"]
+
+
+class Checker:
+    """Collects diagnostics while building; ``doc`` locates them."""
+
+    def __init__(self, doc: Document, sources: Mapping[str, SourceText]) -> None:
+        self.doc = doc
+        self.sources = sources
+        self.problems: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+
+    def where(self, path: PathKey, *, key: bool = False) -> Where:
+        line, col = self.doc.mark(path, key=key)
+        return Where(self.doc.file, line, col, path_text(path), tuple(path))
+
+    def error(self, path: PathKey, message: str, *, key: bool = False) -> None:
+        self.problems.append(self.doc.diag(path, message, key=key))
+
+    def warn(self, path: PathKey, message: str, *, key: bool = False) -> None:
+        self.warnings.append(self.doc.diag(path, message, key=key, severity="warning"))
+
+
+def ordered(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """Without repeats, sorted by file, line and column; errors before warnings on one spot."""
+    seen: set[Diagnostic] = set()
+    unique = [d for d in diags if not (d in seen or seen.add(d))]
+    return sorted(unique, key=lambda d: (d.file, d.line, d.col, d.severity != "error"))
