@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "plan": "plan_cmd",
     "reproduce": "reproduce_cmd",
     "resume": "resume_cmd",
+    "sandbox": "sandbox_cmd",
     "status": "status_cmd",
     "validate": "validate_cmd",
 }
