@@ -157,7 +157,7 @@ class BatchRunner:
         in_flight = [j.identity for j in active if j.state in (JobState.SUBMITTED, JobState.COMPLETED)]
         pending = [j.identity for j in active if j.state == JobState.PENDING]
         self._queue: deque[str] = deque(in_flight + pending)
-        self._resumed = set(in_flight)
+        self._purged: set[str] = set()  # dead models whose queued jobs were failed
 
     # -- public -------------------------------------------------------------------------
 
@@ -207,32 +207,33 @@ class BatchRunner:
             self._work.cancel()
 
     async def _next_job(self) -> JobRecord | None:
+        """The next job a worker may carry: jobs in flight first, then pending ones whose model
+        is admitted (the head of the queue, unless its model's probe is still out)."""
         jobs = self.ledger.state.jobs
         while not self._stopping:
-            doomed: list[JobRecord] = []
-            chosen: JobRecord | None = None
-            for identity in list(self._queue):
+            if self._gates.dead_reason.keys() - self._purged:
+                await self._purge_dead_models()
+            queue = self._queue
+            for position, identity in enumerate(queue):
                 rec = jobs[identity]
-                if rec.state != JobState.PENDING:
-                    chosen = rec
-                elif self._gates.is_dead(rec.model):
-                    doomed.append(rec)
-                    self._queue.remove(identity)
-                    continue
-                elif self._gates.admit(rec.model):
-                    chosen = rec
-                if chosen is not None:
-                    self._queue.remove(identity)
-                    break
-            if doomed:
-                await self._fail_unsent(doomed)
-            if chosen is not None:
-                return chosen
-            if not self._queue:
+                if rec.state != JobState.PENDING or self._gates.admit(rec.model):
+                    del queue[position]  # position 0 but while a model's probe is out: O(1)
+                    return rec
+            if not queue:
                 return None
-            if not doomed:
-                await self._gates.changed.wait()
+            await self._gates.changed.wait()  # every queued job waits for a probe's answer
         return None
+
+    async def _purge_dead_models(self) -> None:
+        dead = self._gates.dead_reason.keys() - self._purged
+        self._purged |= dead
+        jobs = self.ledger.state.jobs
+        doomed = [jobs[i] for i in self._queue if jobs[i].state == JobState.PENDING and jobs[i].model in dead]
+        if not doomed:
+            return
+        gone = {rec.identity for rec in doomed}
+        self._queue = deque(i for i in self._queue if i not in gone)
+        await self._fail_unsent(doomed)
 
     async def _fail_unsent(self, doomed: list[JobRecord]) -> None:
         """Fail jobs of a model the API does not know, without sending them."""

@@ -235,3 +235,29 @@ def test_failed_generations_are_reported_and_retried_on_request(tmp_path: Path, 
     assert again.returncode == 1
     assert "paid again" in again.stdout + again.stderr
     assert sandbox.stats()["jobs_created"] == 6
+
+
+def test_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path, start_sandbox) -> None:
+    sandbox = start_sandbox("--latency", "1-2", "--sync-threshold", "0")
+    manifest = write_manifest(tmp_path, "twice", subjects=4, seeds=5)  # 20 jobs
+    env = env_for(sandbox)
+    proc = start_cli(["apply", str(manifest), "--json", "--concurrency", "8"], env=env, cwd=tmp_path)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if '"event": "submit"' in proc.stdout.readline():
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert time.monotonic() - sent < 10
+    assert "Traceback" not in stderr
+    out = tmp_path / "outputs" / "twice"
+    assert_nothing_lost_nothing_paid_twice(sandbox, out, final=False)
+    final = run_cli(["resume", str(out), "--quiet"], env=env, cwd=tmp_path, timeout=90)
+    state = assert_nothing_lost_nothing_paid_twice(sandbox, out)
+    counts = state.counts()
+    assert counts["done"] + counts["ambiguous"] == 20
+    assert final.returncode == (0 if counts["ambiguous"] == 0 else 1), final.stderr
