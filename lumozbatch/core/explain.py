@@ -15,6 +15,7 @@ import jsonschema
 from lumozbatch.resources import model_schemas  # cached: every known model's schema, by id
 
 __all__ = [
+    "always_valid_text",
     "explain",
     "expects_string",
     "model_schemas",
@@ -33,6 +34,22 @@ _STRINGISH = frozenset({"type", "minLength", "maxLength", "enum", "description",
 def property_validator(model: str, name: str) -> jsonschema.protocols.Validator | None:
     schema = model_schemas().get(model, {}).get("properties", {}).get(name)
     return None if schema is None else jsonschema.Draft202012Validator(schema)
+
+
+def always_valid_text(model: str, name: str, min_chars: int) -> bool:
+    """Is every string of at least ``min_chars`` characters valid for this parameter?
+    (A template's literal text alone can settle it, sparing a check per generation.)"""
+    validator = property_validator(model, name)
+    if validator is None:
+        return True
+    schema = validator.schema
+    return (
+        schema.get("type") == "string"
+        and set(schema) <= _STRINGISH
+        and "enum" not in schema
+        and "maxLength" not in schema
+        and schema.get("minLength", 0) <= min_chars
+    )
 
 
 def value_problem(model: str, name: str, value: Any) -> str | None:

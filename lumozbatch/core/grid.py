@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lumozbatch.core.explain import value_problem
+from lumozbatch.core.explain import always_valid_text, value_problem
 from lumozbatch.core.identity import compute_identity, final_value
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.manifest import JobDef, Manifest
@@ -209,14 +209,21 @@ def check(manifest: Manifest) -> list[Diagnostic]:
     filenames: dict[str, _Seen] = {}
     verdicts: dict[tuple[str, str], str | None] = {}  # (param, value) -> problem, per model
     for job in manifest.jobs:
+        to_check = [
+            name
+            for name, template in job.templates.items()
+            if job.known_model
+            and name not in job.param_vars
+            and not always_valid_text(job.model, name, len(template.literal))
+        ]
         for index, variables, wheres in combinations(job):
             params, failures = _params(job, variables)
             for name, problem in failures:
                 out.add(job.id, "template:" + name, job.param_wheres.get(name, job.where), f"{problem} (for {_describe(variables)})")
-            if job.known_model:
-                for name in job.templates:
+            if to_check:
+                for name in to_check:
                     value = params[name]
-                    if name in job.param_vars or not isinstance(value, str):
+                    if not isinstance(value, str):
                         continue
                     key = (job.model + "\0" + name, value)
                     if key not in verdicts:
