@@ -371,8 +371,9 @@ def _no_duplicate_values(ck: Checker, table: Table, name: str) -> None:
         key = canonical_json(normalize(row[0]))
         if key in seen:
             first = seen[key]
+            advice = " (for several random seeds, use repeat: N)" if name == "seed" and row[0] in ("", RANDOM_SEED) else ""
             ck.problems.append(
-                where.diag(f"{name}: the value {show(row[0])} appears twice (also at line {first.line}); every combination would run twice")
+                where.diag(f"{name}: the value {show(row[0])} appears twice (also at line {first.line}); every combination would run twice{advice}")
             )
         else:
             seen[key] = where

@@ -145,3 +145,8 @@ def test_webhook_must_be_a_url() -> None:
     base = HEAD + "jobs:\n  - {id: a, model: hidream-l1, params: {prompt: x, webhook: '%s'}}\n"
     assert "'not a url' is not an http(s) URL" in messages(base % "not a url")
     assert messages(base % "https://example.com/hook?x=1") == ""
+
+
+def test_two_random_seeds_suggest_repeat() -> None:
+    out = messages(HEAD + "jobs:\n  - id: a\n    model: flux-sketch-smudge\n    params: {prompt: 'Sketch Smudge, x'}\n    matrix: {seed: [random, random]}\n")
+    assert "the value 'random' appears twice" in out and "use repeat: N" in out
