@@ -24,6 +24,7 @@ __all__ = ["STATES", "PlanSummary", "ledger_states", "plan_cmd", "plan_data", "r
 STATES = ("new", "done", "in_flight", "failed", "ambiguous")
 _MAX_TRACKED = 10_000  # distinct values remembered per variable (a count beyond is ">=")
 _SHOWN = 6  # values shown per variable in the text form
+_FILES_SHOWN = 2  # output names shown per job
 
 
 @dataclass
@@ -31,6 +32,7 @@ class _Group:
     model: str = ""
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATES, 0))
     values: dict[str, dict[Any, Any]] = field(default_factory=dict)  # var -> key -> value
+    files: list[str] = field(default_factory=list)  # the first few output names, to check them
 
     @property
     def total(self) -> int:
@@ -96,6 +98,8 @@ def summarize(
         group = jobs.setdefault(spec.job, _Group(model=spec.model))
         group.counts[state] += 1
         models.setdefault(spec.model, _Group(model=spec.model)).counts[state] += 1
+        if len(group.files) < _FILES_SHOWN:
+            group.files.append(spec.filename)
         if spec.repeat:
             continue  # repeats share their combination's variables
         for name in varying.get(spec.job, ()):
@@ -135,6 +139,7 @@ def plan_data(summary: PlanSummary, warnings: Iterable[str] = ()) -> dict[str, A
                 "model": group.model,
                 "generations": group.total,
                 "counts": dict(group.counts),
+                "first_files": list(group.files),
                 "varying": {
                     name: {
                         "count": len(group.values.get(name, {})),
@@ -200,6 +205,11 @@ def render_plan(summary: PlanSummary) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(4)]
     for row in table:
         lines.append("  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+    lines.append("")
+    lines.append("  files (without extension), for example:")
+    for job_id, group in summary.jobs.items():
+        more = ", ..." if group.total > len(group.files) else ""
+        lines.append(f"    {job_id}: " + ", ".join(group.files) + more)
     varying = [(job_id, name) for job_id, names in summary.varying.items() for name in names]
     if varying:
         lines.append("")

@@ -24,6 +24,7 @@ def test_plan_text_of_the_demo() -> None:
     assert "  portraits  flux-sketch-smudge           10   10" in out
     assert "    portraits.subject: an old fisherman, a young dancer, a lighthouse keeper" in out
     assert "    portraits.seed: 1, 2, 3, 7" in out
+    assert "    portraits: portraits/an old fisherman-melancholic-s1, portraits/an old fisherman-melancholic-s2, ..." in out
     assert "flux-sketch-smudge: 10 generations, 10 new  x $0.025 = $0.25" in out
     assert "estimated cost of what apply would submit: $0.25" in out
     assert out.endswith("apply would submit 10 generations.\n")
@@ -37,6 +38,7 @@ def test_plan_json_is_one_document() -> None:
     assert doc["counts"] == {"new": 8, "done": 0, "in_flight": 0, "failed": 0, "ambiguous": 0}
     assert doc["models"] == {"hidream-l1": {"generations": 8, "counts": doc["counts"], "price": 0.03}}
     assert doc["cost"]["to_submit"] == 0.24
+    assert doc["jobs"][0]["first_files"] == ["towers/dawn-g5", "towers/noon-g5"]
     varying = doc["jobs"][0]["varying"]
     assert list(varying) == ["guidance_scale", "time", "place", "negative_prompt"]
     assert varying["time"] == {"count": 4, "values": ["dawn", "noon", "dusk", "night"]}
