@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MANIFESTS_DIR
+from ui_helpers import MANIFESTS_DIR
 from lumozbatch.core.events import Event
 from lumozbatch.ui.reporter import JsonReporter, PlainReporter
 

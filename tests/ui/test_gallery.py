@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from conftest import COLORS
+from ui_helpers import COLORS
 from lumozbatch.ui.gallery import axes, build_cells, gallery_html
 
 

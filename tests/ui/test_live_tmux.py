@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MANIFESTS_DIR
+from ui_helpers import MANIFESTS_DIR
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import image_bytes
+from ui_helpers import image_bytes
 from lumozbatch.provenance import (
     embed_bytes,
     embed_metadata,

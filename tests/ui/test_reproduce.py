@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 from click.testing import CliRunner
 
-from conftest import MANIFESTS_DIR, image_bytes
+from ui_helpers import MANIFESTS_DIR, image_bytes
 from lumozbatch.cli import main
 from lumozbatch.core.grid import expand
 from lumozbatch.manifest_io import load_manifest
@@ -68,11 +67,6 @@ def test_yaml11_words_and_string_numbers_survive(tmp_path: Path) -> None:
     assert again.job == "image"  # an id the schema would refuse is replaced
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/manifest.py keeps '{{' in a string param with no variables (SPEC: '{{' is a literal "
-    "brace); reproduce escapes braces as SPEC says",
-)
 def test_literal_braces_survive(tmp_path: Path) -> None:
     params = {"prompt": "Sketch Smudge, a {literal} brace", "aspect_ratio": "1:1", "seed": 5}
     assert reproduce_params(tmp_path, params).params == params

@@ -73,7 +73,7 @@ def test_status_without_a_ledger_exits_2(tmp_path: Path) -> None:
 def test_status_of_a_manifest_reads_its_default_output_folder(portraits, tmp_path: Path) -> None:
     import shutil
 
-    from conftest import MANIFESTS_DIR
+    from ui_helpers import MANIFESTS_DIR
 
     shutil.copy(MANIFESTS_DIR / "sketch-portraits.yaml", tmp_path / "m.yaml")  # name: sketch-portraits
     result = CliRunner().invoke(main, ["status", "m.yaml", "--json"])
