@@ -1,0 +1,146 @@
+"""How many run+check calls per second the sandbox serves (run by hand, prints figures).
+
+    python bench/sandbox_rps.py [--duration 6] [--concurrency 64] [--processes 1]
+
+Starts ``lumozbatch sandbox`` in a subprocess on a free port, then hammers it from client
+process(es) with ~64 concurrent keep-alive httpx connections, in two variants:
+
+- sync:  no latency, sync-threshold 1 s: every ``run`` answers with its output at once; each
+         loop is one run + one check (completed).
+- async: latency 50-150 ms, sync-threshold 0: ``run`` answers a request_id; the loop polls
+         ``check`` every 20 ms until completed, so processing answers are exercised too.
+
+Target: >= 1,000 run+check calls/s on a 2-core machine (client and server share the cores).
+The client spreads its connections over 8 AsyncClients: httpcore's pool scans every
+connection for every request, which costs more than the server's whole answer at 64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import trio
+
+KEY = "bench-key"
+HEADERS = {"Authorization": f"Bearer {KEY}", "Accept": "application/json"}
+VARIANTS = {
+    "sync": ["--latency", "0-0", "--sync-threshold", "1"],
+    "async": ["--latency", "0.05-0.15", "--sync-threshold", "0"],
+}
+
+
+async def hammer(base: str, concurrency: int, duration: float, poll: float) -> dict[str, int]:
+    counts = {"run": 0, "check": 0, "errors": 0}
+    per_client = 8
+    clients = [
+        httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30,
+                          limits=httpx.Limits(max_connections=per_client,
+                                              max_keepalive_connections=per_client))
+        for _ in range(max(1, concurrency // per_client))
+    ]
+    end = trio.current_time() + duration
+
+    async def worker(client: httpx.AsyncClient, n: int) -> None:
+        i = 0
+        while trio.current_time() < end:
+            i += 1
+            try:
+                r = await client.post("/api/v4/run", data={
+                    "model_id": "hidream-l1", "prompt": f"bench {n} {i}"})
+                counts["run"] += 1
+                if r.status_code != 200:
+                    counts["errors"] += 1
+                    continue
+                rid = r.json()["data"]["request_id"]
+                while trio.current_time() < end + 5:
+                    c = await client.post("/api/v4/check", data={"request_id": rid})
+                    counts["check"] += 1
+                    status = c.json().get("data", {}).get("status")
+                    if c.status_code != 200 or status in ("completed", "failed"):
+                        break
+                    await trio.sleep(poll)
+            except httpx.HTTPError:
+                counts["errors"] += 1
+
+    async with trio.open_nursery() as nursery:
+        for n in range(concurrency):
+            nursery.start_soon(worker, clients[n % len(clients)], n)
+    for client in clients:
+        await client.aclose()
+    return counts
+
+
+def start_sandbox(extra: list[str]) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        ["lumozbatch", "sandbox", "--port", "0", "--api-key", KEY, "--rate-limit", "0",
+         "--image-scale", "0.0625", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+    if not m:
+        proc.kill()
+        raise SystemExit(f"the sandbox did not start: {line!r}")
+    return proc, m.group(1)
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_variant(name: str, args: argparse.Namespace) -> None:
+    proc, base = start_sandbox(VARIANTS[name])
+    try:
+        per_proc = max(1, args.concurrency // args.processes)
+        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        workers = [subprocess.Popen(
+            [sys.executable, __file__, "--worker", base, "--concurrency", str(per_proc),
+             "--duration", str(args.duration)], stdout=subprocess.PIPE, text=True)
+            for _ in range(args.processes)]
+        totals = {"run": 0, "check": 0, "errors": 0}
+        for w in workers:
+            out, _ = w.communicate(timeout=args.duration + 60)
+            for k, v in json.loads(out).items():
+                totals[k] += v
+        wall = time.perf_counter() - t0
+        server_cpu = cpu_seconds(proc.pid) - cpu0
+        stats = httpx.get(f"{base}/_sandbox/stats", timeout=10).json()
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    calls = totals["run"] + totals["check"]
+    print(f"{name:5}: {calls / wall:7.0f} calls/s  ({totals['run']} run + {totals['check']} "
+          f"check in {wall:.1f} s, {args.processes} client process(es) x {per_proc} "
+          f"connections; errors {totals['errors']}; server CPU {server_cpu / wall:.0%} of a "
+          f"core; server counted {sum(stats['calls'].values())} calls, peak concurrent "
+          f"{stats['peak_concurrent']})")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--duration", type=float, default=6.0)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--processes", type=int, default=1)
+    p.add_argument("--variant", choices=[*VARIANTS, "both"], default="both")
+    p.add_argument("--worker", metavar="BASE_URL", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        counts = trio.run(hammer, args.worker, args.concurrency, args.duration, 0.02)
+        print(json.dumps(counts))
+        return
+    print(f"sandbox_rps: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
+          f"(other work on the machine lowers every figure), {args.duration:g} s per variant")
+    for name in VARIANTS if args.variant == "both" else [args.variant]:
+        run_variant(name, args)
+
+
+if __name__ == "__main__":
+    main()
