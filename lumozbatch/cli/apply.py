@@ -83,8 +83,17 @@ def _describe_plan(manifest: Any, specs: list[Any], state: Any) -> Callable[[], 
     return render
 
 
-def _plan_event(plan: Plan, out_dir: Path, name: str) -> Event:
-    return Event("plan", counts=plan.counts(), out_dir=str(out_dir), name=name)
+def _plan_event(plan: Plan, out_dir: Path, name: str, state: Any, identities: set[str] | None) -> Event:
+    from lumozbatch.ui.view import plan_extra
+
+    # extra: per manifest job, its total and what is already settled (the live display's rows)
+    return Event(
+        "plan",
+        counts=plan.counts(),
+        out_dir=str(out_dir),
+        name=name,
+        extra=plan_extra(state, identities),
+    )
 
 
 async def _drive(
@@ -119,7 +128,8 @@ async def _drive(
             running = await nursery.start(serve_sandbox, _demo_sandbox_config())
             base_url, api_key = running.base_url, running.api_key
         assert base_url is not None and api_key is not None
-        client = LumozClient(api_http, base_url, api_key, SharedLimiter(sink=relative))
+        limiter = SharedLimiter(sink=relative)
+        client = LumozClient(api_http, base_url, api_key, limiter)
         runner = BatchRunner(
             ledger,
             client,
@@ -136,6 +146,7 @@ async def _drive(
             error = exc  # re-raised outside the nursery: the error itself, not a group
         finally:
             nursery.cancel_scope.cancel()
+            _save_rate_limit(out_dir, limiter)
     if error is not None:
         raise error
     assert outcome is not None
@@ -149,6 +160,29 @@ async def _drive(
         )
     )
     return outcome
+
+
+def _save_rate_limit(out_dir: Path, limiter: SharedLimiter) -> None:
+    """Leave the last rate-limit state for ``plan``'s ETA (best effort: only an estimate)."""
+    import time
+
+    from lumozbatch.ui.ratelimit_file import RateLimitRecord, save_snapshot
+
+    snap = limiter.core.snapshot(trio.current_time())
+    if snap.limit is None or snap.remaining is None or snap.reset_in is None:
+        return
+    now = time.time()
+    record = RateLimitRecord(
+        limit=snap.limit,
+        remaining=snap.remaining,
+        reset_at=now + snap.reset_in,
+        observed_at=now,
+        window=snap.window,
+    )
+    try:
+        save_snapshot(out_dir, record)
+    except OSError:
+        pass  # the outputs and the ledger are what matter
 
 
 def _demo_sandbox_config() -> Any:
@@ -182,7 +216,7 @@ def _execute(
     reporter = make_reporter(json=json_out, quiet=quiet)
     exit_code = 1
     with reporter:
-        reporter(_plan_event(plan, out_dir, name))
+        reporter(_plan_event(plan, out_dir, name, ledger.state, identities))
         try:
             outcome = trio.run(
                 lambda: _drive(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,13 +234,9 @@ class LumozClient:
         self.limiter = limiter
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
 
-    @property
-    def origin(self) -> tuple[str, str, int | None]:
-        url = httpx.URL(self.base_url)
-        return (url.scheme, url.host, url.port)
-
-    def slot(self) -> Any:
-        """Wait for the rate limiter; ``async with client.slot() as s: await client.run(..., slot=s)``."""
+    def slot(self) -> AbstractAsyncContextManager[Slot]:
+        """Wait for the rate limiter: ``async with client.slot() as s: await client.run(..., slot=s)``
+        (the runner writes its intent between the two, once the request may go)."""
         return self.limiter.slot()
 
     async def run(

@@ -496,7 +496,7 @@ class BatchRunner:
             "params": rec.params,
             "variables": rec.variables,
             "request_id": rec.request_id,
-            **{k: v for k, v in self.result_extra.items() if k == "manifest"},
+            **self.result_extra,  # manifest, git commit / dirty / path
         }
         return lambda tmp: embed(tmp, meta)
 

@@ -89,7 +89,13 @@ def test_sandbox_apply_then_cap_counts_what_the_ledger_holds(demo: Path, tmp_pat
     events = [json.loads(line) for line in first.stdout.splitlines() if line.startswith("{")]
     assert events[0]["event"] == "plan" and events[0]["counts"]["new"] == 10
     assert events[-1]["event"] == "finished" and events[-1]["exit_code"] == 0
-    assert len(results(tmp_path / "outputs" / "sketch-portraits")) == 10
+    out = tmp_path / "outputs" / "sketch-portraits"
+    rows = results(out)
+    assert len(rows) == 10
+    assert {r["manifest"] for r in rows} == {str(demo)}
+    assert events[0]["extra"]["jobs"]["portraits"]["total"] == 10  # the live display's rows
+    snapshot = json.loads((out / ".lumozbatch" / "ratelimit.json").read_text())
+    assert snapshot["limit"] > 0 and snapshot["reset_at"] > snapshot["observed_at"] - 1
     # two more seeds for the fisherman and the dancer: 10 spent + 6 new > 12
     text = demo.read_text().replace("seed: [1, 2, 3]", "seed: [1, 2, 3, 4, 5]")
     demo.write_text(text)
