@@ -31,7 +31,6 @@ import httpx
 import trio
 
 from lumozbatch.core.events import Event, EventSink, discard
-from lumozbatch.core.jobstate import TRANSITIONS
 from lumozbatch.core.ledger_codec import JobRecord, JobState
 from lumozbatch.core.polling import PollPlanner
 from lumozbatch.core.retry import Failure, decide_fetch, decide_run
@@ -76,8 +75,6 @@ def exit_code_for(jobs: Mapping[str, JobRecord]) -> int:
 
 
 _PROBING, _OPEN, _DEAD = "probing", "open", "dead"
-#: Whether the ledger can record "failed without being sent" (model_not_found for the rest).
-_CAN_FAIL_UNSENT = (JobState.PENDING, "failed") in TRANSITIONS
 
 
 class _Gates:
@@ -148,7 +145,6 @@ class BatchRunner:
         self._shields: set[trio.CancelScope] = set()
         self._stopping = False
         self._accepted_at: dict[str, float] = {}
-        self._unsent_failures: list[dict[str, Any]] = []
         jobs = ledger.state.jobs
         proven = {j.model for j in jobs.values() if j.request_id is not None}
         self._gates = _Gates(proven)
@@ -241,12 +237,7 @@ class BatchRunner:
         for rec in doomed:
             reason, code = self._gates.dead_reason[rec.model]
             records.append({"t": "failed", "id": rec.identity, "reason": f"not sent: {reason}", "code": code, "billed": False})
-        if _CAN_FAIL_UNSENT:
-            await self.ledger.append(*records)
-        else:
-            # This ledger cannot record a failure of a job never sent: it stays pending (and
-            # is reported); the next run sends its model's probe again.
-            self._unsent_failures.extend(records)
+        await self.ledger.append(*records)  # PENDING --failed--> FAILED: never sent, not billed
         for record, rec in zip(records, doomed):
             self._emit(self._job_event("failed", rec, reason=record["reason"], code=record["code"]))
 

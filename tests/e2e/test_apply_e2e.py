@@ -216,7 +216,8 @@ def test_failures_unknown_model_and_validation(tmp_path: Path, start_sandbox) ->
     for job in state.jobs.values():
         by_job.setdefault(job.job, []).append(job.state.value)
     assert by_job["grid"] == ["done"] * 4
-    assert "done" not in by_job["ghost"]
+    assert by_job["ghost"] == ["failed"] * 4
+    assert {j.code for j in state.jobs.values() if j.job == "ghost"} == {"model_not_found"}
     assert sandbox.stats()["calls"]["run"] == 4 + 1  # the unknown model cost one request
     assert "model_not_found" in done.stdout + done.stderr
 

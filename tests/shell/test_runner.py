@@ -26,7 +26,7 @@ from lumozbatch.sandbox.server import sandbox_transport
 from lumozbatch.shell.api import LumozClient
 from lumozbatch.shell.ledger import Ledger
 from lumozbatch.shell.ratelimit import SharedLimiter
-from lumozbatch.shell.runner import _CAN_FAIL_UNSENT, BatchRunner, RunOptions, run_batch
+from lumozbatch.shell.runner import BatchRunner, RunOptions, run_batch
 
 WALL0 = 2_000_000_000.0
 
@@ -192,10 +192,8 @@ async def test_unknown_model_costs_one_request(tmp_path: Path, autojump_clock: A
     failed = [j for j in ledger.state.jobs.values() if j.state == JobState.FAILED]
     assert {j.code for j in failed} == {"model_not_found"}
     assert all(j.billed is False for j in failed)
-    if _CAN_FAIL_UNSENT:
-        assert states(ledger) == {"failed": 6, "done": 3}
-    else:  # the ledger cannot record an unsent failure: the 5 stay pending, unsent
-        assert states(ledger) == {"failed": 1, "pending": 5, "done": 3}
+    assert states(ledger) == {"failed": 6, "done": 3}
+    assert sum(1 for j in failed if j.attempts == 0) == 5  # never sent
 
 
 async def test_first_request_of_a_model_goes_alone(tmp_path: Path, autojump_clock: Any) -> None:
