@@ -1,12 +1,15 @@
 """The sandbox's generations: creation, status over time, output files and their expiry.
 
-Pure: every method takes ``now`` (monotonic seconds); randomness comes from seeded generators,
-one per knob, so a change to one knob does not reshuffle the others.
+Pure: every method takes ``now`` (monotonic seconds). The knobs' randomness comes from seeded
+generators, one per knob, so a change to one knob does not reshuffle the others; request ids and
+output names do NOT come from the seed: a restarted sandbox must never hand out an id or a URL
+that a client's ledger already holds for another generation.
 """
 
 from __future__ import annotations
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,11 +81,9 @@ class JobStore:
 
     def reseed(self) -> None:
         seed = self.config.seed
-        self._ids = random.Random(f"{seed}:request-id")
         self._latency = random.Random(f"{seed}:latency")
         self._fail = random.Random(f"{seed}:fail")
         self._seeds = random.Random(f"{seed}:seed")
-        self._names = random.Random(f"{seed}:output-name")
 
     def clear(self) -> None:
         self.jobs.clear()
@@ -125,7 +126,7 @@ class JobStore:
 
     def _new_id(self) -> int:
         while True:  # 15 digits, like the pages' 212121212121212
-            rid = self._ids.randrange(10**14, 10**15)
+            rid = 10**14 + secrets.randbelow(9 * 10**14)
             if rid not in self.jobs:
                 return rid
 
@@ -140,7 +141,7 @@ class JobStore:
         if job.output is not None and now < job.expires_at:
             return job.output, False
         while True:
-            name = f"image_{self._names.getrandbits(64):016x}.{job.fmt}"
+            name = f"image_{secrets.token_hex(8)}.{job.fmt}"
             if name not in self.outputs:
                 break
         job.output = name

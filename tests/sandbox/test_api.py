@@ -423,3 +423,14 @@ async def test_unknown_host_is_a_connect_error(autojump_clock) -> None:
         with pytest.raises(httpx.ConnectError):
             await c.post("http://elsewhere.test/api/v4/run", data=SUNSET)
 
+
+
+async def test_request_ids_and_urls_never_repeat_across_restarts(autojump_clock) -> None:
+    # a restarted sandbox (same seed) must not hand out an id a client's ledger already holds
+    answers = []
+    for _ in range(2):
+        sb = make_sandbox(seed=0)
+        async with client_for(sb) as c:
+            answers.append((await c.post("/api/v4/run", data=SUNSET)).json()["data"])
+    assert answers[0]["request_id"] != answers[1]["request_id"]
+    assert answers[0]["output"] != answers[1]["output"]
