@@ -14,17 +14,18 @@ import click
 
 from lumozbatch.errors import LumozbatchError
 
-# module name -> attribute holding the click command
+# command name -> "module:attribute" of its click command, imported only when that command
+# runs, so `validate` does not pay for importing the sandbox's web stack.
 COMMANDS: dict[str, str] = {
-    "apply": "apply_cmd",
-    "gallery": "gallery_cmd",
-    "models": "models_cmd",
-    "plan": "plan_cmd",
-    "reproduce": "reproduce_cmd",
-    "resume": "resume_cmd",
-    "sandbox": "sandbox_cmd",
-    "status": "status_cmd",
-    "validate": "validate_cmd",
+    "apply": "apply:apply_cmd",
+    "gallery": "gallery:gallery_cmd",
+    "models": "models:models_cmd",
+    "plan": "plan:plan_cmd",
+    "reproduce": "reproduce:reproduce_cmd",
+    "resume": "apply:resume_cmd",
+    "sandbox": "sandbox:sandbox_cmd",
+    "status": "status:status_cmd",
+    "validate": "validate:validate_cmd",
 }
 
 
@@ -36,7 +37,21 @@ def _fail(message: str, details: list[str], code: int) -> None:
 
 
 class LumozbatchGroup(click.Group):
-    """Turns domain errors into SPEC.md's exit codes, with one clear line and no traceback."""
+    """Turns domain errors into SPEC.md's exit codes, with one clear line and no traceback.
+
+    Commands are loaded lazily from ``COMMANDS``.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        command: click.Command = getattr(importlib.import_module(f"lumozbatch.cli.{module}"), attr)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -45,6 +60,10 @@ class LumozbatchGroup(click.Group):
             _fail(exc.message, exc.details, exc.exit_code)
         except KeyboardInterrupt:
             _fail("interrupted", [], 130)
+        except BrokenPipeError:
+            # `lumozbatch models | head`: the reader left; that is not an error of ours.
+            _silence_stdout()
+            sys.exit(0)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
         except Exception as exc:  # a bug: still no traceback unless asked for
@@ -57,6 +76,12 @@ class LumozbatchGroup(click.Group):
             )
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 @click.group(cls=LumozbatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="lumozbatch")
 def main() -> None:
@@ -65,6 +90,3 @@ def main() -> None:
     Example: lumozbatch apply manifests/sketch-portraits.yaml --sandbox
     """
 
-
-for _module, _attr in COMMANDS.items():
-    main.add_command(getattr(importlib.import_module(f"lumozbatch.cli.{_module}"), _attr))
