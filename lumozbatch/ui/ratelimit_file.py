@@ -15,9 +15,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lumozbatch.ui.eta import estimate_eta
+from lumozbatch.ui.eta import DEFAULT_WINDOW, calls_needed, estimate_eta
+from lumozbatch.ui.lines import format_duration
 
-__all__ = ["RATELIMIT_FILE", "RateLimitRecord", "eta_for", "load_snapshot", "save_snapshot"]
+__all__ = ["RATELIMIT_FILE", "RateLimitRecord", "eta_for", "load_snapshot", "plan_eta_line", "save_snapshot"]
 
 RATELIMIT_FILE = Path(".lumozbatch") / "ratelimit.json"
 
@@ -72,3 +73,18 @@ def eta_for(record: RateLimitRecord | None, calls: int, *, now: float) -> float 
         return None
     remaining, reset_in = record.at(now)
     return estimate_eta(calls, record.limit, record.window, remaining=remaining, reset_in=reset_in)
+
+
+def plan_eta_line(out_dir: Path, *, new: int, in_flight: int = 0, now: float) -> str | None:
+    """The line ``plan`` prints: how long ``new`` submissions and ``in_flight`` polls take
+    under the last rate limit a run of this batch saw; None when no run has seen one."""
+    record = load_snapshot(out_dir)
+    calls = calls_needed(new, in_flight)
+    seconds = eta_for(record, calls, now=now)
+    if record is None or seconds is None:
+        return None
+    window = record.window or DEFAULT_WINDOW
+    return (
+        f"ETA: about {format_duration(seconds)} for ~{calls} API calls under the last rate limit seen "
+        f"({record.limit} per {format_duration(window)})"
+    )

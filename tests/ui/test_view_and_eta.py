@@ -122,3 +122,14 @@ def test_interrupted_and_retry_events() -> None:
     view.apply(Event("retry", 1.0, endpoint="check", reason="500", delay=0.5))
     view.apply(Event("interrupted", 2.0))
     assert view.retries == 1 and view.interrupted
+
+
+def test_plan_eta_line(tmp_path: Path) -> None:
+    from lumozbatch.ui.ratelimit_file import plan_eta_line
+
+    assert plan_eta_line(tmp_path, new=10, now=0.0) is None
+    save_snapshot(tmp_path, RateLimitRecord(limit=60, remaining=60, reset_at=105.0, observed_at=100.0, window=5.0))
+    # 10 jobs -> 30 calls; window renewed long ago -> paced over half a fresh window
+    assert plan_eta_line(tmp_path, new=10, now=1000.0) == (
+        "ETA: about 2s for ~30 API calls under the last rate limit seen (60 per 5s)"
+    )
