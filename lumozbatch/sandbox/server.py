@@ -81,6 +81,7 @@ def _hypercorn_config(host: str, port: int) -> HypercornConfig:
     cfg.include_date_header = False  # the app sends Date from its own (injectable) clock
     cfg.graceful_timeout = 1.0
     cfg.keep_alive_timeout = 30.0
+    cfg.keep_alive_max_requests = 1_000_000  # a benchmark client reuses its connections
     cfg.backlog = 1024
     return cfg
 
