@@ -110,6 +110,7 @@ class RecordReader:
         self.file = file
         self.require_type = require_type
         self.end = 0
+        self.line_no = 0  # the line of the record last yielded (for error messages)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         data = self.data
@@ -136,6 +137,7 @@ class RecordReader:
                 else:
                     if type(record) is dict and (not require_type or type(record.get("t")) is str):
                         pos = newline + 1
+                        self.line_no = number
                         yield record
                         continue
                     reason = "not a ledger record (a JSON object with a string 't')"
@@ -494,7 +496,8 @@ def replay(records: Iterable[dict[str, Any]], *, file: str | None = None) -> Led
     """Fold records (in ledger order) into a :class:`LedgerState`.
 
     A record that is malformed or breaks the lifecycle raises :class:`LedgerCorrupt` with its
-    1-based position. Jobs left SUBMITTING at the end become AMBIGUOUS.
+    1-based position (its line, when ``records`` is a :class:`RecordReader`). Jobs left
+    SUBMITTING at the end become AMBIGUOUS.
     """
     state = LedgerState()
     apply = state.apply
@@ -504,7 +507,8 @@ def replay(records: Iterable[dict[str, Any]], *, file: str | None = None) -> Led
             apply(record)
     except (BadRecord, IllegalTransition, KeyError, TypeError, AttributeError) as exc:
         reason = str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
-        raise LedgerCorrupt(number, reason, file=file) from exc
+        line = records.line_no if isinstance(records, RecordReader) else number
+        raise LedgerCorrupt(line, reason, file=file) from exc
     state.finish_replay()
     return state
 

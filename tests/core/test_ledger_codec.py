@@ -15,6 +15,7 @@ from lumozbatch.core.ledger_codec import (
     BadRecord,
     LedgerCorrupt,
     LedgerState,
+    RecordReader,
     decode_lines,
     encode,
     pin_job_record,
@@ -227,6 +228,13 @@ def test_replay_of_an_impossible_ledger_raises_with_the_record_number(records: l
     with pytest.raises(LedgerCorrupt) as info:
         replay(records)
     assert info.value.line_no == line
+
+
+def test_replay_through_a_reader_names_the_file_line() -> None:
+    data = encode(BATCH) + b"\n\n" + encode(job("a")) + encode({"t": "accepted", "id": "a", "request_id": 1})
+    with pytest.raises(LedgerCorrupt) as info:
+        replay(RecordReader(data), file="l.jsonl")
+    assert info.value.line_no == 5 and "l.jsonl is damaged at line 5" in info.value.message
 
 
 def test_apply_is_atomic_and_check_simulates_a_batch() -> None:
