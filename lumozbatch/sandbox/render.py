@@ -90,17 +90,19 @@ def _render(prompt: str, seed: int, width: int, height: int, fmt: str, quality: 
 
 
 def _caption(draw: ImageDraw.ImageDraw, width: int, height: int, prompt: str, seed: int) -> None:
-    size = max(8, min(width, height) // 14)
+    """The prompt (as much as 4 lines hold) and the seed, white on a black band at the bottom."""
+    size = max(8, min(width, height) // 18)
     font = _font(size)
-    words = " ".join(prompt.split()[:8])
     chars = max(8, int(width / (size * 0.55)))
-    lines = textwrap.wrap(words, chars)[:3] + [f"seed {seed}"]
-    band = (size + size // 3) * len(lines) + size // 2
+    lines = textwrap.wrap(" ".join(prompt.split()), chars, max_lines=4, placeholder=" ...")
+    lines.append(f"seed {seed}")
+    step = size + size // 3
+    band = step * len(lines) + size // 2
     draw.rectangle([0, height - band, width, height], fill=(0, 0, 0))
     y = height - band + size // 4
     for line in lines:
         draw.text((size // 3, y), line, fill=(255, 255, 255), font=font)
-        y += size + size // 3
+        y += step
 
 
 @lru_cache(maxsize=16)
