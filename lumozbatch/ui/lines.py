@@ -70,7 +70,8 @@ def _describe(event: Event) -> str:
     kind, label = event.kind, job_label(event)
     if kind == "plan":
         where = f" -> {event.out_dir}" if event.out_dir else ""
-        return f"plan {event.name or ''}: {_counts(event.counts)}{where}".replace("plan :", "plan:")
+        name = f" {event.name}" if event.name else ""
+        return f"plan{name}: {_counts(event.counts)}{where}"
     if kind == "submit":
         return f"submit {label} ({event.model})" if event.model else f"submit {label}"
     if kind == "accepted":

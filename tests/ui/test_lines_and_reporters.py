@@ -9,7 +9,7 @@ from rich.console import Console
 
 from lumozbatch.core.events import Event
 from lumozbatch.ui import make_reporter
-from lumozbatch.ui.lines import format_bytes, format_duration, format_event
+from lumozbatch.ui.lines import format_bytes, format_duration
 from lumozbatch.ui.live import render
 from lumozbatch.ui.reporter import JsonReporter, LiveReporter, PlainReporter
 from lumozbatch.ui.view import RunView
