@@ -116,3 +116,12 @@ def test_gallery_without_a_ledger_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["gallery", "nothing"])
     assert result.exit_code == 2
     assert result.output.startswith("Error: ")
+
+
+def test_a_deleted_output_is_shown_as_missing(portraits, browser) -> None:
+    b, out = portraits
+    page = write_page(b.state(), out)
+    (out / "portraits/a_young_dancer-joyful-s2.png").unlink()
+    dom = browser.dump_dom(page.as_uri())
+    assert dom.count("<b>file missing</b><span>portraits/a_young_dancer-joyful-s2.png</span>") == 1
+    assert re.findall(r'data-load="([a-z]+)"', dom) == ["loaded"] * 5
