@@ -44,9 +44,13 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
 
 @dataclass(frozen=True, slots=True)
 class RunAnswer:
-    """``run`` accepted the job; ``output`` is set when it finished synchronously."""
+    """``run`` accepted the job; ``output`` is set when it finished synchronously.
 
-    request_id: int
+    ``request_id`` may be None only together with an ``output``: the model page's own example
+    of a synchronous answer carries the output alone.
+    """
+
+    request_id: int | None
     output: str | None = None
     output_type: str | None = None
 
@@ -258,7 +262,9 @@ class LumozClient:
             raise _error_from(response, body)
         data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
         request_id = _as_int(data.get("request_id"))
-        if body.get("success") is False or request_id is None:
+        output = data.get("output")
+        has_output = isinstance(output, str) and bool(output)
+        if body.get("success") is False or (request_id is None and not has_output):
             if body.get("success") is False and "error" in body:
                 raise _error_from(response, body)
             raise ApiCallError(
@@ -267,10 +273,9 @@ class LumozClient:
                 code="unreadable_answer",
                 message="run answered without a request_id",
             )
-        output = data.get("output")
         return RunAnswer(
             request_id=request_id,
-            output=output if isinstance(output, str) and output else None,
+            output=output if has_output else None,
             output_type=data.get("output_type") if isinstance(data.get("output_type"), str) else None,
         )
 

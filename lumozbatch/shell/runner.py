@@ -146,7 +146,7 @@ class BatchRunner:
         self._stopping = False
         self._accepted_at: dict[str, float] = {}
         jobs = ledger.state.jobs
-        proven = {j.model for j in jobs.values() if j.request_id is not None}
+        proven = {j.model for j in jobs.values() if j.request_id is not None or j.url is not None}
         self._gates = _Gates(proven)
         # Jobs already submitted come first: they hold money and their outputs expire.
         active = [j for j in jobs.values() if not j.retired]
@@ -331,8 +331,10 @@ class BatchRunner:
         except ApiCallError as err:
             return err
         now = trio.current_time()
-        records: list[dict[str, Any]] = [{"t": "accepted", "id": rec.identity, "request_id": answer.request_id}]
-        if answer.output:
+        records: list[dict[str, Any]] = []
+        if answer.request_id is not None:
+            records.append({"t": "accepted", "id": rec.identity, "request_id": answer.request_id})
+        if answer.output:  # finished synchronously (possibly without a request_id)
             records.append(
                 {"t": "completed", "id": rec.identity, "request_id": answer.request_id, "url": answer.output, "output_type": answer.output_type}
             )
@@ -408,7 +410,7 @@ class BatchRunner:
     async def _fetch(self, rec: JobRecord) -> None:
         identity = rec.identity
         url = rec.url
-        assert url is not None and rec.request_id is not None
+        assert url is not None
         attempt = 1
         refreshes = 0
         while True:
@@ -427,6 +429,7 @@ class BatchRunner:
                     refreshes += 1
                     fresh = await self._refresh(rec)
                     if fresh is None:
+                        await self._download_failed(rec, f"{err.message}; no fresh URL from check")
                         return
                     url = fresh
                     continue
@@ -453,7 +456,9 @@ class BatchRunner:
 
     async def _refresh(self, rec: JobRecord) -> str | None:
         """Ask ``/check`` for a fresh output URL (the old one expired)."""
-        assert rec.request_id is not None
+        if rec.request_id is None:
+            self._emit(self._job_event("warning", rec, reason="the output URL expired and the API gave no request_id to refresh it"))
+            return None
         attempt = 1
         while True:
             self.calls["check"] += 1

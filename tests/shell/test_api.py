@@ -74,6 +74,23 @@ async def test_run_with_output_is_a_synchronous_completion() -> None:
     assert (answer.request_id, answer.output, answer.output_type) == (7, "https://s.test/o/7.png", "image")
 
 
+async def test_output_without_request_id_is_still_a_result() -> None:
+    # the model page's own example answer: {"success": true, "data": {"output": "..."}}
+    body = {"success": True, "data": {"output": "https://s.test/o/image_12345.jpg"}}
+    client, http, _ = _client(lambda r: httpx.Response(200, json=body))
+    async with http:
+        answer = await client.run("flux-sketch-smudge", {"prompt": "x"})
+    assert (answer.request_id, answer.output) == (None, "https://s.test/o/image_12345.jpg")
+
+
+async def test_success_without_request_id_or_output_is_ambiguous() -> None:
+    client, http, _ = _client(lambda r: httpx.Response(200, json={"success": True, "data": {}}))
+    async with http:
+        with pytest.raises(ApiCallError) as info:
+            await client.run("m", {"prompt": "x"})
+    assert info.value.failure is Failure.SENT_NO_ANSWER
+
+
 async def test_validation_error_carries_the_apis_words() -> None:
     body = {
         "success": False,

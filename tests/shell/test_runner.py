@@ -7,6 +7,7 @@ I/O in threads makes the autojump clock jump); the others use the real on-disk l
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from PIL import Image
 
 from lumozbatch.core.events import Event
 from lumozbatch.core.jobspec import JobSpec
@@ -176,6 +178,28 @@ async def test_synchronous_answers_are_downloaded_without_polling(tmp_path: Path
     assert outcome.exit_code == 0
     assert rig.stats.calls["check"] == 0
     assert states(ledger) == {"done": 4}
+
+
+async def test_a_synchronous_answer_without_request_id_is_downloaded(tmp_path: Path, autojump_clock: Any) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, format="PNG")
+    png = buf.getvalue()
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path == "/api/v4/run":
+            return httpx.Response(200, json={"success": True, "data": {"output": "http://storage.test/o/1.png"}})
+        return httpx.Response(200, content=png)
+
+    ledger = MemoryLedger(planned([spec(1)]))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    runner = BatchRunner(ledger, LumozClient(http, "http://api.test", "k", SharedLimiter()), http, tmp_path)
+    outcome = await run_batch(runner)
+    assert outcome.exit_code == 0
+    assert calls == ["/api/v4/run", "/o/1.png"]
+    (row,) = results(tmp_path)
+    assert row["request_id"] is None and row["file"] == "j/001.png"
 
 
 # -- models and errors ------------------------------------------------------------------
