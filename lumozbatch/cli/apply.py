@@ -246,8 +246,8 @@ def _execute(
 
 def _billed_note(plan: Plan) -> str:
     return (
-        f"\nnote: {plan.reset_billed} of the retried jobs had been billed before they failed; "
-        "they were paid again."
+        f"\nnote: {plan.reset_billed} of the retried failed jobs had been billed before they "
+        "failed: each one sent again is paid again."
     )
 
 

@@ -234,6 +234,7 @@ def test_failed_generations_are_reported_and_retried_on_request(tmp_path: Path, 
     assert all(j.billed for j in state.jobs.values())
     again = run_cli(["apply", str(manifest), "--quiet", "--retry-failed"], env=env, cwd=tmp_path)
     assert again.returncode == 1
+    assert "3 of the retried failed jobs had been billed" in again.stdout + again.stderr
     assert "paid again" in again.stdout + again.stderr
     assert sandbox.stats()["jobs_created"] == 6
 
