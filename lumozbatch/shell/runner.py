@@ -56,6 +56,8 @@ class RunOptions:
     max_refreshes: int = 3
     #: Poll jobs found in flight at start at once (their results may be waiting).
     resume_poll_delay: float = 0.0
+    #: Stop the run after this many calls in a row exhausted their retries.
+    max_consecutive_give_ups: int = 3
 
 
 @dataclass(slots=True)
@@ -154,6 +156,7 @@ class BatchRunner:
         pending = [j.identity for j in active if j.state == JobState.PENDING]
         self._queue: deque[str] = deque(in_flight + pending)
         self._purged: set[str] = set()  # dead models whose queued jobs were failed
+        self._give_ups = 0  # consecutive calls that exhausted their retries
 
     # -- public -------------------------------------------------------------------------
 
@@ -196,6 +199,14 @@ class BatchRunner:
         )
 
     # -- scheduling ---------------------------------------------------------------------
+
+    def _gave_up(self, reason: str) -> None:
+        """A call exhausted its retries. A few in a row with nothing working in between: the
+        API is down or refusing; stop rather than grind through every job (resume later)."""
+        self._give_ups += 1
+        if self._give_ups >= self.options.max_consecutive_give_ups and not self._stopping:
+            self._emit(Event("warning", time=trio.current_time(), reason=f"the API keeps failing ({reason}); stopping this run, resume it later"))
+            self._stop()
 
     def _stop(self) -> None:
         self._stopping = True
@@ -299,6 +310,7 @@ class BatchRunner:
                 # give_up (or anything new): nothing was created; the job stays pending.
                 await self.ledger.append({"t": "unsent", "id": rec.identity, "reason": reason})
                 self._emit(self._job_event("warning", rec, reason=f"run not sent after {attempt} attempts: {reason}"))
+                self._gave_up(reason)
                 return
         finally:
             if not settled:
@@ -340,6 +352,7 @@ class BatchRunner:
             )
         await self.ledger.append(*records)
         self._accepted_at[rec.identity] = now
+        self._give_ups = 0
         self._emit(self._job_event("accepted", rec, request_id=answer.request_id))
         if answer.output:
             self.planner.observe(rec.model, 0.0)
@@ -385,9 +398,11 @@ class BatchRunner:
                     self._emit(self._job_event("failed", rec, reason=reason, code=err.code))
                     return
                 self._emit(self._job_event("warning", rec, reason=f"check of request {request_id} gave up: {err.describe()}; left in flight"))
+                self._gave_up(err.describe())
                 return
             polls += 1
             attempt = 1
+            self._give_ups = 0
             now = trio.current_time()
             if answer.completed:
                 await self.ledger.append(

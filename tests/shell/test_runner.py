@@ -321,6 +321,28 @@ async def test_expired_output_url_is_refreshed_through_check(tmp_path: Path, aut
     assert rig.stats.calls["run"] == 1
 
 
+async def test_a_failing_api_stops_the_run_instead_of_grinding(tmp_path: Path, autojump_clock: Any) -> None:
+    calls: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(trio.current_time())
+        return httpx.Response(503, json={"success": False, "error": {"code": "internal_server_error", "message": "down"}})
+
+    ledger = MemoryLedger(planned(spec(i) for i in range(10)))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    events: list[Event] = []
+    runner = BatchRunner(
+        ledger, LumozClient(http, "http://api.test", "k", SharedLimiter()), http, tmp_path,
+        sink=events.append, rand=lambda: 0.5,
+    )
+    outcome = await run_batch(runner)
+    assert outcome.exit_code == 1
+    # three probes (one at a time: the model was never accepted), 8 attempts each, then stop
+    assert len(calls) == 3 * 8
+    assert states(ledger) == {"pending": 10}  # nothing was created: all still to send
+    assert any("keeps failing" in (e.reason or "") for e in events if e.kind == "warning")
+
+
 # -- resume and interrupts --------------------------------------------------------------
 
 
