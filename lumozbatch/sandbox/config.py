@@ -20,7 +20,9 @@ class SandboxConfig:
     (min, max) processing time of a job, drawn uniformly; a job quicker than ``sync_threshold``
     is answered by ``run`` itself. ``storage_port`` None serves outputs from the API origin;
     any int (0 = a free port) serves them from a second origin. ``forbidden_models`` entries are
-    ``"model"`` (no key may use it: 403) or ``"key:model"`` (that key may not).
+    ``"model"`` (no key may use it: 403) or ``"key:model"`` (that key may not). ``server``
+    picks the socket server: ``"h11"`` (the sandbox's own loop, half the CPU per call) or
+    ``"hypercorn"``.
     """
 
     host: str = "127.0.0.1"
@@ -39,6 +41,7 @@ class SandboxConfig:
     seed: int = 0
     image_scale: float = 1.0
     forbidden_models: tuple[str, ...] = ()
+    server: str = "h11"
     webhook_timeout: float = 5.0
     max_body_bytes: int = 1 << 20
     render_cache_size: int = 256
@@ -64,6 +67,8 @@ class SandboxConfig:
             problems.append("output_ttl must be > 0")
         if not 0 < self.image_scale <= 4:
             problems.append("image_scale must be in (0, 4]")
+        if self.server not in ("h11", "hypercorn"):
+            problems.append("server must be 'h11' or 'hypercorn'")
         if self.sync_threshold < 0:
             problems.append("sync_threshold must be >= 0")
         if problems:

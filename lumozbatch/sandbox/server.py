@@ -1,5 +1,5 @@
-"""The sandbox on real sockets (hypercorn, trio worker), or in-process through an httpx
-transport.
+"""The sandbox on real sockets (the h11 loop of ``h11server`` by default, or hypercorn's trio
+worker), or in-process through an httpx transport.
 
     async with trio.open_nursery() as nursery:
         running = await nursery.start(serve_sandbox, SandboxConfig(port=0))
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from hypercorn.trio import serve
 
 from lumozbatch.sandbox.app import DropConnection, Sandbox, create_app
 from lumozbatch.sandbox.config import SandboxConfig
+from lumozbatch.sandbox.h11server import serve_h11
 from lumozbatch.sandbox.stats import SandboxStats
 from lumozbatch.sandbox.transport import SandboxTransport
 from lumozbatch.sandbox.wire import Receive, Scope, Send
@@ -86,8 +88,8 @@ def _hypercorn_config(host: str, port: int) -> HypercornConfig:
     return cfg
 
 
-async def _serve(app: Any, host: str, port: int,
-                 task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
+async def _serve_hypercorn(app: Any, host: str, port: int,
+                           task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     class _Status:  # hypercorn reports the bound addresses; we pass on the first
         def started(self, binds: list[str] | None = None) -> None:
             task_status.started((binds or [""])[0])
@@ -104,11 +106,15 @@ async def serve_sandbox(config: SandboxConfig, *, sandbox: Sandbox | None = None
     sb = sandbox or create_app(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(sb.run_background)
-        base = await nursery.start(_serve, sb.api, config.host, config.port)
+        if config.server == "hypercorn":
+            serve_one: Any = _serve_hypercorn
+        else:
+            serve_one = partial(serve_h11, max_body=config.max_body_bytes)
+        base = await nursery.start(serve_one, sb.api, config.host, config.port)
         sb.base_url = base
         sb.storage_url = base
         if config.storage_port is not None:
-            sb.storage_url = await nursery.start(_serve, sb.storage, config.host,
+            sb.storage_url = await nursery.start(serve_one, sb.storage, config.host,
                                                  config.storage_port)
         task_status.started(RunningSandbox(sb.base_url, sb.storage_url, config.api_keys[0],
                                            sb.stats, sb))

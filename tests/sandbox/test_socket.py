@@ -29,9 +29,13 @@ AUTH = {"Authorization": "Bearer sandbox-key", "Accept": "application/json"}
 SUNSET = {"model_id": "hidream-l1", "prompt": "A beautiful sunset over mountains"}
 
 
-async def test_serve_sandbox_inside_a_trio_run_with_two_origins() -> None:
+SERVERS = pytest.mark.parametrize("server", ["h11", "hypercorn"])
+
+
+@SERVERS
+async def test_serve_sandbox_inside_a_trio_run_with_two_origins(server: str) -> None:
     cfg = SandboxConfig(port=0, storage_port=0, latency=(0.3, 0.3), sync_threshold=0.0,
-                        image_scale=0.125)
+                        image_scale=0.125, server=server)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             running = await nursery.start(serve_sandbox, cfg)
@@ -60,8 +64,9 @@ async def test_serve_sandbox_inside_a_trio_run_with_two_origins() -> None:
             nursery.cancel_scope.cancel()
 
 
-async def test_drops_and_truncation_close_the_real_connection() -> None:
-    cfg = SandboxConfig(port=0, latency=(0.0, 0.0), image_scale=0.25)
+@SERVERS
+async def test_drops_and_truncation_close_the_real_connection(server: str) -> None:
+    cfg = SandboxConfig(port=0, latency=(0.0, 0.0), image_scale=0.25, server=server)
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             running = await nursery.start(serve_sandbox, cfg)
@@ -134,11 +139,11 @@ async def test_webhook_reaches_a_real_receiver() -> None:
             nursery.cancel_scope.cancel()
 
 
-@pytest.fixture
-def sandbox_process() -> Iterator[tuple[subprocess.Popen[str], str]]:
+@pytest.fixture(params=["h11", "hypercorn"])
+def sandbox_process(request) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``lumozbatch sandbox --port 0`` in a subprocess; yields it and its base URL."""
     proc = subprocess.Popen(
-        ["lumozbatch", "sandbox", "--port", "0", "--latency", "0.8-0.8", "--sync-threshold", "0.1", "--image-scale",
+        ["lumozbatch", "sandbox", "--port", "0", "--server", request.param, "--latency", "0.8-0.8", "--sync-threshold", "0.1", "--image-scale",
          "0.125", "--rate-limit", "50/60", "--seed", "7"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("LUMOZ")},
@@ -213,3 +218,54 @@ def test_port_in_use_is_a_clear_error() -> None:
     assert done.returncode == 2
     assert f"Error: cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def _raw_exchange(port: int, data: bytes, *, expect_100: bytes | None = None) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(data)
+        if expect_100 is not None:
+            interim = await stream.receive_some(1024)
+            assert interim.startswith(b"HTTP/1.1 100 ")
+            await stream.send_all(expect_100)
+        got = b""
+        with trio.move_on_after(5):
+            while chunk := await stream.receive_some(65536):
+                got += chunk
+                if b"\r\n\r\n" in got and got.split(b"\r\n\r\n", 1)[1].endswith((b"}", b"\n")):
+                    break
+        return got
+
+
+@SERVERS
+async def test_protocol_edges_expect_continue_garbage_and_large_bodies(server: str) -> None:
+    cfg = SandboxConfig(port=0, latency=(0.6, 0.6), server=server, max_body_bytes=4096)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            running = await nursery.start(serve_sandbox, cfg)
+            port = int(running.base_url.rsplit(":", 1)[1])
+            body = ("model_id=hidream-l1&prompt=" + "x" * 2000).encode()
+            head = (f"POST /api/v4/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sandbox-key\r\n"
+                    f"Content-Type: application/x-www-form-urlencoded\r\n"
+                    f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode()
+            answer = await _raw_exchange(port, head, expect_100=body)
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert b'"request_id":' in answer
+            garbage = await _raw_exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
+            assert garbage.startswith(b"HTTP/1.1 400 ")
+            big = b"model_id=hidream-l1&prompt=" + b"y" * 5000
+            too_big = await _raw_exchange(port, (
+                f"POST /api/v4/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sandbox-key\r\n"
+                f"Content-Length: {len(big)}\r\n\r\n").encode() + big)
+            assert too_big.split(b" ", 2)[1] == b"413"
+            assert running.stats.jobs_created == 1
+            async with httpx.AsyncClient() as c:  # HEAD on storage: headers, no body
+                await trio.sleep(0.6)
+                done = await c.post(f"{running.base_url}/api/v4/check", headers=AUTH,
+                                    data={"request_id": answer.split(b'"request_id":')[1]
+                                          .split(b"}")[0].decode()})
+                head_answer = await c.head(done.json()["data"]["output"])
+                assert head_answer.status_code == 200
+                assert int(head_answer.headers["content-length"]) > 0
+                assert head_answer.content == b""
+            nursery.cancel_scope.cancel()
