@@ -492,12 +492,13 @@ _UPDATERS = {
 }
 
 
-def replay(records: Iterable[dict[str, Any]], *, file: str | None = None) -> LedgerState:
+def replay(records: Iterable[dict[str, Any]], *, file: str | None = None, settle: bool = True) -> LedgerState:
     """Fold records (in ledger order) into a :class:`LedgerState`.
 
     A record that is malformed or breaks the lifecycle raises :class:`LedgerCorrupt` with its
     1-based position (its line, when ``records`` is a :class:`RecordReader`). Jobs left
-    SUBMITTING at the end become AMBIGUOUS.
+    SUBMITTING at the end become AMBIGUOUS — unless ``settle=False``: a reader looking at the
+    ledger of a run that is still going (its ``run`` calls are merely on the wire).
     """
     state = LedgerState()
     apply = state.apply
@@ -509,7 +510,8 @@ def replay(records: Iterable[dict[str, Any]], *, file: str | None = None) -> Led
         reason = str(exc) if not isinstance(exc, KeyError) else f"missing field {exc}"
         line = records.line_no if isinstance(records, RecordReader) else number
         raise LedgerCorrupt(line, reason, file=file) from exc
-    state.finish_replay()
+    if settle:
+        state.finish_replay()
     return state
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "find_out_dir",
     "ledger_path",
     "read_state",
+    "run_in_progress",
 ]
 
 LEDGER_DIR = ".lumozbatch"
@@ -270,6 +271,8 @@ class Ledger:
             os.close(self._fd)
             self._fd = None
             if self._lock_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._lock_fd, 0)  # no pid left behind: nobody is running
                 os.close(self._lock_fd)  # the kernel drops the flock with the last fd
                 self._lock_fd = None
 
@@ -360,9 +363,38 @@ class Ledger:
         self.fsync_count += 1
 
 
-def read_state(out_dir: Path) -> LedgerState:
+def run_in_progress(out_dir: Path) -> int | None:
+    """The pid of a live run holding this batch's lock, as far as can be told without
+    touching the lock (taking it, even briefly, could make a starting run exit 4)."""
+    try:
+        text = (Path(out_dir) / LEDGER_DIR / LOCK_FILE).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    text = text.strip()
+    if not text.isdigit():
+        return None  # a run that ended cleanly empties the file
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # killed without cleaning up: the kernel already dropped its lock
+    except PermissionError:
+        pass  # alive, someone else's
+    except OverflowError:
+        return None
+    return pid
+
+
+def read_state(out_dir: Path, *, live: bool | None = None) -> LedgerState:
     """The ledger's state without taking the lock (status, plan, gallery); a torn last line
-    (a run writing right now) is ignored, not repaired."""
+    (a run writing right now) is ignored, not repaired.
+
+    While a run is live (``live=None``: detected with :func:`run_in_progress`), a job whose
+    ``run`` is on the wire stays SUBMITTING; otherwise such a job is AMBIGUOUS (the run that
+    sent it died before recording the answer).
+    """
+    if live is None:
+        live = run_in_progress(out_dir) is not None
     path = ledger_path(Path(out_dir))
     try:
         data = path.read_bytes()
@@ -372,7 +404,7 @@ def read_state(out_dir: Path) -> LedgerState:
             details=["run `lumozbatch apply MANIFEST` first (or point at the right folder)"],
         ) from None
     with _gc_paused():
-        return replay(RecordReader(data, file=str(path)), file=str(path))
+        return replay(RecordReader(data, file=str(path)), file=str(path), settle=not live)
 
 
 def find_out_dir(arg: str) -> Path:

@@ -18,7 +18,14 @@ from lumozbatch.core.jobstate import IllegalTransition, JobState
 from lumozbatch.core.ledger_codec import LedgerCorrupt, encode
 from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import ledger as ledger_module
-from lumozbatch.shell.ledger import Ledger, LedgerWriteError, find_out_dir, ledger_path, read_state
+from lumozbatch.shell.ledger import (
+    Ledger,
+    LedgerWriteError,
+    find_out_dir,
+    ledger_path,
+    read_state,
+    run_in_progress,
+)
 from lumozbatch.shell.results import append_result, read_results, results_path
 
 BATCH = {"t": "batch", "v": 1, "name": "b", "manifest": "m.yaml"}
@@ -65,6 +72,7 @@ def test_create_append_sync_and_reopen(tmp_path: Path) -> None:
         assert ledger.state.jobs["a"].state is JobState.SUBMITTING
         assert ledger.fsync_count == 2
     assert ledger.closed
+    assert run_in_progress(out) is None  # a clean close leaves no pid behind
     written = lines(out)
     assert [r["t"] for r in written] == ["batch", "job", "job", "intent"]
     assert all(isinstance(r["at"], float) for r in written)  # stamped when missing
@@ -126,10 +134,13 @@ def test_lock_held_by_another_process_then_released_by_sigkill(tmp_path: Path) -
         with pytest.raises(LockHeld) as info:
             Ledger.open(out, create=False)
         assert f"pid {proc.pid}" in info.value.message
-        # status-like readers need no lock
-        assert read_state(out).jobs["x"].state is JobState.AMBIGUOUS
+        # status-like readers need no lock; the run is live, so its run is merely on the wire
+        assert run_in_progress(out) == proc.pid
+        assert read_state(out).jobs["x"].state is JobState.SUBMITTING
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
+        assert run_in_progress(out) is None
+        assert read_state(out).jobs["x"].state is JobState.AMBIGUOUS
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -214,7 +225,8 @@ async def test_append_is_not_torn_by_cancellation(tmp_path: Path) -> None:
     with trio.CancelScope() as scope:
         scope.cancel()
         await ledger.append({"t": "intent", "id": "a", "attempt": 1})  # completes, shielded
-    assert read_state(tmp_path).jobs["a"].state is JobState.AMBIGUOUS  # on disk (no answer)
+    assert read_state(tmp_path).jobs["a"].state is JobState.SUBMITTING  # on disk, run live
+    assert read_state(tmp_path, live=False).jobs["a"].state is JobState.AMBIGUOUS
     ledger.close()
 
 
