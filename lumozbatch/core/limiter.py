@@ -130,7 +130,7 @@ class RateLimiter:
             # no usable Reset: nothing tells windows apart, the newest figure is all we have
             self._remaining = remaining
         elif self._remaining is not None:
-            self._remaining -= 1  # an answer without figures still spent a request
+            self._remaining = max(0, self._remaining - 1)  # an answer without figures still spent one
 
         if status == 429:
             if current:
@@ -218,7 +218,7 @@ class RateLimiter:
         if remaining is not None:
             self._remaining = remaining if self._remaining is None else min(self._remaining, remaining)
         elif self._remaining is not None:
-            self._remaining -= 1
+            self._remaining = max(0, self._remaining - 1)
         self._roll(now)
         return True
 
