@@ -122,6 +122,14 @@ def test_in_flight_requests_are_subtracted() -> None:
     assert lim.try_acquire(0.1) == pytest.approx(4.9)
 
 
+def test_an_answer_without_figures_still_spends_one() -> None:
+    lim = primed(remaining=1)
+    assert lim.try_acquire(0.0) == 0.0
+    lim.on_response(0.1, status=502, headers={})  # a proxy's error page: no headers
+    assert lim.snapshot(0.1).remaining == 0
+    assert lim.try_acquire(0.1) == pytest.approx(4.9)  # the window is spent
+
+
 def test_429_with_retry_after_blocks_that_long() -> None:
     lim = primed(remaining=30)
     lim.try_acquire(1.0)
