@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
-from ui_helpers import COLORS, Batch, Browser, find_chromium, image_bytes
+# The helpers are imported by name from this folder, whatever pytest's import mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from ui_helpers import COLORS, Batch, Browser, find_chromium, image_bytes  # noqa: E402
 
 
 @pytest.fixture
