@@ -1,6 +1,7 @@
 """How many run+check calls per second the sandbox serves (run by hand, prints figures).
 
     python bench/sandbox_rps.py [--duration 6] [--concurrency 64] [--processes 1]
+                                [--variant sync|async|both] [--server h11|hypercorn|both]
 
 Starts ``lumozbatch sandbox`` in a subprocess on a free port, then hammers it from client
 process(es) with ~64 concurrent keep-alive httpx connections, in two variants:
@@ -11,6 +12,8 @@ process(es) with ~64 concurrent keep-alive httpx connections, in two variants:
          ``check`` every 20 ms until completed, so processing answers are exercised too.
 
 Target: >= 1,000 run+check calls/s on a 2-core machine (client and server share the cores).
+Besides calls/s it prints the server's CPU per call, which depends far less on what else runs
+on the machine: 1e6 / (us per call) is what one core of server could serve.
 The client spreads its connections over 8 AsyncClients: httpcore's pool scans every
 connection for every request, which costs more than the server's whole answer at 64.
 """
@@ -23,7 +26,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import httpx
 import trio
@@ -45,7 +47,8 @@ async def hammer(base: str, concurrency: int, duration: float, poll: float) -> d
                                               max_keepalive_connections=per_client))
         for _ in range(max(1, concurrency // per_client))
     ]
-    end = trio.current_time() + duration
+    start = trio.current_time()
+    end = start + duration
 
     async def worker(client: httpx.AsyncClient, n: int) -> None:
         i = 0
@@ -72,6 +75,7 @@ async def hammer(base: str, concurrency: int, duration: float, poll: float) -> d
     async with trio.open_nursery() as nursery:
         for n in range(concurrency):
             nursery.start_soon(worker, clients[n % len(clients)], n)
+    counts["elapsed"] = trio.current_time() - start
     for client in clients:
         await client.aclose()
     return counts
@@ -79,8 +83,8 @@ async def hammer(base: str, concurrency: int, duration: float, poll: float) -> d
 
 def start_sandbox(extra: list[str]) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        ["lumozbatch", "sandbox", "--port", "0", "--api-key", KEY, "--rate-limit", "0",
-         "--image-scale", "0.0625", *extra],
+        [sys.executable, "-m", "lumozbatch", "sandbox", "--port", "0", "--api-key", KEY,
+         "--rate-limit", "0", "--image-scale", "0.0625", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = proc.stdout.readline()
     m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
@@ -96,32 +100,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_variant(name: str, args: argparse.Namespace) -> None:
-    proc, base = start_sandbox(VARIANTS[name])
+def run_variant(name: str, server: str, args: argparse.Namespace) -> None:
+    proc, base = start_sandbox([*VARIANTS[name], "--server", server])
     try:
         per_proc = max(1, args.concurrency // args.processes)
-        cpu0, t0 = cpu_seconds(proc.pid), time.perf_counter()
+        cpu0 = cpu_seconds(proc.pid)
         workers = [subprocess.Popen(
             [sys.executable, __file__, "--worker", base, "--concurrency", str(per_proc),
              "--duration", str(args.duration)], stdout=subprocess.PIPE, text=True)
             for _ in range(args.processes)]
         totals = {"run": 0, "check": 0, "errors": 0}
+        elapsed = 0.0  # of the hammering itself, not of the client processes' start-up
         for w in workers:
             out, _ = w.communicate(timeout=args.duration + 60)
-            for k, v in json.loads(out).items():
+            result = json.loads(out)
+            elapsed = max(elapsed, result.pop("elapsed"))
+            for k, v in result.items():
                 totals[k] += v
-        wall = time.perf_counter() - t0
         server_cpu = cpu_seconds(proc.pid) - cpu0
         stats = httpx.get(f"{base}/_sandbox/stats", timeout=10).json()
     finally:
         proc.terminate()
         proc.wait(15)
     calls = totals["run"] + totals["check"]
-    print(f"{name:5}: {calls / wall:7.0f} calls/s  ({totals['run']} run + {totals['check']} "
-          f"check in {wall:.1f} s, {args.processes} client process(es) x {per_proc} "
-          f"connections; errors {totals['errors']}; server CPU {server_cpu / wall:.0%} of a "
-          f"core; server counted {sum(stats['calls'].values())} calls, peak concurrent "
-          f"{stats['peak_concurrent']})")
+    print(f"{server:9} {name:5}: {calls / elapsed:6.0f} calls/s, server CPU "
+          f"{server_cpu / calls * 1e6:4.0f} us/call ({server_cpu / elapsed:.0%} of a core) | "
+          f"{totals['run']} run + {totals['check']} check in {elapsed:.1f} s, {args.processes} client process(es) x "
+          f"{per_proc} connections, errors {totals['errors']}, server counted "
+          f"{sum(stats['calls'].values())} calls, peak concurrent {stats['peak_concurrent']}")
 
 
 def main() -> None:
@@ -130,16 +136,19 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--processes", type=int, default=1)
     p.add_argument("--variant", choices=[*VARIANTS, "both"], default="both")
+    p.add_argument("--server", choices=["h11", "hypercorn", "both"], default="both")
     p.add_argument("--worker", metavar="BASE_URL", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        counts = trio.run(hammer, args.worker, args.concurrency, args.duration, 0.02)
+        counts: dict[str, float] = trio.run(hammer, args.worker, args.concurrency,
+                                            args.duration, 0.02)
         print(json.dumps(counts))
         return
     print(f"sandbox_rps: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} "
           f"(other work on the machine lowers every figure), {args.duration:g} s per variant")
-    for name in VARIANTS if args.variant == "both" else [args.variant]:
-        run_variant(name, args)
+    for server in ["h11", "hypercorn"] if args.server == "both" else [args.server]:
+        for name in VARIANTS if args.variant == "both" else [args.variant]:
+            run_variant(name, server, args)
 
 
 if __name__ == "__main__":
