@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from http import HTTPStatus
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -140,7 +141,8 @@ async def _answer(app: App, conn: h11.Connection, stream: trio.SocketStream,
         if message["type"] == "http.response.start":
             started = True
             pending.append(conn.send(h11.Response(status_code=message["status"],
-                                                  headers=message.get("headers", []))))
+                                                  headers=message.get("headers", []),
+                                                  reason=_reason(message["status"]))))
         elif message["type"] == "http.response.body":
             data = message.get("body", b"")
             if data and scope["method"] != "HEAD":
@@ -171,13 +173,20 @@ async def _refuse(conn: h11.Connection, stream: trio.SocketStream, status: int,
         return
     body = f"{reason}\n".encode()
     try:
-        data = conn.send(h11.Response(status_code=status, headers=[
+        data = conn.send(h11.Response(status_code=status, reason=_reason(status), headers=[
             (b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode()),
             (b"connection", b"close")]))
         data += conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
         await stream.send_all(data)
     except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
 
 
 def _unquote(path: bytes) -> str:

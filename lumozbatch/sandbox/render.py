@@ -121,6 +121,7 @@ _cached = lru_cache(maxsize=256)(_render)
 
 
 def set_cache_size(size: int) -> None:
-    """Resizes (and empties) the render cache."""
+    """Resizes (and so empties) the render cache; a no-op when the size is unchanged."""
     global _cached
-    _cached = lru_cache(maxsize=size)(_render)
+    if _cached.cache_parameters()["maxsize"] != size:
+        _cached = lru_cache(maxsize=size)(_render)
