@@ -14,7 +14,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from lumozbatch.ui.summary import Tally, state_name, tally
+from lumozbatch.ui.summary import Tally, group_by_cause, state_name, tally
 
 __all__ = ["STATUS_COLUMNS", "render_status", "status_data"]
 
@@ -117,6 +117,12 @@ def render_status(state: Any, *, out_dir: Path, width: int = 100) -> str:
                 markup=False,
                 soft_wrap=True,
             )
+    retried = [r for r in tally(state).pending if r.attempts and r.reason]
+    if retried:
+        # Sent before, certainly created nothing (connection refused, 429, 5xx): say why.
+        console.print(f"not sent yet after {len(retried)} attempt(s) that created nothing:", markup=False)
+        for line in group_by_cause(retried):
+            console.print(line, markup=False, soft_wrap=True)
     steps = []
     resume = shlex.join(["lumozbatch", "resume", str(out_dir)])
     if counts["pending"] or counts["in_flight"]:

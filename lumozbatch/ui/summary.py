@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["Tally", "render_summary", "state_name", "tally"]
+__all__ = ["Tally", "group_by_cause", "render_summary", "state_name", "tally"]
 
 _MAX_LABELS = 3
 
@@ -68,7 +68,8 @@ def tally(state: Any, identities: set[str] | None = None) -> Tally:
     return out
 
 
-def _causes(records: Iterable[Any]) -> list[str]:
+def group_by_cause(records: Iterable[Any]) -> list[str]:
+    """One line per (code, reason), biggest group first, naming up to three jobs."""
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for record in records:
         groups[(record.code or "", record.reason or "no reason recorded")].append(record)
@@ -142,13 +143,13 @@ def render_summary(
     lines = [head + (", " + ", ".join(extra) if extra else "")]
     if t.failed:
         lines.append(f"  failed ({len(t.failed)}), by cause:")
-        lines.extend(_causes(t.failed))
+        lines.extend(group_by_cause(t.failed))
     if t.ambiguous:
         lines.append(
             f"  ambiguous ({len(t.ambiguous)}): sent, but the answer was lost; "
             "the provider may have billed them and their results cannot be fetched:"
         )
-        lines.extend(_causes(t.ambiguous))
+        lines.extend(group_by_cause(t.ambiguous))
     if t.in_flight:
         paid = sum(1 for r in t.in_flight if state_name(r) == "completed")
         note = f" ({paid} generated, not downloaded yet)" if paid else ""

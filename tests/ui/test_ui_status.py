@@ -79,3 +79,13 @@ def test_status_of_a_manifest_reads_its_default_output_folder(portraits, tmp_pat
     result = CliRunner().invoke(main, ["status", "m.yaml", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["counts"]["done"] == 6
+
+
+def test_status_says_why_a_pending_job_was_not_created(batch, tmp_path: Path) -> None:
+    b = batch()
+    a = b.job("portraits", {"subject": "a"})
+    b.records += [{"t": "intent", "id": a, "attempt": 1}, {"t": "unsent", "id": a, "reason": "connection refused"}]
+    text = render_status(b.state(), out_dir=Path("o"))
+    assert "not sent yet after 1 attempt(s) that created nothing:" in text
+    assert f"    connection refused (1 job: portraits#{a[:12]})" in text
+    assert "continue:                 lumozbatch resume o" in text
