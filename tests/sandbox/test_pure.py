@@ -118,3 +118,14 @@ def test_unlimited_still_announces_headers() -> None:
     d = lim.hit("k", 120.0)
     assert d.allowed and d.limit == UNLIMITED_LIMIT and d.remaining == UNLIMITED_LIMIT - 1
     assert dict(d.headers())[b"x-ratelimit-reset"] == b"180"
+
+
+def test_public_api_is_sorted_and_complete() -> None:
+    import lumozbatch.sandbox as sandbox
+
+    assert sandbox.__all__ == sorted(sandbox.__all__)
+    for name in sandbox.__all__:
+        assert getattr(sandbox, name) is not None
+    # the names the runner and UI engineers code against
+    assert {"SandboxConfig", "create_app", "serve_sandbox", "sandbox_transport",
+            "RunningSandbox", "SandboxStats", "submission_key"} <= set(sandbox.__all__)
