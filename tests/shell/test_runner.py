@@ -356,6 +356,32 @@ async def test_a_failing_api_stops_the_run_instead_of_grinding(tmp_path: Path, a
     assert any("keeps failing" in (e.reason or "") for e in events if e.kind == "warning")
 
 
+async def test_outputs_left_undownloaded_are_fetched_on_resume_with_fresh_urls(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0), output_ttl=5.0)
+    inner = rig.transport
+
+    class StorageDown(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if "/storage/" in request.url.path:
+                raise httpx.ConnectError("storage unreachable", request=request)
+            return await inner.handle_async_request(request)
+
+    rig.transport = StorageDown()
+    ledger = MemoryLedger(planned(spec(i) for i in range(3)))
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 1
+    assert states(ledger) == {"completed": 3}  # paid for, not on disk: kept for the next run
+    assert all("download failed" in (j.reason or "") for j in ledger.state.jobs.values())
+    await trio.sleep(60)  # the output URLs expire meanwhile
+    checks = rig.stats.calls["check"]
+    rig.transport = inner
+    outcome = await run_batch(rig.runner(MemoryLedger(ledger.records)))
+    assert outcome.exit_code == 0
+    assert rig.stats.calls["run"] == 3  # nothing sent twice
+    assert rig.stats.calls["check"] == checks + 3  # one refresh per expired URL
+    assert len(results(tmp_path)) == 3
+
+
 # -- resume and interrupts --------------------------------------------------------------
 
 
