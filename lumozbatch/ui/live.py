@@ -7,6 +7,7 @@ time of the last event plus the wall time since it arrived.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Callable
@@ -91,7 +92,8 @@ def _rate_line(view: RunView, now: float) -> Text:
             text.append(f"/{rate.limit}")
         text.append(" left")
     if resets is not None:
-        text.append(f", resets in {format_duration(resets)}")
+        # A countdown rounds up: "resets in 0s" while it has not reset yet would be a lie.
+        text.append(f", resets in {format_duration(math.ceil(resets))}")
     if waiting > 0:
         text.append(f"  waiting {waiting:.1f}s", style="bold yellow")
     return text
