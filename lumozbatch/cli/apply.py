@@ -15,7 +15,7 @@ import httpx
 import trio
 
 from lumozbatch.core.events import Event, EventSink
-from lumozbatch.errors import ConfigError, LumozbatchError
+from lumozbatch.errors import ConfigError, LumozbatchError, UsageError
 from lumozbatch.shell.api import DEFAULT_BASE_URL, LumozClient, normalize_base_url
 from lumozbatch.shell.ledger import Ledger, find_out_dir
 from lumozbatch.shell.planning import Plan, check_cap, plan_batch, plan_resume
@@ -314,9 +314,16 @@ def apply_cmd(
     cap_source = "--max-generations" if max_generations is not None else "limits.max_generations"
     ledger = Ledger.open(out_dir, create=True)
     try:
-        if ledger.state.batch is None:
+        batch = ledger.state.batch
+        if batch is None:
             ledger.append_sync(
                 {"t": "batch", "v": 1, "name": loaded.name, "manifest": str(manifest), "at": _now()}
+            )
+        elif batch.get("name") != loaded.name:
+            # Planning this manifest here would retire every job of the other batch.
+            raise UsageError(
+                f"{out_dir} holds the batch {batch.get('name')!r}, not {loaded.name!r}",
+                details=[f"choose another folder with --out, or resume that batch: lumozbatch resume {out_dir}"],
             )
         plan = plan_batch(
             ledger.state, specs, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous

@@ -103,3 +103,14 @@ def test_sandbox_apply_then_cap_counts_what_the_ledger_holds(demo: Path, tmp_pat
     assert again.exit_code == 2
     assert "already spent or possibly spent (ledger): 10" in again.output
     assert "to submit now: 6" in again.output
+
+
+def test_another_batchs_folder_is_refused(tmp_path: Path) -> None:
+    one = write_manifest(tmp_path, "one", subjects=1, seeds=1)
+    two = write_manifest(tmp_path, "two", subjects=1, seeds=1)
+    env = {"LUMOZ_API_KEY": "k"}
+    first = invoke("apply", str(one), "--out", "shared", "--max-generations", "0", env=env)
+    assert first.exit_code == 2  # refused by the cap: planned nothing, but the folder is "one"'s
+    result = invoke("apply", str(two), "--out", "shared", env=env)
+    assert result.exit_code == 2
+    assert "shared holds the batch 'one', not 'two'" in result.output
