@@ -180,9 +180,17 @@ class BatchRunner:
             self._work = work
             if self._stopping:
                 work.cancel()
-            async with trio.open_nursery() as workers:
-                for _ in range(max(1, self.options.concurrency)):
-                    workers.start_soon(self._worker)
+            try:
+                async with trio.open_nursery() as workers:
+                    for _ in range(max(1, self.options.concurrency)):
+                        workers.start_soon(self._worker)
+            except BaseExceptionGroup as group:
+                # A domain error in a worker (the disk refused a ledger write...) reaches the
+                # CLI as itself, with its own message and exit code, not as a group.
+                domain = _first_domain_error(group)
+                if domain is None:
+                    raise
+                raise domain from group
         state = self.ledger.state
         if self._auth_error is not None:
             raise AuthenticationError(
@@ -551,6 +559,17 @@ class BatchRunner:
 
     def _emit(self, event: Event) -> None:
         self.sink(event)
+
+
+def _first_domain_error(group: BaseExceptionGroup) -> LumozbatchError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, LumozbatchError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_domain_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 def _result_identities(path: Path) -> set[str]:

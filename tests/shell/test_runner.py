@@ -382,6 +382,22 @@ async def test_outputs_left_undownloaded_are_fetched_on_resume_with_fresh_urls(t
     assert len(results(tmp_path)) == 3
 
 
+async def test_a_ledger_write_error_surfaces_as_itself(tmp_path: Path, autojump_clock: Any) -> None:
+    from lumozbatch.shell.ledger import LedgerWriteError
+
+    class FullDisk(MemoryLedger):
+        async def append(self, *records: dict[str, Any]) -> None:
+            if records[0]["t"] == "intent":
+                raise LedgerWriteError("the disk refused a ledger write: No space left on device")
+            await super().append(*records)
+
+    rig = Rig(tmp_path)
+    ledger = FullDisk(planned(spec(i) for i in range(3)))
+    with pytest.raises(LedgerWriteError, match="No space left"):
+        await run_batch(rig.runner(ledger))
+    assert rig.stats.calls.get("run", 0) == 0  # no intent on disk, nothing sent
+
+
 # -- resume and interrupts --------------------------------------------------------------
 
 
