@@ -1,8 +1,9 @@
 """The gallery: ``<out>/index.html``, a static contact sheet of a batch's outputs.
 
-Rows and columns are two of the variables that vary across the batch (the viewer switches
-them with two select boxes, or with ``index.html#rows=NAME&cols=NAME``); the other varying
-variables split the sheet into sections. Each cell shows the image (a relative ``src``, so
+Each manifest job gets its own sheet. Rows and columns are two of the variables that vary
+within it (the viewer switches them with two select boxes, or with
+``index.html#rows=NAME&cols=NAME&size=PX``; a job without the chosen variable falls back to
+its own); the other varying variables split the sheet into sections. Each cell shows the image (a relative ``src``, so
 the folder can be moved or zipped) with a caption of its variables and seed; failed and
 ambiguous jobs show their reason. One self-contained file: inline CSS and JS, the data as
 embedded JSON, no server, no CDN.
@@ -28,9 +29,9 @@ __all__ = ["GALLERY_FILE", "axes", "build_cells", "gallery_html", "write_gallery
 
 GALLERY_FILE = "index.html"
 
-# Pseudo-variables a cell gets when they tell cells apart: the manifest job, the seed when
-# it is not a variable of its own (random seeds), the repeat index.
-_JOB, _SEED, _REPEAT = "job", "seed", "repeat"
+# Pseudo-variables a cell gets when they tell cells apart: the seed when it is not a
+# variable of its own (random seeds), the repeat index.
+_SEED, _REPEAT = "seed", "repeat"
 
 
 def _seed(params: dict[str, Any] | None) -> Any:
@@ -77,24 +78,16 @@ def _value_key(value: Any) -> str:
 
 
 def axes(cells: list[dict[str, Any]]) -> list[str]:
-    """The names that vary across ``cells``, in first-seen (grid) order.
-
-    Variables of the manifest first; then ``seed`` when seeds differ and no variable sets
-    them, ``repeat`` when jobs repeat, ``job`` when there are several manifest jobs.
-    """
+    """The names that vary across ``cells`` (one manifest job's), in first-seen (grid)
+    order: the job's variables, then ``seed`` when seeds differ and no variable sets them
+    (random seeds), then ``repeat`` when the job repeats."""
     names: list[str] = []
     for cell in cells:
         for name in cell["variables"]:
             if name not in names:
                 names.append(name)
-    names += [n for n in (_SEED, _REPEAT, _JOB) if n not in names]
-
-    def varies(name: str) -> bool:
-        # Among the cells that have it: a variable of one manifest job only is not "varying"
-        # just because the other jobs lack it.
-        return len({_value_key(c["vars"][name]) for c in cells if name in c["vars"]}) > 1
-
-    return [n for n in names if varies(n)]
+    names += [n for n in (_SEED, _REPEAT) if n not in names]
+    return [n for n in names if len({_value_key(c["vars"].get(n)) for c in cells}) > 1]
 
 
 def _with_pseudo(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -104,9 +97,17 @@ def _with_pseudo(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         v = dict(cell["variables"])
         v.setdefault(_SEED, cell["seed"])
         v.setdefault(_REPEAT, cell["repeat"])
-        v.setdefault(_JOB, cell["job"])
         out.append({**cell, "vars": v})
     return out
+
+
+def _jobs(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each manifest job in plan order with the axes that vary within it: every job gets
+    its own sheet, since jobs rarely share variables."""
+    by_job: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        by_job.setdefault(cell["job"], []).append(cell)
+    return [{"id": job, "model": members[0]["model"], "axes": axes(members)} for job, members in by_job.items()]
 
 
 def _embed_json(data: Any) -> str:
@@ -118,12 +119,17 @@ def _embed_json(data: Any) -> str:
 def gallery_html(cells: list[dict[str, Any]], *, title: str, counts: dict[str, int] | None = None) -> str:
     """The whole page for ``cells`` (from ``build_cells``)."""
     cells = _with_pseudo(cells)
-    varying = axes(cells)
+    jobs = _jobs(cells)
+    union: list[str] = []
+    for job in jobs:
+        union += [a for a in job["axes"] if a not in union]
+    first = jobs[0]["axes"] if jobs else []
     data = {
         "title": title,
-        "axes": varying,
-        "default_rows": varying[0] if varying else None,
-        "default_cols": varying[1] if len(varying) > 1 else None,
+        "axes": union,
+        "jobs": jobs,
+        "default_rows": first[0] if first else None,
+        "default_cols": first[1] if len(first) > 1 else None,
         "counts": counts or {},
         "cells": cells,
     }

@@ -27,18 +27,39 @@ def test_cells_follow_the_ledger(portraits) -> None:
     assert cells[0]["variables"] == {"subject": "an old fisherman", "mood": "melancholic", "seed": 1}
 
 
-def test_axes_are_the_varying_variables_in_grid_order(batch) -> None:
+def multi_job(batch):
     b = batch()
     for subject in ("a", "b"):
         for seed in (1, 2):
             b.job("portraits", {"subject": subject, "style": "ink"}, seed=seed)
-    b.job("towers", {"time": "dawn", "style": "ink"}, seed=9)
-    b.job("towers", {"time": "dusk"}, seed=9)
-    from lumozbatch.ui.gallery import _with_pseudo
+    b.job("towers", {"time": "dawn", "style": "ink"}, seed=9, model="hidream-l1")
+    b.job("towers", {"time": "dusk", "style": "ink"}, seed=9, model="hidream-l1")
+    return b
 
-    cells = _with_pseudo(build_cells(b.state()))
-    # style never varies where it is set; seed is no variable but differs; two manifest jobs
-    assert axes(cells) == ["subject", "time", "seed", "job"]
+
+def test_each_job_has_the_axes_that_vary_within_it(batch) -> None:
+    from lumozbatch.ui.gallery import _jobs, _with_pseudo
+
+    cells = _with_pseudo(build_cells(multi_job(batch).state()))
+    # style never varies; seed is no variable of portraits but differs there; towers' seeds agree
+    assert _jobs(cells) == [
+        {"id": "portraits", "model": "flux-sketch-smudge", "axes": ["subject", "seed"]},
+        {"id": "towers", "model": "hidream-l1", "axes": ["time"]},
+    ]
+    assert axes(cells[:4]) == ["subject", "seed"]
+
+
+def test_every_job_gets_its_own_sheet_in_a_browser(batch, browser, tmp_path: Path) -> None:
+    b = multi_job(batch)
+    page = tmp_path / "index.html"
+    page.write_text(gallery_html(build_cells(b.state()), title="multi"), encoding="utf-8")
+    dom = browser.dump_dom(page.as_uri())
+    assert re.findall(r'<div class="jobhead" data-job="([^"]+)">', dom) == ["portraits", "towers"]
+    tables = re.findall(r'<table class="grid" data-rows="([^"]*)" data-cols="([^"]*)"', dom)
+    assert tables == [("subject", "seed"), ("time", "")]  # towers falls back to its own axis
+    swapped = browser.dump_dom(page.as_uri() + "#rows=seed&cols=time")
+    tables = re.findall(r'<table class="grid" data-rows="([^"]*)" data-cols="([^"]*)"', swapped)
+    assert tables == [("seed", "subject"), ("", "time")]  # towers keeps time, as the columns
 
 
 def test_src_is_url_quoted_and_data_cannot_break_out_of_the_script(batch, tmp_path: Path) -> None:
