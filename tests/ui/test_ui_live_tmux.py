@@ -71,3 +71,24 @@ def test_apply_draws_the_live_display_and_ends_with_the_summary(tmux_socket: str
     # no traceback, no leftover cursor junk
     assert "Traceback" not in "".join(screens)
     assert (out_dir / "index.html").is_file()
+
+
+def test_ctrl_c_shows_interrupted_then_the_summary_with_the_way_on(tmux_socket: str, tmp_path: Path) -> None:
+    command = (
+        f"lumozbatch apply {shlex.quote(str(MANIFESTS_DIR / 'sketch-portraits.yaml'))} --sandbox --yes "
+        f"--out out; echo EXIT=$?; sleep 300"
+    )
+    subprocess.run(["tmux", "-L", tmux_socket, "new-session", "-d", "-x", str(COLS), "-y", str(ROWS),
+                    "-s", "live", "-c", str(tmp_path), command], check=True, timeout=10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not re.search(r"running [1-9]", capture(tmux_socket)):
+        time.sleep(0.1)
+    subprocess.run(["tmux", "-L", tmux_socket, "send-keys", "-t", "live", "C-c"], check=True, timeout=10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "EXIT=" not in (final := capture(tmux_socket)):
+        time.sleep(0.2)
+    assert "EXIT=130" in final, final
+    assert "interrupted" in final
+    assert re.search(r"sketch-portraits: \d+ of 10 done", final)
+    assert "continue:" in final
+    assert "Traceback" not in final
