@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lumozbatch.sandbox.config import SandboxConfig, parse_latency, parse_rate_limit
 from lumozbatch.sandbox.params import coerce_params, submission_key, validate_params
@@ -129,3 +131,23 @@ def test_public_api_is_sorted_and_complete() -> None:
     # the names the runner and UI engineers code against
     assert {"SandboxConfig", "create_app", "serve_sandbox", "sandbox_transport",
             "RunningSandbox", "SandboxStats", "submission_key"} <= set(sandbox.__all__)
+
+
+_flux_params = st.fixed_dictionaries(
+    {"prompt": st.text(min_size=1, max_size=40), "aspect_ratio": st.sampled_from(["1:1", "16:9"])},
+    optional={
+        "guidance": st.floats(0, 10, allow_nan=False) | st.integers(0, 10),
+        "num_inference_steps": st.integers(1, 50),
+        "seed": st.integers(0, 2**32 - 1) | st.just(""),
+        "output_quality": st.integers(0, 100),
+        "megapixels": st.sampled_from(["1", "0.25"]),
+    },
+)
+
+
+@given(_flux_params)
+def test_typed_params_and_their_form_encoding_are_one_submission(params: dict) -> None:
+    # what a runner holds (typed) and what reaches the server (form strings) count as one
+    form = {k: v if isinstance(v, str) else repr(v) for k, v in params.items()}
+    assert submission_key(FLUX, params) == submission_key(FLUX, form)
+    assert validate_params(FLUX, coerce_params(FLUX, form)) == {}
