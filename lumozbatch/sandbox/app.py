@@ -5,7 +5,7 @@ Order of checks on an API call: rate limit (429, not counted), key (401), method
 injected 5xx (``error_rate``: nothing is created), body, then the endpoint. Every API answer,
 errors and 429s included, carries ``X-RateLimit-Limit/Remaining/Reset`` and ``Date``.
 
-Choices the pages leave open (see also /work/notes/H2-readme.md):
+Choices the pages leave open (the README's sandbox section lists them too):
 - an unknown ``request_id`` (or another key's) answers 404 with code ``not_found``;
 - a quick job that fails answers ``run`` with its request_id only; ``/check`` says ``failed``;
 - ``/check`` on a completed job whose output URL expired issues a FRESH URL (a new name), so a
@@ -56,8 +56,6 @@ STORAGE_PREFIX = "/storage/outputs/"
 
 _ERRORS = {
     401: ("authentication_failed", "Invalid or missing API key."),
-    403: ("permission_denied", "You don't have permission to access this resource."),
-    404: ("model_not_found", "The requested model does not exist."),
     429: ("rate_limit_exceeded", "You've exceeded your rate limit."),
     500: ("internal_server_error", "An unexpected error occurred on our servers."),
 }
