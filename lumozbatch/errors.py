@@ -1,11 +1,15 @@
 """The errors lumozbatch raises, each knowing the exit code SPEC.md gives it.
 
-The library raises these; only ``lumozbatch.cli`` turns them into exit codes.
+The library raises these; only ``lumozbatch.cli`` turns them into exit codes. Three live
+beside the code that raises them (marked with their module).
 
 LumozbatchError (1)
+├── LedgerWriteError (1)            the disk refused a ledger append   [shell.ledger]
 ├── UsageError (2)                  bad command line, or nothing to work on
 │   ├── ManifestError (2)           one or more Diagnostics, every error at once
+│   │   └── UnreadableManifest (2)  missing, binary, too large         [manifest_io]
 │   ├── LedgerNotFound (2)          resume/status on a folder with no ledger
+│   ├── LedgerCorrupt (2)           a damaged record before the last   [core.ledger_codec]
 │   └── GenerationCapExceeded (2)   the plan would pass max_generations
 ├── ConfigError (3)                 missing key, bad base URL
 │   └── AuthenticationError (3)     the API answered 401
