@@ -146,3 +146,11 @@ def test_a_deleted_output_is_shown_as_missing(portraits, browser) -> None:
     dom = browser.dump_dom(page.as_uri())
     assert dom.count("<b>file missing</b><span>portraits/a_young_dancer-joyful-s2.png</span>") == 1
     assert re.findall(r'data-load="([a-z]+)"', dom) == ["loaded"] * 5
+
+
+def test_the_page_needs_nothing_from_the_network(portraits) -> None:
+    b, _out = portraits
+    html = gallery_html(build_cells(b.state()), title="t")
+    assert not re.search(r"https?://", html)  # no CDN, no web font, no tracker
+    assert "<script src" not in html and "<link" not in html
+    assert html.count("<script") == 2  # the embedded data and the inline code
