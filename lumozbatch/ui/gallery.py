@@ -3,9 +3,9 @@
 Each manifest job gets its own sheet. Rows and columns are two of the variables that vary
 within it (the viewer switches them with two select boxes, or with
 ``index.html#rows=NAME&cols=NAME&size=PX``; a job without the chosen variable falls back to
-its own); the other varying variables split the sheet into sections. Each cell shows the image (a relative ``src``, so
-the folder can be moved or zipped) with a caption of its variables and seed; failed and
-ambiguous jobs show their reason. One self-contained file: inline CSS and JS, the data as
+its own); the other varying variables split the sheet into sections. Each cell shows the
+image (a relative ``src``, so the folder can be moved or zipped) with a caption of its
+variables and seed; failed and ambiguous jobs show their reason. One self-contained file: inline CSS and JS, the data as
 embedded JSON, no server, no CDN.
 
 ``build_cells`` and ``gallery_html`` are pure; ``write_gallery`` reads the ledger and
@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-from html import escape
+import re
 import tempfile
+from html import escape
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,6 +29,7 @@ from lumozbatch.ui.summary import state_name
 __all__ = ["GALLERY_FILE", "axes", "build_cells", "gallery_html", "write_gallery"]
 
 GALLERY_FILE = "index.html"
+_MARKER = re.compile(r"\{\{(TITLE|DATA)\}\}")
 
 # Pseudo-variables a cell gets when they tell cells apart: the seed when it is not a
 # variable of its own (random seeds), the repeat index.
@@ -134,7 +136,9 @@ def gallery_html(cells: list[dict[str, Any]], *, title: str, counts: dict[str, i
         "cells": cells,
     }
     template = resources.files("lumozbatch.ui").joinpath("gallery.html").read_text(encoding="utf-8")
-    return template.replace("{{TITLE}}", escape(title)).replace("{{DATA}}", _embed_json(data))
+    values = {"TITLE": escape(title), "DATA": _embed_json(data)}
+    # One pass: a prompt or a title holding "{{DATA}}" is never substituted again.
+    return _MARKER.sub(lambda m: values[m.group(1)], template)
 
 
 def _counts(cells: list[dict[str, Any]]) -> dict[str, int]:

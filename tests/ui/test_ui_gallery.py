@@ -154,3 +154,12 @@ def test_the_page_needs_nothing_from_the_network(portraits) -> None:
     assert not re.search(r"https?://", html)  # no CDN, no web font, no tracker
     assert "<script src" not in html and "<link" not in html
     assert html.count("<script") == 2  # the embedded data and the inline code
+
+
+def test_template_markers_in_the_data_are_left_alone(batch) -> None:
+    b = batch()
+    b.job("p", {"subject": "{{DATA}} and {{TITLE}}"})
+    html = gallery_html(build_cells(b.state()), title="{{DATA}}")
+    assert html.count('<script type="application/json" id="data">') == 1
+    assert "<title>{{DATA}} - lumozbatch gallery</title>" in html
+    assert '"subject": "{{DATA}} and {{TITLE}}"' in html
