@@ -98,7 +98,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _finish(tmp: Path, final: Path, embed: Callable[[Path], None] | None) -> tuple[str, int]:
+def _finish(tmp: Path, final: Path, embed: Callable[[Path], object] | None) -> tuple[str, int]:
     """Embed metadata, hash the final bytes, fsync, rename, fsync the folder (in a thread)."""
     if embed is not None:
         embed(tmp)
@@ -129,7 +129,7 @@ async def download(
     stem: str,
     *,
     timeout: httpx.Timeout = DOWNLOAD_TIMEOUT,
-    embed: Callable[[Path], None] | None = None,
+    embed: Callable[[Path], object] | None = None,
 ) -> Downloaded:
     """Fetch ``url`` into ``out_dir/stem.<ext>``; raise ``DownloadError`` on any problem.
 

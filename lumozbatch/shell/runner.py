@@ -66,8 +66,7 @@ class RunOutcome:
 
     counts: dict[str, int]
     exit_code: int
-    interrupted: bool = False
-    calls: dict[str, int] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)  # requests this run made, by kind
 
 
 def exit_code_for(jobs: Mapping[str, JobRecord]) -> int:
@@ -127,7 +126,7 @@ class BatchRunner:
         sink: EventSink = discard,
         planner: PollPlanner | None = None,
         rand: Callable[[], float] = random.random,
-        embed: Callable[[Path, dict[str, Any]], None] | None = None,
+        embed: Callable[[Path, dict[str, Any]], object] | None = None,
         result_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.ledger = ledger
@@ -504,7 +503,7 @@ class BatchRunner:
             self._emit(self._job_event("warning", rec, reason=f"the output URL expired and check says {answer.status!r}; left completed"))
             return None
 
-    def _embedder(self, rec: JobRecord) -> Callable[[Path], None] | None:
+    def _embedder(self, rec: JobRecord) -> Callable[[Path], object] | None:
         if self.embed is None:
             return None
         embed = self.embed
