@@ -83,7 +83,9 @@ def _describe_plan(manifest: Any, specs: list[Any], state: Any) -> Callable[[], 
     return render
 
 
-def _plan_event(plan: Plan, out_dir: Path, name: str, state: Any, identities: set[str] | None) -> Event:
+def _plan_event(plan: Plan, out_dir: Path, name: str, state: Any) -> Event:
+    """The run's first event. After planning, the ledger's active jobs are exactly the
+    manifest's (the others were retired), so counts and the summary cover every active job."""
     from lumozbatch.ui.view import plan_extra
 
     # extra: per manifest job, its total and what is already settled (the live display's rows)
@@ -92,7 +94,7 @@ def _plan_event(plan: Plan, out_dir: Path, name: str, state: Any, identities: se
         counts=plan.counts(),
         out_dir=str(out_dir),
         name=name,
-        extra=plan_extra(state, identities),
+        extra=plan_extra(state),
     )
 
 
@@ -208,7 +210,6 @@ def _execute(
     command_hint: str,
     pricing: dict[str, float] | None,
     result_extra: dict[str, Any],
-    identities: set[str] | None,
 ) -> int:
     from lumozbatch.ui import make_reporter
     from lumozbatch.ui.summary import render_summary
@@ -216,7 +217,7 @@ def _execute(
     reporter = make_reporter(json=json_out, quiet=quiet)
     exit_code = 1
     with reporter:
-        reporter(_plan_event(plan, out_dir, name, ledger.state, identities))
+        reporter(_plan_event(plan, out_dir, name, ledger.state))
         try:
             outcome = trio.run(
                 lambda: _drive(
@@ -237,7 +238,6 @@ def _execute(
                     out_dir=out_dir,
                     command_hint=command_hint,
                     pricing=pricing,
-                    identities=identities,
                 )
                 + (_billed_note(plan) if plan.reset_billed else "")
             )
@@ -345,7 +345,6 @@ def apply_cmd(
             command_hint=hint,
             pricing=dict(loaded.pricing) or None,
             result_extra=git_info(manifest),
-            identities={s.identity for s in specs},
         )
     finally:
         ledger.close()
@@ -399,7 +398,6 @@ def resume_cmd(
             command_hint=shlex.join(["lumozbatch", "resume", str(out_dir)]),
             pricing=None,
             result_extra=extra,
-            identities=None,
         )
     finally:
         ledger.close()

@@ -263,3 +263,28 @@ def test_second_sigint_exits_at_once_and_stays_resumable(tmp_path: Path, start_s
     counts = state.counts()
     assert counts["done"] + counts["ambiguous"] == 20
     assert final.returncode == (0 if counts["ambiguous"] == 0 else 1), final.stderr
+
+
+def test_edited_manifest_reruns_only_what_changed(tmp_path: Path, start_sandbox) -> None:
+    sandbox = start_sandbox("--latency", "0.1-0.3", "--sync-threshold", "0")
+    env = env_for(sandbox)
+    manifest = write_manifest(tmp_path, "edited", subjects=2, seeds=3)  # seeds 1-3
+    out = tmp_path / "outputs" / "edited"
+    assert run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path).returncode == 0
+    manifest.write_text(manifest.read_text().replace("seed: [1, 2, 3]", "seed: [2, 3, 4]"))
+    # resume finishes the batch as recorded: nothing new is planned from the edited manifest
+    resumed = run_cli(["resume", str(out), "--quiet"], env=env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sandbox.stats()["jobs_created"] == 6
+    edited = run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
+    assert edited.returncode == 0, edited.stderr
+    assert sandbox.stats()["jobs_created"] == 8  # only the two seed-4 jobs
+    assert "2 no longer in the manifest" in edited.stdout + edited.stderr
+    state = ledger(out)
+    assert sum(1 for j in state.jobs.values() if j.retired) == 2
+    # back to the first version: the retired jobs return, already done; nothing is sent
+    manifest.write_text(manifest.read_text().replace("seed: [2, 3, 4]", "seed: [1, 2, 3]"))
+    back = run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    assert sandbox.stats()["jobs_created"] == 8
+    assert_nothing_lost_nothing_paid_twice(sandbox, out, allow_ambiguous=False)
