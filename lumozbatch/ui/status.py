@@ -1,18 +1,14 @@
-"""``lumozbatch status``: what the ledger knows, as a table (people) or a dict (``--json``).
+"""``lumozbatch status``: what the ledger knows, as a table like ``plan``'s (people) or a dict
+(``--json``).
 
 Pure: takes the replayed ``LedgerState``, returns text or data.
 """
 
 from __future__ import annotations
 
-import io
 import shlex
 from pathlib import Path
 from typing import Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from lumozbatch.ui.summary import Tally, group_by_cause, state_name, tally
 
@@ -76,65 +72,64 @@ def status_data(state: Any, *, out_dir: Path) -> dict[str, Any]:
     }
 
 
-def _table(data: dict[str, Any]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    table.add_column("job")
-    for col in STATUS_COLUMNS:
-        table.add_column(col.replace("_", " "), justify="right")
-    table.add_column("total", justify="right")
-    for job, row in data["jobs"].items():
-        table.add_row(job, *(str(row[c]) for c in STATUS_COLUMNS), str(row["total"]))
-    counts = data["counts"]
-    if len(data["jobs"]) != 1:
-        table.add_section()
-        table.add_row("all", *(str(counts[c]) for c in STATUS_COLUMNS), str(counts["total"]), style="bold")
-    return table
+def _table(data: dict[str, Any]) -> list[str]:
+    """Aligned rows, like ``plan``'s: one per manifest job, plus ``all`` when there are several."""
+    head = ["job", *(c.replace("_", " ") for c in STATUS_COLUMNS), "total"]
+    rows = [[job, *(str(row[c]) for c in STATUS_COLUMNS), str(row["total"])] for job, row in data["jobs"].items()]
+    if len(rows) != 1:
+        counts = data["counts"]
+        rows.append(["all", *(str(counts[c]) for c in STATUS_COLUMNS), str(counts["total"])])
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        return "  " + "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:]))]).rstrip()
+
+    return [line(head), *(line(r) for r in rows)]
 
 
-def render_status(state: Any, *, out_dir: Path, width: int = 100) -> str:
+def _headline(counts: dict[str, int]) -> str:
+    parts = [f"{counts[c]} {c.replace('_', ' ')}" for c in ("done", "failed", "ambiguous", "in_flight", "pending")
+             if counts[c]]
+    noun = "job" if counts["total"] == 1 else "jobs"
+    return f"  {counts['total']} {noun}: " + (", ".join(parts) if parts else "none yet")
+
+
+def render_status(state: Any, *, out_dir: Path) -> str:
     """The ``status`` page: counts per job and state, each failure and ambiguous submission
     with its reason, and the commands that continue or retry."""
     data = status_data(state, out_dir=out_dir)
-    console = Console(file=io.StringIO(), width=width, color_system=None, highlight=False)
-    manifest = f", manifest {data['manifest']}" if data["manifest"] else ""
-    console.print(f"batch {data['name']} in {out_dir}{manifest}", markup=False)
-    console.print(_table(data))
     counts = data["counts"]
+    manifest = f"; manifest {data['manifest']}" if data["manifest"] else ""
+    out = [f"Status of {data['name']} ({out_dir}{manifest})", _headline(counts), "", *_table(data)]
     if counts["retired"]:
-        console.print(f"{counts['retired']} job(s) no longer in the manifest (kept in the ledger).")
+        out.append(f"  + {counts['retired']} no longer in the manifest (kept in the ledger)")
     for title, rows, note in (
         ("failed", data["failed"], ""),
-        ("ambiguous", data["ambiguous"], " (sent, answer lost: may have been billed, no result to fetch)"),
+        ("ambiguous", data["ambiguous"], ": sent, answer lost; may have been billed, no result to fetch"),
     ):
         if not rows:
             continue
-        console.print(f"{title} ({len(rows)}){note}:", markup=False)
+        out += ["", f"  {title} ({len(rows)}){note}:"]
         for row in rows:
             code = f" [{row['code']}]" if row["code"] else ""
             billed = " (billed)" if title == "failed" and row["billed"] else ""
-            console.print(
-                f"  {row['job']}#{row['key']} {row['model']}{code}: {row['reason'] or 'no reason recorded'}{billed}",
-                markup=False,
-                soft_wrap=True,
-            )
+            reason = row["reason"] or "no reason recorded"
+            out.append(f"    {row['job']}#{row['key']} {row['model']}{code}: {reason}{billed}")
     retried = [r for r in tally(state).pending if r.attempts and r.reason]
     if retried:
         # Sent before, certainly created nothing (connection refused, 429, 5xx): say why.
-        console.print(f"not sent yet after {len(retried)} attempt(s) that created nothing:", markup=False)
-        for line in group_by_cause(retried):
-            console.print(line, markup=False, soft_wrap=True)
+        out += ["", f"  not sent yet after {len(retried)} attempt(s) that created nothing:"]
+        out += ["  " + line for line in group_by_cause(retried)]
     steps = []
-    resume = shlex.join(["lumozbatch", "resume", str(out_dir)])
     if counts["pending"] or counts["in_flight"]:
-        steps.append(f"  continue:                 {resume}")
+        steps.append(f"    continue:                 {shlex.join(['lumozbatch', 'resume', str(out_dir)])}")
     if data["manifest"] and (counts["failed"] or counts["ambiguous"]):
         apply = shlex.join(["lumozbatch", "apply", str(data["manifest"]), "--out", str(out_dir)])
         if counts["failed"]:
-            steps.append(f"  retry the failed jobs:    {apply} --retry-failed")
+            steps.append(f"    retry the failed jobs:    {apply} --retry-failed")
         if counts["ambiguous"]:
-            steps.append(f"  resubmit the ambiguous (may pay twice): {apply} --resubmit-ambiguous")
+            steps.append(f"    resubmit the ambiguous (may pay twice): {apply} --resubmit-ambiguous")
     if steps:
-        console.print("next:")
-        for step in steps:
-            console.print(step, markup=False, soft_wrap=True)
-    return console.file.getvalue().rstrip() + "\n"  # type: ignore[attr-defined]
+        out += ["", "  next:", *steps]
+    return "\n".join(out) + "\n"

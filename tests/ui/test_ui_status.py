@@ -16,15 +16,20 @@ def test_status_table_lists_counts_failures_and_ambiguous(portraits) -> None:
     result = CliRunner().invoke(main, ["status", "outputs/sketch-portraits"])
     assert result.exit_code == 0, result.output
     text = result.output
-    assert text.startswith("batch sketch-portraits in outputs/sketch-portraits, manifest manifests/sketch.yaml\n")
-    row = next(line for line in text.splitlines() if line.strip().startswith("portraits"))
-    assert row.split() == ["portraits", "0", "0", "6", "1", "1", "8"]
-    assert "failed (1):" in text
-    assert f"portraits#{b.ids[3][:12]} flux-sketch-smudge [validation_error]: guidance must be at most 10" in text
-    assert "ambiguous (1) (sent, answer lost: may have been billed, no result to fetch):" in text
-    assert f"portraits#{b.ids[6][:12]} flux-sketch-smudge: read timeout after the run was sent" in text
-    assert ("retry the failed jobs:    lumozbatch apply manifests/sketch.yaml --out outputs/sketch-portraits "
-            "--retry-failed") in text
+    lines = text.splitlines()
+    assert lines[:5] == [
+        "Status of sketch-portraits (outputs/sketch-portraits; manifest manifests/sketch.yaml)",
+        "  8 jobs: 6 done, 1 failed, 1 ambiguous",
+        "",
+        "  job        pending  in flight  done  failed  ambiguous  total",
+        "  portraits        0          0     6       1          1      8",
+    ]
+    assert "  failed (1):" in lines
+    assert f"    portraits#{b.ids[3][:12]} flux-sketch-smudge [validation_error]: guidance must be at most 10" in lines
+    assert "  ambiguous (1): sent, answer lost; may have been billed, no result to fetch:" in lines
+    assert f"    portraits#{b.ids[6][:12]} flux-sketch-smudge: read timeout after the run was sent" in lines
+    assert ("    retry the failed jobs:    lumozbatch apply manifests/sketch.yaml --out outputs/sketch-portraits "
+            "--retry-failed") in lines
     assert "--resubmit-ambiguous" in text
     assert "continue:" not in text  # nothing pending or in flight
 
@@ -57,9 +62,9 @@ def test_status_per_job_and_in_flight(batch, tmp_path: Path) -> None:
                                          "total": 2}
     assert data["in_flight"][0]["request_id"] == 99
     text = render_status(b.state(), out_dir=Path("outputs/x"))
-    all_row = next(line for line in text.splitlines() if line.strip().startswith("all"))
-    assert all_row.split() == ["all", "1", "1", "1", "0", "0", "3"]
-    assert "continue:                 lumozbatch resume outputs/x" in text
+    assert "  all              1          1     1       0          0      3" in text.splitlines()
+    assert "  3 jobs: 1 done, 1 in flight, 1 pending" in text.splitlines()
+    assert "    continue:                 lumozbatch resume outputs/x" in text.splitlines()
 
 
 def test_status_without_a_ledger_exits_2(tmp_path: Path) -> None:
@@ -86,6 +91,6 @@ def test_status_says_why_a_pending_job_was_not_created(batch, tmp_path: Path) ->
     a = b.job("portraits", {"subject": "a"})
     b.records += [{"t": "intent", "id": a, "attempt": 1}, {"t": "unsent", "id": a, "reason": "connection refused"}]
     text = render_status(b.state(), out_dir=Path("o"))
-    assert "not sent yet after 1 attempt(s) that created nothing:" in text
-    assert f"    connection refused (1 job: portraits#{a[:12]})" in text
+    assert "  not sent yet after 1 attempt(s) that created nothing:" in text
+    assert f"      connection refused (1 job: portraits#{a[:12]})" in text
     assert "continue:                 lumozbatch resume o" in text
