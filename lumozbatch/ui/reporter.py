@@ -212,7 +212,8 @@ def make_reporter(
         return PlainReporter(out, only=ERROR_KINDS)
     if is_tty is None:
         isatty = getattr(out, "isatty", None)
-        is_tty = bool(isatty and isatty())
+        # A dumb terminal (emacs shell, some CI consoles) cannot redraw in place.
+        is_tty = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
     if is_tty:
         return LiveReporter(out)
     return PlainReporter(out)

@@ -149,3 +149,15 @@ def test_json_times_are_rounded_to_milliseconds() -> None:
         reporter(Event("rate_limit", 1.23456789, limit=60, remaining=3, reset_in=4.0004999, wait=0.1 + 0.2))
     assert json.loads(out.getvalue()) == {"event": "rate_limit", "time": 1.235, "limit": 60, "remaining": 3,
                                           "reset_in": 4.0, "wait": 0.3}
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_dumb_terminal_gets_plain_lines(monkeypatch) -> None:
+    monkeypatch.setenv("TERM", "xterm-256color")
+    assert isinstance(make_reporter(stream=FakeTerminal()), LiveReporter)
+    monkeypatch.setenv("TERM", "dumb")
+    assert isinstance(make_reporter(stream=FakeTerminal()), PlainReporter)
