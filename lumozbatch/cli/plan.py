@@ -9,6 +9,7 @@ them from the batch's ledger (``outputs/<name>`` or ``--out``) when there is one
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,14 +270,25 @@ def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
     from lumozbatch.core.grid import expand
     from lumozbatch.manifest_io import load_manifest
 
+    from lumozbatch.ui.ratelimit_file import eta_for, load_snapshot, plan_eta_line
+    from lumozbatch.ui.eta import calls_needed
+
     manifest = load_manifest(manifest_path)
-    ledger = ledger_states(Path(out_dir) if out_dir else Path("outputs") / manifest.name)
+    batch_dir = Path(out_dir) if out_dir else Path("outputs") / manifest.name
+    ledger = ledger_states(batch_dir)
     states, active = ledger if ledger is not None else (None, None)
     summary = summarize(manifest, expand(manifest), states, active=active)
     warnings = [str(w) for w in manifest.warnings]
+    new, in_flight = summary.counts["new"], summary.counts["in_flight"]
     if json_out:
-        click.echo(json.dumps(plan_data(summary, warnings), indent=2, ensure_ascii=False))
+        data = plan_data(summary, warnings)
+        # Only a previous run of this batch knows the rate limit; without one there is no ETA.
+        data["eta_seconds"] = eta_for(load_snapshot(batch_dir), calls_needed(new, in_flight), now=time.time())
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     for warning in warnings:
         click.echo(warning, err=True)
     click.echo(render_plan(summary), nl=False)
+    eta = plan_eta_line(batch_dir, new=new, in_flight=in_flight, now=time.time()) if new + in_flight else None
+    if eta:
+        click.echo(f"  {eta}")

@@ -120,3 +120,23 @@ def test_plan_reads_the_ledger(tmp_path: Path) -> None:
     assert "10 generations: 10 new\n" in CliRunner().invoke(main, ["plan", DEMO]).output
     moved = CliRunner().invoke(main, ["plan", DEMO, "--json", "--out", "elsewhere/sketch-portraits"])
     assert json.loads(moved.output)["counts"] == {"new": 8, "done": 0, "in_flight": 1, "failed": 0, "ambiguous": 1}
+
+
+def test_plan_shows_an_eta_under_the_last_rate_limit_seen(tmp_path: Path) -> None:
+    import time
+
+    from lumozbatch.ui.ratelimit_file import RateLimitRecord, save_snapshot
+
+    out = tmp_path / "out"
+    # 10 new jobs ~ 10 runs + ~15 checks; 10 calls per 60 s window, a fresh window now.
+    now = time.time()
+    save_snapshot(out, RateLimitRecord(limit=10, remaining=10, reset_at=now + 60, observed_at=now, window=60))
+    text = CliRunner().invoke(main, ["plan", DEMO, "--out", str(out)])
+    assert text.exit_code == 0, text.output
+    assert "ETA: about" in text.output and "(10 per 1m" in text.output
+    doc = json.loads(CliRunner().invoke(main, ["plan", DEMO, "--out", str(out), "--json"]).output)
+    assert doc["eta_seconds"] > 60  # more calls than one window holds
+
+    no_run = json.loads(CliRunner().invoke(main, ["plan", DEMO, "--json"]).output)
+    assert no_run["eta_seconds"] is None
+    assert "ETA" not in CliRunner().invoke(main, ["plan", DEMO]).output
