@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import trio
 
 from lumozbatch.core.retry import Failure
 from lumozbatch.errors import ConfigError
@@ -24,6 +25,7 @@ from lumozbatch.shell.ratelimit import SharedLimiter, Slot
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_DEADLINE",
     "DEFAULT_TIMEOUT",
     "ApiCallError",
     "CheckAnswer",
@@ -38,8 +40,10 @@ DEFAULT_BASE_URL = "https://lumozai.com"
 RUN_PATH = "/api/v4/run"
 CHECK_PATH = "/api/v4/check"
 
-#: Every call is bounded: connecting, sending, and each read of the answer.
+#: Every call is bounded: connecting, sending, and each read of the answer...
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
+#: ...and as a whole (an answer trickling in byte by byte never times out a single read).
+DEFAULT_DEADLINE = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +233,7 @@ class LumozClient:
         api_key: str,
         limiter: SharedLimiter,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         if not api_key:
             raise ConfigError("no API key: set LUMOZ_API_KEY")
@@ -237,6 +242,7 @@ class LumozClient:
         self._key = api_key
         self.limiter = limiter
         self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self._deadline = deadline
 
     def slot(self) -> AbstractAsyncContextManager[Slot]:
         """Wait for the rate limiter: ``async with client.slot() as s: await client.run(..., slot=s)``
@@ -320,13 +326,19 @@ class LumozClient:
     async def _send(self, path: str, data: Mapping[str, Any], slot: Slot) -> httpx.Response:
         headers = {"Accept": "application/json", "Authorization": f"Bearer {self._key}"}
         try:
-            response = await self._http.post(
-                self.base_url + path,
-                data=data,
-                headers=headers,
-                timeout=self._timeout,
-                follow_redirects=False,  # a redirect must not carry the key anywhere else
-            )
+            with trio.fail_after(self._deadline):
+                response = await self._http.post(
+                    self.base_url + path,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                    follow_redirects=False,  # a redirect must not carry the key anywhere else
+                )
+        except trio.TooSlowError:
+            slot.no_response()
+            raise ApiCallError(
+                Failure.SENT_NO_ANSWER, message=f"no complete answer within {self._deadline:.0f}s"
+            ) from None
         except httpx.TransportError as exc:
             slot.no_response()
             raise ApiCallError(

@@ -21,6 +21,7 @@ import trio
 from lumozbatch.core.retry import Failure
 
 __all__ = [
+    "DOWNLOAD_DEADLINE",
     "DOWNLOAD_TIMEOUT",
     "DownloadError",
     "Downloaded",
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
+#: A whole download (a trickling server never times out a single read).
+DOWNLOAD_DEADLINE = 600.0
 #: Refuse anything bigger: an image generator's output is never this large.
 MAX_BYTES = 256 * 1024 * 1024
 _CHUNK = 64 * 1024
@@ -129,6 +132,7 @@ async def download(
     stem: str,
     *,
     timeout: httpx.Timeout = DOWNLOAD_TIMEOUT,
+    deadline: float = DOWNLOAD_DEADLINE,
     embed: Callable[[Path], object] | None = None,
 ) -> Downloaded:
     """Fetch ``url`` into ``out_dir/stem.<ext>``; raise ``DownloadError`` on any problem.
@@ -143,7 +147,10 @@ async def download(
     await trio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
     tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
     try:
-        ext = await _fetch(http, url, tmp, timeout)
+        with trio.move_on_after(deadline) as limit:
+            ext = await _fetch(http, url, tmp, timeout)
+        if limit.cancelled_caught:
+            raise DownloadError(Failure.SENT_NO_ANSWER, f"download took longer than {deadline:.0f}s")
         final = target.with_name(target.name + ext)
         # Shielded: once the bytes are here, a cancel must not leave the rename half done.
         with trio.CancelScope(shield=True):

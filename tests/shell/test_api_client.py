@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
+import trio
 
 from lumozbatch.core.retry import Failure
 from lumozbatch.errors import ConfigError
@@ -244,3 +246,20 @@ def test_error_describe_is_one_line() -> None:
     err = ApiCallError(Failure.HTTP, status=403, code="permission_denied", message="no")
     assert err.describe() == "HTTP 403 permission_denied: no"
     assert json.dumps(str(err))
+
+
+async def test_every_call_has_a_deadline(autojump_clock: Any) -> None:
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(10_000)  # a server that never finishes answering
+        return httpx.Response(200)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    limiter = SharedLimiter()
+    client = LumozClient(http, BASE, "k", limiter, deadline=30.0)
+    start = trio.current_time()
+    async with http:
+        with pytest.raises(ApiCallError) as info:
+            await client.run("m", {"prompt": "x"})
+    assert trio.current_time() - start == 30.0
+    assert info.value.failure is Failure.SENT_NO_ANSWER  # sent: the run may exist
+    assert limiter.core.in_flight == 0

@@ -184,3 +184,24 @@ async def test_redownload_replaces_the_file_in_place(tmp_path: Path) -> None:
         second = await download(http, "http://storage.test/o/x.png", tmp_path, "a")
     assert first.path == second.path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+async def test_a_trickling_download_hits_its_deadline(tmp_path: Path, autojump_clock: trio.abc.Clock) -> None:
+    body = _png()
+
+    class Trickle(httpx.AsyncByteStream):
+        async def __aiter__(self):
+            for i in range(len(body)):
+                await trio.sleep(5)  # each read well within any read timeout
+                yield body[i : i + 1]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Length": str(len(body))}, stream=Trickle())
+
+    start = trio.current_time()
+    async with _client(handler) as http:
+        with pytest.raises(DownloadError, match="longer than 60s") as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a", deadline=60)
+    assert trio.current_time() - start == 60
+    assert info.value.failure is Failure.SENT_NO_ANSWER  # retried by the runner
+    assert list(tmp_path.iterdir()) == []
