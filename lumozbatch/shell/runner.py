@@ -48,8 +48,9 @@ class RunOptions:
     """Knobs of one run (defaults fit the real API)."""
 
     concurrency: int = 8
-    #: A sent ``run`` may take this long to be answered and recorded after Ctrl-C.
-    shield_seconds: float = 90.0
+    #: A sent ``run`` may take this long to be answered and recorded, even after Ctrl-C
+    #: (longer than the client's own deadline on a call, which normally ends it first).
+    shield_seconds: float = 150.0
     #: Stop polling a job after this long (it stays in flight; ``resume`` polls it again).
     max_poll_seconds: float = 3600.0
     #: Give up downloading after this many refreshed URLs (the job stays completed).
