@@ -105,7 +105,7 @@ class SharedLimiter:
                 delay = full_jitter(self._consecutive_429, rand=self._rand())
                 self.core.block_for(now, max(delay, 0.5))
             snap = self.core.snapshot(now)
-            self._emit(now, snap.wait, force=True)
+            self._emit(now, snap.wait)  # a 429 is always worth telling
         else:
             self._consecutive_429 = 0
         self._wake()
@@ -123,7 +123,7 @@ class SharedLimiter:
             self._reported_wait = True
             self._emit(now, wait)
 
-    def _emit(self, now: float, wait: float, *, force: bool = False) -> None:
+    def _emit(self, now: float, wait: float) -> None:
         snap = self.core.snapshot(now)
         self._sink(
             Event(
