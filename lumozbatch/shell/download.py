@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 import httpx
 import trio
 
@@ -35,7 +36,7 @@ DOWNLOAD_DEADLINE = 600.0
 #: Refuse anything bigger: an image generator's output is never this large.
 MAX_BYTES = 256 * 1024 * 1024
 _CHUNK = 64 * 1024
-_FLUSH = 4 * 1024 * 1024
+_SPILL = 8 * 1024 * 1024  # bytes kept in memory before writing to the temporary file
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,11 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _finish(tmp: Path, final: Path, embed: Callable[[Path], object] | None) -> tuple[str, int]:
-    """Embed metadata, hash the final bytes, fsync, rename, fsync the folder (in a thread)."""
+def _finish(body: _Body, final: Path, embed: Callable[[Path], object] | None) -> tuple[str, int]:
+    """Write what is buffered, embed metadata, hash the final bytes, fsync, rename, fsync the
+    folder (in a thread)."""
+    tmp = body.tmp
+    body.flush_and_close()
     if embed is not None:
         embed(tmp)
     digest = hashlib.sha256()
@@ -145,25 +149,27 @@ async def download(
     except ValueError as exc:
         raise DownloadError(Failure.HTTP, str(exc), permanent=True) from None
     await trio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.part"
+    body = _Body(target.parent / f".{target.name}.{secrets.token_hex(4)}.part")
     try:
+        # The network part alone runs under the deadline: file work happens after it (or, for
+        # a huge file, in a few large writes), so the deadline measures the server.
         with trio.move_on_after(deadline) as limit:
-            ext = await _fetch(http, url, tmp, timeout)
+            ext = await _fetch(http, url, body, timeout)
         if limit.cancelled_caught:
             raise DownloadError(Failure.SENT_NO_ANSWER, f"download took longer than {deadline:.0f}s")
         final = target.with_name(target.name + ext)
         # Shielded: once the bytes are here, a cancel must not leave the rename half done.
         with trio.CancelScope(shield=True):
-            sha, size = await trio.to_thread.run_sync(_finish, tmp, final, embed)
+            sha, size = await trio.to_thread.run_sync(_finish, body, final, embed)
     except BaseException:
         with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(_unlink, tmp)
+            await trio.to_thread.run_sync(body.discard)
         raise
     rel = final.relative_to(out_dir).as_posix()
     return Downloaded(path=final, rel=rel, sha256=sha, bytes=size, ext=ext)
 
 
-async def _fetch(http: httpx.AsyncClient, url: str, tmp: Path, timeout: httpx.Timeout) -> str:
+async def _fetch(http: httpx.AsyncClient, url: str, body: _Body, timeout: httpx.Timeout) -> str:
     # A fresh header set: never the API key (storage is another origin; even if it were not,
     # a presigned URL needs no credentials).
     headers = {"Accept": "image/*"}
@@ -180,7 +186,9 @@ async def _fetch(http: httpx.AsyncClient, url: str, tmp: Path, timeout: httpx.Ti
             expected = _content_length(response.headers)
             if expected is not None and expected > MAX_BYTES:
                 raise DownloadError(Failure.HTTP, f"output is too large ({expected} bytes)", permanent=True)
-            received, head = await _stream_to(response, tmp)
+            async for chunk in response.aiter_bytes(_CHUNK):
+                await body.add(chunk)
+            received, head = body.received, body.head
     except httpx.TransportError as exc:
         raise DownloadError(Failure.SENT_NO_ANSWER, f"download failed: {type(exc).__name__}: {exc}") from exc
     if expected is not None and received != expected:
@@ -208,30 +216,41 @@ def _content_length(headers: httpx.Headers) -> int | None:
         return None
 
 
-async def _stream_to(response: httpx.Response, tmp: Path) -> tuple[int, bytes]:
-    """Write the body to ``tmp``; returns (bytes received, first 16 bytes).
+class _Body:
+    """The bytes of one download: kept in memory (no thread hop per chunk for small images),
+    spilled to the temporary file in large writes once they pass ``_SPILL``."""
 
-    Chunks are gathered and written a few MiB at a time: one thread hop per chunk would
-    dominate the cost of small images.
-    """
-    received = 0
-    head = b""
-    pending = bytearray()
-    fh = await trio.to_thread.run_sync(open, tmp, "wb")
-    try:
-        async for chunk in response.aiter_bytes(_CHUNK):
-            received += len(chunk)
-            if received > MAX_BYTES:
-                raise DownloadError(Failure.HTTP, "output is too large", permanent=True)
-            if len(head) < 16:
-                head = (head + chunk)[:16]
-            pending += chunk
-            if len(pending) >= _FLUSH:
-                data, pending = bytes(pending), bytearray()
-                await trio.to_thread.run_sync(fh.write, data)
-        if pending:
-            await trio.to_thread.run_sync(fh.write, bytes(pending))
-    finally:
-        with trio.CancelScope(shield=True):
-            await trio.to_thread.run_sync(fh.close)
-    return received, head
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.received = 0
+        self.head = b""
+        self._buffer = bytearray()
+        self._file: BinaryIO | None = None
+
+    async def add(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self.received > MAX_BYTES:
+            raise DownloadError(Failure.HTTP, "output is too large", permanent=True)
+        if len(self.head) < 16:
+            self.head = (self.head + chunk)[:16]
+        self._buffer += chunk
+        if len(self._buffer) >= _SPILL:
+            if self._file is None:
+                self._file = await trio.to_thread.run_sync(open, self.tmp, "wb")
+            data, self._buffer = bytes(self._buffer), bytearray()
+            await trio.to_thread.run_sync(self._file.write, data)
+
+    def flush_and_close(self) -> None:
+        """Write what is left to the temporary file and close it (blocking: in a thread)."""
+        fh = self._file if self._file is not None else open(self.tmp, "wb")
+        self._file = None
+        with fh:
+            fh.write(self._buffer)
+        self._buffer = bytearray()
+
+    def discard(self) -> None:
+        """Close and delete the temporary file, if any (blocking: in a thread)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        _unlink(self.tmp)

@@ -36,7 +36,7 @@ from lumozbatch.core.polling import PollPlanner
 from lumozbatch.core.retry import Failure, decide_fetch, decide_run
 from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
-from lumozbatch.shell.download import DownloadError, download
+from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, download
 from lumozbatch.shell.ledger import Ledger
 from lumozbatch.shell.results import append_result
 
@@ -59,6 +59,8 @@ class RunOptions:
     resume_poll_delay: float = 0.0
     #: Stop the run after this many calls in a row exhausted their retries.
     max_consecutive_give_ups: int = 3
+    #: A whole download may take this long (then it is retried).
+    download_deadline: float = DOWNLOAD_DEADLINE
 
 
 @dataclass(slots=True)
@@ -439,7 +441,10 @@ class BatchRunner:
         while True:
             self.calls["download"] += 1
             try:
-                got = await download(self.storage, url, self.out_dir, rec.filename, embed=self._embedder(rec))
+                got = await download(
+                    self.storage, url, self.out_dir, rec.filename,
+                    deadline=self.options.download_deadline, embed=self._embedder(rec),
+                )
             except DownloadError as err:
                 if err.permanent:
                     await self._download_failed(rec, err.message)

@@ -205,3 +205,21 @@ async def test_a_trickling_download_hits_its_deadline(tmp_path: Path, autojump_c
     assert trio.current_time() - start == 60
     assert info.value.failure is Failure.SENT_NO_ANSWER  # retried by the runner
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_large_bodies_spill_to_the_temporary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os as _os
+
+    from lumozbatch.shell import download as module
+
+    monkeypatch.setattr(module, "_SPILL", 1024)
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (64, 64), _os.urandom(64 * 64 * 3)).save(buf, format="PNG")
+    body = buf.getvalue()
+    assert len(body) > 4 * 1024
+
+    async with _client(lambda r: httpx.Response(200, content=body)) as http:
+        got = await download(http, "http://storage.test/o/x.png", tmp_path, "big")
+    assert got.path.read_bytes() == body
+    assert got.sha256 == hashlib.sha256(body).hexdigest()
+    assert _leftovers(tmp_path) == []

@@ -31,6 +31,7 @@ from lumozbatch.shell.ratelimit import SharedLimiter
 from lumozbatch.shell.runner import BatchRunner, RunOptions, run_batch
 
 WALL0 = 2_000_000_000.0
+FAR = 10.0**9  # seconds: a deadline the virtual clock never reaches in these tests
 
 
 class MemoryLedger:
@@ -90,13 +91,18 @@ class Rig:
         self.transport: httpx.AsyncBaseTransport = sandbox_transport(self.sandbox)
 
     def runner(self, ledger: Any, *, key: str | None = None, concurrency: int = 8,
-               options: RunOptions | None = None, rand: Any = lambda: 0.5) -> BatchRunner:
+               rand: Any = lambda: 0.5) -> BatchRunner:
         http = httpx.AsyncClient(transport=self.transport)
         limiter = SharedLimiter(sink=self.events.append, rand=rand)
-        client = LumozClient(http, self.sandbox.base_url, key or self.config.api_keys[0], limiter)
+        # Whole-call deadlines far out of reach: downloads write files in worker threads, and
+        # while they do the autojump clock leaps to the nearest timer, which must not be a
+        # deadline. (Deadlines are tested in test_api_client.py and test_download.py.)
+        client = LumozClient(
+            http, self.sandbox.base_url, key or self.config.api_keys[0], limiter, deadline=FAR
+        )
         return BatchRunner(
             ledger, client, http, self.out_dir,
-            options=options or RunOptions(concurrency=concurrency),
+            options=RunOptions(concurrency=concurrency, download_deadline=FAR, shield_seconds=FAR),
             sink=self.events.append, rand=rand,
         )
 
