@@ -118,10 +118,12 @@ async def _drive(
     outcome: RunOutcome | None = None
     error: LumozbatchError | None = None
     limits = httpx.Limits(max_connections=max(16, options.concurrency * 2), max_keepalive_connections=32)
+    # A loopback sandbox must not be reached through the user's HTTP(S)_PROXY settings.
+    trust_env = not target.sandbox
     async with (
         trio.open_nursery() as nursery,
-        httpx.AsyncClient(limits=limits) as api_http,
-        httpx.AsyncClient(limits=limits) as storage_http,
+        httpx.AsyncClient(limits=limits, trust_env=trust_env) as api_http,
+        httpx.AsyncClient(limits=limits, trust_env=trust_env) as storage_http,
     ):
         base_url, api_key = target.base_url, target.api_key
         if target.sandbox:
