@@ -18,7 +18,6 @@ Money rules, in the order they matter:
 
 from __future__ import annotations
 
-import json
 import random
 import signal
 from collections import deque
@@ -38,7 +37,7 @@ from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, download
 from lumozbatch.shell.ledger import Ledger
-from lumozbatch.shell.results import append_result
+from lumozbatch.shell.results import append_result, read_results
 
 __all__ = ["BatchRunner", "RunOptions", "RunOutcome", "exit_code_for", "run_batch"]
 
@@ -540,8 +539,8 @@ class BatchRunner:
 
     async def _reconcile_results(self) -> None:
         """Rows for outputs the ledger holds but results.jsonl lacks (a crash in between)."""
-        path = self.out_dir / "results.jsonl"
-        seen = await trio.to_thread.run_sync(_result_identities, path)
+        rows = await trio.to_thread.run_sync(read_results, self.out_dir)
+        seen = {row.get("identity") for row in rows}
         missing = [
             j for j in self.ledger.state.jobs.values()
             if j.state == JobState.DONE and j.identity not in seen
@@ -575,22 +574,6 @@ def _first_domain_error(group: BaseExceptionGroup) -> LumozbatchError | None:
             if found is not None:
                 return found
     return None
-
-
-def _result_identities(path: Path) -> set[str]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return set()
-    seen = set()
-    for line in data.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue  # a torn last line
-        if isinstance(row, dict) and isinstance(row.get("identity"), str):
-            seen.add(row["identity"])
-    return seen
 
 
 async def run_batch(
