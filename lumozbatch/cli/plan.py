@@ -20,7 +20,7 @@ import click
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.manifest import Manifest
 
-__all__ = ["STATES", "PlanSummary", "ledger_states", "plan_cmd", "plan_data", "render_plan", "summarize"]
+__all__ = ["STATES", "LedgerView", "PlanSummary", "ledger_states", "plan_cmd", "plan_data", "render_plan", "summarize"]
 
 STATES = ("new", "done", "in_flight", "failed", "ambiguous")
 _MAX_TRACKED = 10_000  # distinct values remembered per variable (a count beyond is ">=")
@@ -53,6 +53,7 @@ class PlanSummary:
     pricing: dict[str, float]
     max_generations: int | None
     removed: int = 0
+    spent: int = 0  # what the ledger counts against the generation cap, as apply counts it
 
     @property
     def total(self) -> int:
@@ -80,6 +81,7 @@ def summarize(
     *,
     removed: int = 0,
     active: Iterable[str] | None = None,
+    spent: int = 0,
 ) -> PlanSummary:
     """Count ``specs`` by state (``states`` is identity -> state; None = no ledger, all new).
 
@@ -118,6 +120,7 @@ def summarize(
         pricing=dict(manifest.pricing),
         max_generations=manifest.max_generations,
         removed=removed + (len(leftover) if leftover is not None else 0),
+        spent=spent,
     )
 
 
@@ -133,6 +136,7 @@ def plan_data(summary: PlanSummary, warnings: Iterable[str] = ()) -> dict[str, A
         "counts": dict(summary.counts),
         "removed": summary.removed,
         "to_submit": to_submit,
+        "spent": summary.spent,
         "max_generations": summary.max_generations,
         "jobs": [
             {
@@ -232,27 +236,36 @@ def render_plan(summary: PlanSummary) -> str:
         lines.append(f"  estimated cost of what apply would submit: {_money(cost)}{note}")
     lines.append(f"  apply would submit {to_submit} generation{'s' if to_submit != 1 else ''}.")
     if summary.max_generations is not None:
-        held = summary.total - summary.counts["new"]
-        if held + to_submit > summary.max_generations:
+        if summary.spent + to_submit > summary.max_generations:
             lines.append(
-                f"  apply would refuse: {held} already submitted + {to_submit} new > "
+                f"  apply would refuse: {summary.spent} already submitted + {to_submit} new > "
                 f"limits.max_generations {summary.max_generations}"
             )
     return "\n".join(lines) + "\n"
 
 
-def ledger_states(out_dir: Path) -> tuple[dict[str, str], set[str]] | None:
-    """identity -> plan state for every job the ledger in ``out_dir`` knows, and the identities
-    still active (not retired); None when there is no ledger there."""
-    from lumozbatch.core.plandiff import category_of
+@dataclass(frozen=True)
+class LedgerView:
+    """What ``plan`` needs of a batch's ledger."""
+
+    states: dict[str, str]  # identity -> plan category
+    active: set[str]  # identities not retired
+    spent: int  # submissions that may have cost money, retired ones included
+
+
+def ledger_states(out_dir: Path) -> LedgerView | None:
+    """The ledger in ``out_dir`` as ``plan`` sees it; None when there is no ledger there."""
+    from lumozbatch.core.jobcategory import category_of, spent_generations
     from lumozbatch.shell.ledger import ledger_path, read_state
 
     if not ledger_path(out_dir).is_file():
         return None
     state = read_state(out_dir)
-    states = {identity: category_of(record) for identity, record in state.jobs.items()}
-    active = {identity for identity, record in state.jobs.items() if not record.retired}
-    return states, active
+    return LedgerView(
+        states={identity: category_of(record) for identity, record in state.jobs.items()},
+        active={identity for identity, record in state.jobs.items() if not record.retired},
+        spent=spent_generations(state.jobs.values()),
+    )
 
 
 @click.command("plan")
@@ -276,8 +289,10 @@ def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
     manifest = load_manifest(manifest_path)
     batch_dir = Path(out_dir) if out_dir else Path("outputs") / manifest.name
     ledger = ledger_states(batch_dir)
-    states, active = ledger if ledger is not None else (None, None)
-    summary = summarize(manifest, expand(manifest), states, active=active)
+    if ledger is None:
+        summary = summarize(manifest, expand(manifest))
+    else:
+        summary = summarize(manifest, expand(manifest), ledger.states, active=ledger.active, spent=ledger.spent)
     warnings = [str(w) for w in manifest.warnings]
     new, in_flight = summary.counts["new"], summary.counts["in_flight"]
     if json_out:

@@ -14,16 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.ledger_codec import JobRecord, JobState, LedgerState, pin_job_record
 from lumozbatch.errors import GenerationCapExceeded
 
-__all__ = ["Plan", "check_cap", "plan_batch", "plan_resume", "spent_generations"]
-
-#: States whose ``run`` may have been billed: accepted, or sent with the answer lost.
-_SPENT = frozenset(
-    {JobState.SUBMITTING, JobState.SUBMITTED, JobState.COMPLETED, JobState.DONE, JobState.AMBIGUOUS}
-)
+__all__ = ["Plan", "check_cap", "plan_batch", "plan_resume"]
 
 
 @dataclass(slots=True)
@@ -55,11 +51,6 @@ class Plan:
             "retired": self.retired,
             "total": self.to_submit + self.done + self.in_flight + self.failed + self.ambiguous,
         }
-
-
-def spent_generations(jobs: Iterable[JobRecord]) -> int:
-    """Submissions the batch has made that may cost money, retired jobs included."""
-    return sum(1 for j in jobs if j.state in _SPENT or (j.state == JobState.FAILED and j.billed))
 
 
 def plan_batch(

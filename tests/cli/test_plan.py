@@ -120,6 +120,8 @@ def test_plan_reads_the_ledger(tmp_path: Path) -> None:
     assert "10 generations: 10 new\n" in CliRunner().invoke(main, ["plan", DEMO]).output
     moved = CliRunner().invoke(main, ["plan", DEMO, "--json", "--out", "elsewhere/sketch-portraits"])
     assert json.loads(moved.output)["counts"] == {"new": 8, "done": 0, "in_flight": 1, "failed": 0, "ambiguous": 1}
+    # the cap counts what the ledger may have paid for (accepted, answer lost), as apply does
+    assert json.loads(moved.output)["spent"] == 2
 
 
 def test_plan_shows_an_eta_under_the_last_rate_limit_seen(tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ import pytest
 from lumozbatch.core.jobspec import RANDOM_SEED, JobSpec
 from lumozbatch.core.ledger_codec import LedgerState, replay
 from lumozbatch.errors import GenerationCapExceeded
-from lumozbatch.shell.planning import check_cap, plan_batch, plan_resume, spent_generations
+from lumozbatch.core.jobcategory import spent_generations
+from lumozbatch.shell.planning import check_cap, plan_batch, plan_resume
 
 BATCH = {"t": "batch", "v": 1, "name": "t", "manifest": "m.yaml", "at": 0.0}
 

@@ -1,0 +1,47 @@
+"""Where a ledger job stands, in the words ``plan`` and the generation cap use. Pure.
+
+=========  =====================================================================
+new        not in the ledger, or planned and never (successfully) sent: PENDING
+done       the output is on disk
+in_flight  sent and not on disk yet: SUBMITTING, SUBMITTED, COMPLETED
+failed     the API refused it or reported it failed (``--retry-failed`` re-sends)
+ambiguous  sent, answer lost: maybe billed (``--resubmit-ambiguous`` re-sends)
+=========  =====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.ledger_codec import JobRecord
+
+__all__ = ["CATEGORIES", "category_of", "spent_generations"]
+
+CATEGORIES = ("new", "done", "in_flight", "failed", "ambiguous")
+
+_CATEGORY = {
+    JobState.PENDING: "new",
+    JobState.SUBMITTING: "in_flight",
+    JobState.SUBMITTED: "in_flight",
+    JobState.COMPLETED: "in_flight",
+    JobState.DONE: "done",
+    JobState.FAILED: "failed",
+    JobState.AMBIGUOUS: "ambiguous",
+}
+
+# Submissions that may have cost money; a failure costs only when the API billed it.
+_SPENT = frozenset(
+    {JobState.SUBMITTING, JobState.SUBMITTED, JobState.COMPLETED, JobState.DONE, JobState.AMBIGUOUS}
+)
+
+
+def category_of(record: JobRecord | None) -> str:
+    """The plan category of a ledger job (None: not in the ledger -> new)."""
+    return "new" if record is None else _CATEGORY[record.state]
+
+
+def spent_generations(jobs: Iterable[JobRecord]) -> int:
+    """Submissions the batch has made that may cost money, retired jobs included: what a
+    generation cap counts as already spent."""
+    return sum(1 for j in jobs if j.state in _SPENT or (j.state is JobState.FAILED and j.billed))
