@@ -21,6 +21,7 @@ from lumozbatch.shell.ledger import Ledger, find_out_dir
 from lumozbatch.shell.planning import Plan, check_cap, plan_batch, plan_resume
 from lumozbatch.shell.ratelimit import SharedLimiter
 from lumozbatch.shell.runner import BatchRunner, RunOptions, RunOutcome, run_batch
+from lumozbatch.shell.transport import ShardedTransport, shard_count
 
 __all__ = ["apply_cmd", "resume_cmd"]
 
@@ -73,7 +74,7 @@ def _describe_plan(manifest: Any, specs: list[Any], state: Any) -> Callable[[], 
 
     def render() -> str:
         from lumozbatch.cli.plan import render_plan, summarize
-        from lumozbatch.core.plandiff import category_of
+        from lumozbatch.core.jobcategory import category_of
 
         wanted = {s.identity for s in specs}
         states = {i: category_of(r) for i, r in state.jobs.items()}
@@ -117,13 +118,13 @@ async def _drive(
 
     outcome: RunOutcome | None = None
     error: LumozbatchError | None = None
-    limits = httpx.Limits(max_connections=max(16, options.concurrency * 2), max_keepalive_connections=32)
     # A loopback sandbox must not be reached through the user's HTTP(S)_PROXY settings.
     trust_env = not target.sandbox
+    shards = shard_count(options.concurrency)
     async with (
         trio.open_nursery() as nursery,
-        httpx.AsyncClient(limits=limits, trust_env=trust_env) as api_http,
-        httpx.AsyncClient(limits=limits, trust_env=trust_env) as storage_http,
+        httpx.AsyncClient(transport=ShardedTransport(shards, trust_env=trust_env), trust_env=trust_env) as api_http,
+        httpx.AsyncClient(transport=ShardedTransport(shards, trust_env=trust_env), trust_env=trust_env) as storage_http,
     ):
         base_url, api_key = target.base_url, target.api_key
         if target.sandbox:
