@@ -130,7 +130,7 @@ async def _drive(
         if target.sandbox:
             from lumozbatch.sandbox.server import serve_sandbox
 
-            running = await nursery.start(serve_sandbox, _demo_sandbox_config())
+            running = await nursery.start(serve_sandbox, _demo_sandbox_config(out_dir))
             base_url, api_key = running.base_url, running.api_key
         assert base_url is not None and api_key is not None
         limiter = SharedLimiter(sink=relative)
@@ -190,13 +190,20 @@ def _save_rate_limit(out_dir: Path, limiter: SharedLimiter) -> None:
         pass  # the outputs and the ledger are what matter
 
 
-def _demo_sandbox_config() -> Any:
+def _demo_sandbox_config(out_dir: Path) -> Any:
     """A sandbox that makes ``apply --sandbox`` quick but real: free loopback ports (outputs
-    on a second origin, as the real service serves them), 0.5-2 s jobs, small real images."""
+    on a second origin, as the real service serves them), 0.5-2 s jobs, small real images,
+    and a journal beside the ledger so that the next ``--sandbox`` run still knows the
+    request ids of jobs an interrupted run left in flight."""
     from lumozbatch.sandbox.config import SandboxConfig
 
     return SandboxConfig(
-        host="127.0.0.1", port=0, storage_port=0, latency=(0.5, 2.0), image_scale=0.25
+        host="127.0.0.1",
+        port=0,
+        storage_port=0,
+        latency=(0.5, 2.0),
+        image_scale=0.25,
+        journal=str(out_dir / ".lumozbatch" / "sandbox-journal.jsonl"),
     )
 
 

@@ -63,13 +63,15 @@ _share = click.FloatRange(0.0, 1.0)
               help="Answer 403 for this model (for every key, or only KEY). Repeatable.")
 @click.option("--server", type=click.Choice(["h11", "hypercorn"]), default="h11",
               show_default=True, help="The socket server (same answers; h11 costs less CPU).")
+@click.option("--journal", type=click.Path(dir_okay=False), default=None,
+              help="Remember created jobs in this file, so a restarted sandbox still answers /check for them.")
 @click.option("--seed", default=0, show_default=True, type=int,
               help="Seed of every random knob (same seed, same sequence of outcomes).")
 def sandbox_cmd(host: str, port: int, storage_port: int | None, api_keys: tuple[str, ...],
                 rate_limit: tuple[int, float], latency: tuple[float, float],
                 sync_threshold: float, fail_rate: float, error_rate: float, drop_rate: float,
                 truncate_rate: float, output_ttl: float, image_scale: float,
-                forbidden: tuple[str, ...], server: str, seed: int) -> None:
+                forbidden: tuple[str, ...], server: str, journal: str | None, seed: int) -> None:
     """Serve a local LumozAI-compatible API (run, check, output files) for free.
 
     Example: lumozbatch sandbox --port 0 --rate-limit 60/5 --latency 2-6 --fail-rate 0.05
@@ -81,7 +83,7 @@ def sandbox_cmd(host: str, port: int, storage_port: int | None, api_keys: tuple[
             rate_window=rate_limit[1], latency=latency, sync_threshold=sync_threshold,
             fail_rate=fail_rate, error_rate=error_rate, drop_rate=drop_rate,
             truncate_rate=truncate_rate, output_ttl=output_ttl, image_scale=image_scale,
-            forbidden_models=forbidden, seed=seed, server=server,
+            forbidden_models=forbidden, seed=seed, server=server, journal=journal,
         )
     except ValueError as exc:
         raise UsageError(f"invalid sandbox settings: {exc}") from None

@@ -30,6 +30,7 @@ from lumozbatch.resources import model_schemas
 from lumozbatch.sandbox import render
 from lumozbatch.sandbox.config import SandboxConfig
 from lumozbatch.sandbox.jobs import FAILURE_MESSAGE, Job, JobStore
+from lumozbatch.sandbox.journal import Journal
 from lumozbatch.sandbox.params import coerce_params, submission_key, validate_params
 from lumozbatch.sandbox.ratelimit import FixedWindowLimiter
 from lumozbatch.sandbox.stats import SandboxStats
@@ -107,6 +108,10 @@ class Sandbox:
         self._webhook_client: Any = None
         render.set_cache_size(config.render_cache_size)
         self._reseed()
+        self.journal = Journal(config.journal) if config.journal else None
+        if self.journal is not None:
+            for job in self.journal.load(now=clock(), wall_now=wall_clock()):
+                self.store.jobs[job.request_id] = job
 
     @property
     def separate_storage(self) -> bool:
@@ -308,6 +313,8 @@ class Sandbox:
             return
         now = self.clock()
         job = self.store.create(key, model_id, params, now, webhook=webhook or None)
+        if self.journal is not None:
+            self.journal.append(job, now=now, wall_now=self.wall_clock())
         self.stats.jobs_created += 1
         self.stats.submissions[submission_key(model_id, params)] += 1
         if job.fails:

@@ -45,6 +45,7 @@ class SandboxConfig:
     webhook_timeout: float = 5.0
     max_body_bytes: int = 1 << 20
     render_cache_size: int = 256
+    journal: str | None = None  # a file that remembers created jobs across restarts
 
     def __post_init__(self) -> None:
         self.api_keys = tuple(self.api_keys)

@@ -104,6 +104,14 @@ async def serve_sandbox(config: SandboxConfig, *, sandbox: Sandbox | None = None
     """Serves the sandbox until cancelled; ``nursery.start`` returns a ``RunningSandbox`` once
     the sockets are bound (port 0 => a free port). Pass ``sandbox`` to serve an existing one."""
     sb = sandbox or create_app(config)
+    try:
+        await _serve(sb, config, task_status)
+    finally:
+        if sb.journal is not None:
+            sb.journal.close()
+
+
+async def _serve(sb: Sandbox, config: SandboxConfig, task_status: trio.TaskStatus[RunningSandbox]) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(sb.run_background)
         if config.server == "hypercorn":

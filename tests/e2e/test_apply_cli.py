@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from e2e_support import MANIFESTS_DIR, ledger, results, write_manifest
+from e2e_support import MANIFESTS_DIR, _env, ledger, results, run_cli, start_cli, write_manifest
 from lumozbatch.cli import main
 
 
@@ -114,3 +117,30 @@ def test_another_batchs_folder_is_refused(tmp_path: Path) -> None:
     result = invoke("apply", str(two), "--out", "shared", env=env)
     assert result.exit_code == 2
     assert "shared holds the batch 'one', not 'two'" in result.output
+
+
+def test_sandbox_demo_interrupted_then_rerun_finishes_without_paying_twice(tmp_path: Path) -> None:
+    """The demo's own sandbox is new in every process; its journal beside the ledger lets the
+    second run fetch what the first left in flight instead of failing it."""
+    manifest = str(MANIFESTS_DIR / "sketch-portraits.yaml")
+    env = _env()
+    proc = start_cli(["apply", manifest, "--sandbox", "--json"], env=env, cwd=tmp_path)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    accepted = 0
+    while time.monotonic() < deadline and accepted < 3:
+        line = proc.stdout.readline()
+        accepted += '"event": "accepted"' in line
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    out = tmp_path / "outputs" / "sketch-portraits"
+    assert ledger(out).counts()["done"] < 10  # something was left to finish
+
+    again = run_cli(["apply", manifest, "--sandbox", "--quiet"], env=env, cwd=tmp_path, timeout=90)
+    assert again.returncode == 0, again.stderr
+    counts = ledger(out).counts()
+    assert counts["done"] == 10 and counts["failed"] == 0, counts
+    journal = (out / ".lumozbatch" / "sandbox-journal.jsonl").read_text().splitlines()
+    created = Counter(json.dumps(json.loads(line)["params"], sort_keys=True) for line in journal)
+    assert len(created) == 10 and set(created.values()) == {1}  # each generation paid once
