@@ -2,7 +2,8 @@
 
 Layers: ``config`` (knobs) and the pure parts (``params``, ``ratelimit``, ``jobs``,
 ``render``, ``stats``) under ``app`` (the raw ASGI apps), served by ``server`` on sockets
-(hypercorn) or by ``transport`` in-process (httpx).
+(its own h11 loop by default, or hypercorn) or by ``transport`` in-process (httpx);
+``journal`` remembers created jobs across restarts.
 """
 
 from lumozbatch.sandbox.app import DropConnection, Sandbox, create_app
