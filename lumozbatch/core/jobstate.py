@@ -15,7 +15,8 @@ COMPLETED -downloaded-> DONE`` (a ``run`` that answers with its output at once m
 ``COMPLETED --failed--> COMPLETED``: a download failure; the output was paid for and the next
 run downloads it again. ``COMPLETED --completed--> COMPLETED``: a fresh URL from ``/check``.
 ``job`` and ``retire`` records describe the plan and never move the state.
-Only ``reset`` leaves FAILED or AMBIGUOUS (to PENDING); nothing leaves DONE.
+Only ``reset`` leaves FAILED or AMBIGUOUS (to PENDING); nothing leaves DONE. ``SUBMITTING
+--reset--> PENDING`` is that same reset as replay meets it: a crash left the intent last.
 ``eof`` is not a record: :func:`lumozbatch.core.ledger_codec.replay` applies it at the end of
 the ledger, so a job left SUBMITTING (crash or kill -9 between send and record) is AMBIGUOUS.
 """
@@ -68,6 +69,9 @@ TRANSITIONS: dict[tuple[JobState, str], JobState] = {
     (_S.COMPLETED, "downloaded"): _S.DONE,
     (_S.FAILED, "reset"): _S.PENDING,
     (_S.AMBIGUOUS, "reset"): _S.PENDING,
+    # on disk, a job whose run's answer a crash lost is still SUBMITTING (replay settles it
+    # to AMBIGUOUS only at the end), so --resubmit-ambiguous's reset follows the intent
+    (_S.SUBMITTING, "reset"): _S.PENDING,
 }
 # plan records never move the state; eof leaves every settled state alone
 for _state in JobState:

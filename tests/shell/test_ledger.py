@@ -345,3 +345,27 @@ def test_results_from_many_threads_never_cut_each_other(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda i: append_result(tmp_path, row(f"id{i}", note="x" * (i * 37 % 3000))), range(200)))
     assert sorted(r["identity"] for r in read_results(tmp_path)) == sorted(f"id{i}" for i in range(200))
+
+
+def test_resubmitting_a_job_left_submitting_by_a_crash_keeps_the_ledger_readable(tmp_path: Path) -> None:
+    """kill -9 between a run's intent and its answer leaves SUBMITTING on disk (ambiguous at
+    replay); ``--resubmit-ambiguous`` then writes ``reset``. The next open must accept it,
+    not call the ledger damaged (which would lock the user out of every paid result)."""
+    from lumozbatch.shell.planning import plan_resume
+
+    out = tmp_path / "b"
+    ident = "a" * 64
+    with Ledger.open(out, create=True) as ledger:
+        ledger.append_sync(BATCH, job(ident), {"t": "intent", "id": ident, "attempt": 1})
+    # the crashed run never recorded an answer
+    with Ledger.open(out, create=False) as ledger:
+        assert ledger.state.jobs[ident].state is JobState.AMBIGUOUS
+        plan = plan_resume(ledger.state, resubmit_ambiguous=True)
+        assert [r["t"] for r in plan.records] == ["reset"]
+        ledger.append_sync(*plan.records)
+        ledger.append_sync({"t": "intent", "id": ident, "attempt": 2})
+        ledger.append_sync({"t": "accepted", "id": ident, "request_id": 7})
+    with Ledger.open(out, create=False) as ledger:
+        rec = ledger.state.jobs[ident]
+        assert rec.state is JobState.SUBMITTED and rec.request_id == 7 and rec.attempts == 2
+    assert read_state(out, live=False).jobs[ident].state is JobState.SUBMITTED
