@@ -383,9 +383,9 @@ def resume_cmd(
     from lumozbatch.provenance import git_info
 
     out_dir = find_out_dir(target_arg)
-    target = _target(base_url, sandbox)
-    ledger = Ledger.open(out_dir, create=False)
+    ledger = Ledger.open(out_dir, create=False)  # no ledger: exit 2, before asking for a key
     try:
+        target = _target(base_url, sandbox)
         batch = ledger.state.batch or {}
         plan = plan_resume(
             ledger.state, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous

@@ -15,8 +15,15 @@ def gallery_cmd(target: str) -> None:
 
     Example: lumozbatch gallery outputs/sketch-portraits
     """
+    from lumozbatch.errors import UsageError
     from lumozbatch.shell.ledger import find_out_dir
-    from lumozbatch.ui.gallery import write_gallery
+    from lumozbatch.ui.gallery import GALLERY_FILE, write_gallery
 
-    path = write_gallery(find_out_dir(target))
+    out_dir = find_out_dir(target)
+    try:
+        path = write_gallery(out_dir)
+    except OSError as exc:  # a read-only folder, something in the way of index.html
+        raise UsageError(
+            f"cannot write the gallery {out_dir / GALLERY_FILE}: {exc.strerror or exc}"
+        ) from None
     click.echo(f"wrote {path}")

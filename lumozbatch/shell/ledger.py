@@ -398,11 +398,13 @@ def read_state(out_dir: Path, *, live: bool | None = None) -> LedgerState:
     path = ledger_path(Path(out_dir))
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise LedgerNotFound(
             f"no ledger in {out_dir}: nothing has been run there yet",
             details=["run `lumozbatch apply MANIFEST` first (or point at the right folder)"],
         ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the ledger {path}: {exc.strerror or exc}") from None
     with _gc_paused():
         return replay(RecordReader(data, file=str(path)), file=str(path), settle=not live)
 

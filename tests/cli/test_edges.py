@@ -1,0 +1,48 @@
+"""What a user meets at the edges: bad folders and missing keys get exit 2/3 with one line, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lumozbatch.cli import main
+
+
+def _empty_batch(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    (out / ".lumozbatch").mkdir(parents=True)
+    (out / ".lumozbatch" / "ledger.jsonl").write_bytes(b"")
+    return out
+
+
+def test_resume_of_a_folder_without_ledger_says_so_before_asking_for_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LUMOZ_API_KEY", raising=False)
+    result = CliRunner().invoke(main, ["resume", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"Error: no ledger in {tmp_path}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_gallery_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    out = _empty_batch(tmp_path)
+    (out / "index.html").mkdir()  # in the way: nothing can replace it
+    (out / "index.html" / "keep").write_text("x")
+    result = CliRunner().invoke(main, ["gallery", str(out)])
+    assert result.exit_code == 2, result.output
+    assert f"Error: cannot write the gallery {out / 'index.html'}:" in result.output
+    assert "internal error" not in result.output
+    assert (out / "index.html" / "keep").read_text() == "x"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".index-")] == []
+
+
+@pytest.mark.parametrize("command", ["status", "gallery"])
+def test_a_file_where_the_ledger_folder_should_be_means_no_ledger(tmp_path: Path, command: str) -> None:
+    (tmp_path / ".lumozbatch").write_text("not a folder")
+    result = CliRunner().invoke(main, [command, str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert f"Error: no ledger in {tmp_path}" in result.output
+    assert "internal error" not in result.output
