@@ -345,5 +345,11 @@ class LumozClient:
                 classify_transport_error(exc),
                 message=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
             ) from exc
+        except httpx.DecodingError as exc:
+            # The server answered, but its body does not decode: as good as a lost answer.
+            slot.no_response()
+            raise ApiCallError(
+                Failure.SENT_NO_ANSWER, code="unreadable_answer", message=f"DecodingError: {exc}"
+            ) from exc
         slot.response(response.status_code, response.headers)
         return response

@@ -189,8 +189,14 @@ async def _fetch(http: httpx.AsyncClient, url: str, body: _Body, timeout: httpx.
             async for chunk in response.aiter_bytes(_CHUNK):
                 await body.add(chunk)
             received, head = body.received, body.head
-    except httpx.TransportError as exc:
+    except (httpx.TransportError, httpx.TooManyRedirects, httpx.DecodingError) as exc:
+        # a network error, a redirect loop, a body that does not decode: maybe not next time
         raise DownloadError(Failure.SENT_NO_ANSWER, f"download failed: {type(exc).__name__}: {exc}") from exc
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        # a URL that cannot be requested at all (raised before anything is sent)
+        raise DownloadError(
+            Failure.HTTP, f"unusable output URL {url!r}: {type(exc).__name__}: {exc}", permanent=True
+        ) from exc
     if expected is not None and received != expected:
         # A cut connection: the server promised more bytes than came. Retry.
         raise DownloadError(

@@ -158,6 +158,32 @@ async def test_lost_answers_are_sent_no_answer(exc: type[httpx.TransportError]) 
     assert limiter.core.snapshot(0.0).in_flight == 0
 
 
+class _RawStream(httpx.AsyncByteStream):
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self):  # type: ignore[override]
+        yield self._data
+
+
+async def test_an_undecodable_run_answer_is_ambiguous_not_a_crash() -> None:
+    # The server answered (and may have created the job) with a body httpx cannot decode:
+    # that is a lost answer, not an exception that takes the whole run down.
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.dumps({"success": True, "data": {"request_id": 5}}).encode()
+        return httpx.Response(200, headers={"Content-Encoding": "gzip", **_headers()}, stream=_RawStream(body))
+
+    client, http, limiter = _client(handler)
+    async with http:
+        with pytest.raises(ApiCallError) as info:
+            await client.run("m", {"prompt": "x"})
+        with pytest.raises(ApiCallError) as checked:
+            await client.check(5)
+    assert info.value.failure is Failure.SENT_NO_ANSWER
+    assert checked.value.failure is Failure.SENT_NO_ANSWER
+    assert limiter.core.snapshot(0.0).in_flight == 0
+
+
 async def test_unreadable_run_answer_is_ambiguous_not_an_error_status() -> None:
     client, http, _ = _client(lambda r: httpx.Response(200, text="<html>oops</html>"))
     async with http:

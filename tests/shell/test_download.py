@@ -223,3 +223,46 @@ async def test_large_bodies_spill_to_the_temporary_file(tmp_path: Path, monkeypa
     assert got.path.read_bytes() == body
     assert got.sha256 == hashlib.sha256(body).hexdigest()
     assert _leftovers(tmp_path) == []
+
+
+class _RawStream(httpx.AsyncByteStream):
+    """A body as it came off the wire (httpx decodes it while reading, not here)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self):  # type: ignore[override]
+        yield self._data
+
+
+async def test_a_redirect_loop_is_a_retryable_download_error(tmp_path: Path) -> None:
+    # A storage host stuck in a redirect loop must not escape as httpx.TooManyRedirects:
+    # that would crash the whole run (and every resume) over one paid output.
+    async with _client(lambda r: httpx.Response(302, headers={"Location": str(r.url)})) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert info.value.failure is Failure.SENT_NO_ANSWER and not info.value.permanent
+    assert _leftovers(tmp_path) == []
+
+
+async def test_an_undecodable_body_is_a_retryable_download_error(tmp_path: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, stream=_RawStream(_png()))
+
+    async with _client(handler) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert info.value.failure is Failure.SENT_NO_ANSWER and not info.value.permanent
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x.png", "http://exa\x00mple.test/x.png"])
+async def test_an_unusable_output_url_is_a_download_error(tmp_path: Path, url: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("an unusable URL is never requested")
+
+    async with _client(handler) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, url, tmp_path, "a")
+    assert info.value.permanent
+    assert _leftovers(tmp_path) == []

@@ -340,6 +340,24 @@ async def test_expired_output_url_is_refreshed_through_check(tmp_path: Path, aut
     assert rig.stats.calls["run"] == 1
 
 
+async def test_a_storage_redirect_loop_leaves_the_job_completed_not_the_run_crashed(tmp_path: Path, autojump_clock: Any) -> None:
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    inner = rig.transport
+
+    class RedirectLoop(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if "/storage/" in request.url.path:
+                return httpx.Response(302, headers={"Location": str(request.url)})
+            return await inner.handle_async_request(request)
+
+    rig.transport = RedirectLoop()
+    ledger = MemoryLedger(planned(spec(i) for i in range(2)))
+    outcome = await run_batch(rig.runner(ledger))
+    assert outcome.exit_code == 1
+    assert states(ledger) == {"completed": 2}  # paid for, kept for the next run
+    assert rig.stats.calls["run"] == 2
+
+
 async def test_a_failing_api_stops_the_run_instead_of_grinding(tmp_path: Path, autojump_clock: Any) -> None:
     calls: list[float] = []
 
