@@ -42,6 +42,9 @@ def category_of(record: JobRecord | None) -> str:
 
 
 def spent_generations(jobs: Iterable[JobRecord]) -> int:
-    """Submissions the batch has made that may cost money, retired jobs included: what a
-    generation cap counts as already spent."""
-    return sum(1 for j in jobs if j.state in _SPENT or (j.state is JobState.FAILED and j.billed))
+    """Submissions the batch has made that may cost money, retired jobs included, and those
+    made before a reset sent a job again: what a generation cap counts as already spent."""
+    return sum(
+        j.paid_before + (1 if j.state in _SPENT or (j.state is JobState.FAILED and j.billed) else 0)
+        for j in jobs
+    )

@@ -188,6 +188,9 @@ class JobRecord:
     code: str | None = None  # the API's error code, when it gave one
     attempts: int = 0  # `run` requests sent so far (intent records), over the job's life
     billed: bool | None = None  # for a failure: may the provider have charged it?
+    #: generations earlier attempts may have cost before a ``reset`` sent the job again
+    #: (a billed failure, an ambiguous run): the generation cap keeps counting them
+    paid_before: int = 0
 
     @property
     def key(self) -> str:
@@ -465,6 +468,8 @@ def _on_ambiguous(job: JobRecord, record: dict[str, Any], new: JobState) -> None
 
 
 def _on_reset(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    if job.state is not JobState.FAILED or job.billed:
+        job.paid_before += 1  # AMBIGUOUS (or SUBMITTING left by a crash), or a billed failure
     job.state = new
     job.request_id = None
     job.url = None

@@ -95,3 +95,35 @@ def test_cap_counts_the_ledger_plus_the_plan() -> None:
         check_cap(plan, 3, source="limits.max_generations")
     assert "4 generations, over the cap of 3 (limits.max_generations)" in info.value.message
     assert info.value.exit_code == 2
+
+
+def test_the_cap_keeps_counting_generations_paid_before_a_reset() -> None:
+    """A billed failure sent again, or an ambiguous run resubmitted, was paid (or may have
+    been) twice: once the retry is done the ledger must still count both, or a later apply
+    lets the batch pass limits.max_generations."""
+    specs = [spec(i, seed=i) for i in range(4)]
+    ids = [s.identity for s in specs]
+    records, _ = apply_plan([BATCH], specs[:3])
+    records += [
+        {"t": "intent", "id": ids[0], "attempt": 1},
+        {"t": "accepted", "id": ids[0], "request_id": 1},
+        {"t": "failed", "id": ids[0], "reason": "boom", "code": "failed", "billed": True},
+        {"t": "intent", "id": ids[1], "attempt": 1},
+        {"t": "ambiguous", "id": ids[1], "reason": "lost"},
+        {"t": "intent", "id": ids[2], "attempt": 1},  # a crash lost this answer
+    ]
+    records, state = apply_plan(records, specs[:3], retry_failed=True, resubmit_ambiguous=True)
+    assert spent_generations(state.jobs.values()) == 3  # nothing un-spent by the resets
+    for n, identity in enumerate(ids[:3]):
+        records += [
+            {"t": "intent", "id": identity, "attempt": 2},
+            {"t": "accepted", "id": identity, "request_id": 10 + n},
+            {"t": "completed", "id": identity, "url": f"http://s/{n}.png"},
+            {"t": "downloaded", "id": identity, "file": f"{n}.png", "sha256": "0" * 64, "bytes": 1},
+        ]
+    state = replay(records)
+    assert spent_generations(state.jobs.values()) == 6
+    plan = plan_batch(state, specs)  # one more job in the manifest
+    assert (plan.spent, plan.to_submit) == (6, 1)
+    with pytest.raises(GenerationCapExceeded):
+        check_cap(plan, 6, source="limits.max_generations")
