@@ -444,6 +444,15 @@ class BatchRunner:
                     self.storage, url, self.out_dir, rec.filename,
                     deadline=self.options.download_deadline, embed=self._embedder(rec),
                 )
+            except OSError as exc:
+                # The local disk refused the file (read-only, full, a file where a folder goes):
+                # the job stays paid-for, and the run stops rather than pay for more it cannot keep.
+                why = f"cannot write {exc.filename or rec.filename}: {exc.strerror or exc}"
+                await self._download_failed(rec, why)
+                if not self._stopping:
+                    self._emit(Event("warning", time=trio.current_time(), reason=f"{why}; stopping this run: fix the output folder, then resume"))
+                    self._stop()
+                return
             except DownloadError as err:
                 if err.permanent:
                     await self._download_failed(rec, err.message)

@@ -500,3 +500,17 @@ async def test_runs_on_the_durable_ledger(tmp_path: Path) -> None:
     finally:
         again.close()
     assert len(results(out)) == 6
+
+
+async def test_an_output_the_disk_refuses_stops_the_run_with_its_reason(tmp_path: Path, autojump_clock: Any) -> None:
+    (tmp_path / "j").write_text("a file where the outputs' folder goes")
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    ledger = MemoryLedger(planned(spec(i) for i in range(20)))
+    outcome = await run_batch(rig.runner(ledger, concurrency=2))
+    assert outcome.exit_code == 1  # no crash: the run stops, everything paid is recorded
+    assert (tmp_path / "j").read_text() == "a file where the outputs' folder goes"
+    completed = [j for j in ledger.state.jobs.values() if j.state == JobState.COMPLETED]
+    assert any(f"cannot write {tmp_path / 'j'}" in (j.reason or "") for j in completed)
+    assert rig.stats.calls["run"] < 20  # it stopped submitting
+    assert any("stopping this run" in (e.reason or "") for e in rig.kinds("warning"))
+    assert JobState.AMBIGUOUS not in {j.state for j in ledger.replayed().jobs.values()}
