@@ -253,14 +253,24 @@ class LedgerView:
     spent: int  # submissions that may have cost money, retired ones included
 
 
-def ledger_states(out_dir: Path) -> LedgerView | None:
-    """The ledger in ``out_dir`` as ``plan`` sees it; None when there is no ledger there."""
+def ledger_states(out_dir: Path, name: str | None = None) -> LedgerView | None:
+    """The ledger in ``out_dir`` as ``plan`` sees it; None when there is no ledger there.
+
+    With ``name``, a ledger of another batch is refused as ``apply`` refuses it.
+    """
     from lumozbatch.core.jobcategory import category_of, spent_generations
+    from lumozbatch.errors import UsageError
     from lumozbatch.shell.ledger import ledger_path, read_state
 
     if not ledger_path(out_dir).is_file():
         return None
     state = read_state(out_dir)
+    held = (state.batch or {}).get("name")
+    if name is not None and state.batch is not None and held != name:
+        raise UsageError(
+            f"{out_dir} holds the batch {held!r}, not {name!r}: apply would refuse it",
+            details=[f"choose another folder with --out, or resume that batch: lumozbatch resume {out_dir}"],
+        )
     return LedgerView(
         states={identity: category_of(record) for identity, record in state.jobs.items()},
         active={identity for identity, record in state.jobs.items() if not record.retired},
@@ -288,7 +298,7 @@ def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
 
     manifest = load_manifest(manifest_path)
     batch_dir = Path(out_dir) if out_dir else Path("outputs") / manifest.name
-    ledger = ledger_states(batch_dir)
+    ledger = ledger_states(batch_dir, manifest.name)
     if ledger is None:
         summary = summarize(manifest, expand(manifest))
     else:

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from lumozbatch.cli import main
+from tests.conftest import MANIFESTS
 
 
 def _empty_batch(tmp_path: Path) -> Path:
@@ -46,3 +47,14 @@ def test_a_file_where_the_ledger_folder_should_be_means_no_ledger(tmp_path: Path
     assert result.exit_code == 2, result.output
     assert f"Error: no ledger in {tmp_path}" in result.output
     assert "internal error" not in result.output
+
+
+@pytest.mark.parametrize("json_out", [[], ["--json"]])
+def test_plan_against_another_batchs_folder_refuses_as_apply_does(tmp_path: Path, json_out: list[str]) -> None:
+    out = _empty_batch(tmp_path)
+    (out / ".lumozbatch" / "ledger.jsonl").write_text(
+        '{"t":"batch","v":1,"name":"towers","manifest":"m/towers.yaml","at":1795266425.0}\n'
+    )
+    result = CliRunner().invoke(main, ["plan", str(MANIFESTS / "seed-sweep.yaml"), "--out", str(out), *json_out])
+    assert result.exit_code == 2, result.output
+    assert f"Error: {out} holds the batch 'towers', not 'seed-sweep'" in result.output
