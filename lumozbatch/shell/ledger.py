@@ -422,6 +422,8 @@ def find_out_dir(arg: str) -> Path:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UsageError(f"{arg}: not a readable manifest ({exc.__class__.__name__})") from None
+    except OSError as exc:  # permission denied, an I/O error
+        raise UsageError(f"cannot read {arg}: {exc.strerror or exc}") from None
     name = document.get("name") if isinstance(document, dict) else None
     if not isinstance(name, str) or not _NAME.match(name):
         raise UsageError(

@@ -58,3 +58,22 @@ def test_plan_against_another_batchs_folder_refuses_as_apply_does(tmp_path: Path
     result = CliRunner().invoke(main, ["plan", str(MANIFESTS / "seed-sweep.yaml"), "--out", str(out), *json_out])
     assert result.exit_code == 2, result.output
     assert f"Error: {out} holds the batch 'towers', not 'seed-sweep'" in result.output
+
+
+@pytest.mark.parametrize("command", ["status", "gallery", "resume"])
+def test_a_manifest_that_cannot_be_read_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("version: 1\nname: m\n")
+    real_read_text = Path.read_text
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> str:
+        if self == manifest:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_text(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "read_text", refuse)  # chmod 000 does not stop root
+    result = CliRunner().invoke(main, [command, str(manifest), *(["--sandbox"] if command == "resume" else [])])
+    assert result.exit_code == 2, result.output
+    assert f"Error: cannot read {manifest}: Permission denied" in result.output
