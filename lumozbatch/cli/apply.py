@@ -51,6 +51,33 @@ def _target(base_url: str | None, sandbox: bool) -> Target:
     return Target(normalize_base_url(root), key, False)
 
 
+def _api_of(target: Target) -> str:
+    """What the ledger records as the API a batch runs against."""
+    return "sandbox" if target.sandbox else str(target.base_url)
+
+
+def _check_same_api(batch: dict[str, Any], target: Target, out_dir: Path) -> None:
+    """Refuse to continue a batch against another API than the one that ran it: its request
+    ids mean nothing there (the other API would fail paid requests as unknown) and its done
+    outputs are not that API's (a sandbox's images would count as generated)."""
+    recorded = batch.get("api")
+    current = _api_of(target)
+    if not isinstance(recorded, str) or recorded == current:
+        return  # same API, or a ledger from before the API was recorded
+
+    def name(api: str) -> str:
+        return "the sandbox" if api == "sandbox" else api
+
+    how = "with --sandbox" if recorded == "sandbox" else f"with --base-url {recorded}"
+    raise UsageError(
+        f"the batch in {out_dir} was run against {name(recorded)}, not {name(current)}",
+        details=[
+            "its request ids and outputs belong to that API; nothing was sent",
+            f"continue it there ({how}), or give this run another folder with --out",
+        ],
+    )
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
@@ -327,7 +354,7 @@ def apply_cmd(
         batch = ledger.state.batch
         if batch is None:
             ledger.append_sync(
-                {"t": "batch", "v": 1, "name": loaded.name, "manifest": str(manifest), "at": _now()}
+                {"t": "batch", "v": 1, "name": loaded.name, "manifest": str(manifest), "api": _api_of(target), "at": _now()}
             )
         elif batch.get("name") != loaded.name:
             # Planning this manifest here would retire every job of the other batch.
@@ -335,6 +362,8 @@ def apply_cmd(
                 f"{out_dir} holds the batch {batch.get('name')!r}, not {loaded.name!r}",
                 details=[f"choose another folder with --out, or resume that batch: lumozbatch resume {out_dir}"],
             )
+        else:
+            _check_same_api(batch, target, out_dir)
         plan = plan_batch(
             ledger.state, specs, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous
         )
@@ -387,6 +416,7 @@ def resume_cmd(
     try:
         target = _target(base_url, sandbox)
         batch = ledger.state.batch or {}
+        _check_same_api(batch, target, out_dir)
         plan = plan_resume(
             ledger.state, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous
         )

@@ -144,3 +144,38 @@ def test_sandbox_demo_interrupted_then_rerun_finishes_without_paying_twice(tmp_p
     journal = (out / ".lumozbatch" / "sandbox-journal.jsonl").read_text().splitlines()
     created = Counter(json.dumps(json.loads(line)["params"], sort_keys=True) for line in journal)
     assert len(created) == 10 and set(created.values()) == {1}  # each generation paid once
+
+
+def test_a_sandbox_batch_is_not_continued_against_the_real_api(tmp_path: Path) -> None:
+    """The README's path: try the demo with --sandbox, then drop --sandbox. The sandbox's
+    outputs must not count as done (nothing paid would be generated), nor its request ids be
+    polled at the real API (or the other way round: real paid requests failed as unknown)."""
+    manifest = write_manifest(tmp_path, "tried", subjects=1, seeds=2)
+    first = invoke("apply", str(manifest), "--sandbox", "--quiet")
+    assert first.exit_code == 0, first.output
+    out = tmp_path / "outputs" / "tried"
+    before = (out / ".lumozbatch" / "ledger.jsonl").read_bytes()
+    real = {"LUMOZ_API_KEY": "k", "LUMOZ_BASE_URL": "https://lumozai.com"}
+    for args in (["apply", str(manifest)], ["resume", str(out)]):
+        result = invoke(*args, env=real)
+        assert result.exit_code == 2, result.output
+        assert "was run against the sandbox, not https://lumozai.com" in result.output
+        assert "--sandbox" in result.output and "--out" in result.output
+    assert (out / ".lumozbatch" / "ledger.jsonl").read_bytes() == before
+    # the same target goes on as before
+    again = invoke("resume", str(out), "--sandbox", "--quiet")
+    assert again.exit_code == 0, again.output
+
+
+def test_a_real_batch_is_not_continued_against_another_api_root(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, "real", subjects=1, seeds=1)
+    env = {"LUMOZ_API_KEY": "k", "LUMOZ_BASE_URL": "https://lumozai.com"}
+    first = invoke("apply", str(manifest), "--max-generations", "0", env=env)
+    assert first.exit_code == 2  # refused by the cap, the folder is this API's batch now
+    other = invoke("apply", str(manifest), "--base-url", "http://127.0.0.1:9", env=env)
+    assert other.exit_code == 2
+    assert "was run against https://lumozai.com, not http://127.0.0.1:9" in other.output
+    assert "--base-url https://lumozai.com" in other.output
+    sandbox = invoke("apply", str(manifest), "--sandbox", env=env)
+    assert sandbox.exit_code == 2
+    assert "was run against https://lumozai.com, not the sandbox" in sandbox.output
