@@ -255,15 +255,16 @@ class LumozClient:
         """Submit one generation. Raises ``ApiCallError``; never retries by itself."""
         response = await self._post(RUN_PATH, form_fields(model, params), slot)
         body = _json_body(response)
-        if response.status_code != 200 or not isinstance(body, Mapping):
-            if response.status_code == 200:
+        ok = 200 <= response.status_code < 300  # 201/202 also say "created"
+        if not ok or not isinstance(body, Mapping):
+            if ok:
                 # The server took the request but its answer is unreadable: it may have
                 # created (and billed) a job we cannot name. That is an ambiguous submission.
                 raise ApiCallError(
                     Failure.SENT_NO_ANSWER,
-                    status=200,
+                    status=response.status_code,
                     code="unreadable_answer",
-                    message="run answered 200 with a body that is not JSON",
+                    message=f"run answered {response.status_code} with a body that is not JSON",
                 )
             raise _error_from(response, body)
         data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
@@ -290,16 +291,16 @@ class LumozClient:
         response = await self._post(CHECK_PATH, {"request_id": str(request_id)}, slot)
         body = _json_body(response)
         if not isinstance(body, Mapping):
-            if response.status_code == 200:
+            if 200 <= response.status_code < 300:
                 raise ApiCallError(
                     Failure.SENT_NO_ANSWER,
-                    status=200,
+                    status=response.status_code,
                     code="unreadable_answer",
-                    message="check answered 200 with a body that is not JSON",
+                    message=f"check answered {response.status_code} with a body that is not JSON",
                 )
             raise _error_from(response, body)
         data = body.get("data")
-        if response.status_code != 200 or not isinstance(data, Mapping):
+        if not 200 <= response.status_code < 300 or not isinstance(data, Mapping):
             raise _error_from(response, body)
         status = str(data.get("status") or ("failed" if body.get("success") is False else ""))
         output = data.get("output")

@@ -85,6 +85,30 @@ async def test_output_without_request_id_is_still_a_result() -> None:
     assert (answer.request_id, answer.output) == (None, "https://s.test/o/image_12345.jpg")
 
 
+@pytest.mark.parametrize("status", [201, 202])
+async def test_any_2xx_run_answer_with_a_request_id_is_accepted(status: int) -> None:
+    # A job the server created (and bills) must never be recorded as "refused, not billed":
+    # that would drop its request_id and --retry-failed would pay for it again.
+    body = {"success": True, "data": {"request_id": 42}}
+    client, http, _ = _client(lambda r: httpx.Response(status, json=body))
+    async with http:
+        answer = await client.run("m", {"prompt": "x"})
+        checked = await client.check(42) if status == 202 else None
+    assert answer.request_id == 42
+    assert checked is None or checked.request_id == 42
+
+
+async def test_a_2xx_run_answer_without_a_body_is_ambiguous() -> None:
+    client, http, _ = _client(lambda r: httpx.Response(204))
+    async with http:
+        with pytest.raises(ApiCallError) as info:
+            await client.run("m", {"prompt": "x"})
+        with pytest.raises(ApiCallError) as checked:
+            await client.check(42)  # a lost answer: polled again, not a refusal
+    assert info.value.failure is Failure.SENT_NO_ANSWER
+    assert checked.value.failure is Failure.SENT_NO_ANSWER
+
+
 async def test_success_without_request_id_or_output_is_ambiguous() -> None:
     client, http, _ = _client(lambda r: httpx.Response(200, json={"success": True, "data": {}}))
     async with http:
