@@ -36,7 +36,7 @@ from lumozbatch.core.retry import Failure, decide_fetch, decide_run
 from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, download
-from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.ledger import Ledger, LedgerWriteError
 from lumozbatch.shell.results import append_result, read_results
 
 __all__ = ["BatchRunner", "RunOptions", "RunOutcome", "exit_code_for", "run_batch"]
@@ -359,7 +359,13 @@ class BatchRunner:
             records.append(
                 {"t": "completed", "id": rec.identity, "request_id": answer.request_id, "url": answer.output, "output_type": answer.output_type}
             )
-        await self.ledger.append(*records)
+        try:
+            await self.ledger.append(*records)
+        except LedgerWriteError as exc:
+            # Replay will call this job ambiguous: its paid request's id must reach the user.
+            what = f"request {answer.request_id}" if answer.request_id is not None else f"output {answer.output}"
+            exc.details.insert(0, f"{what} of job {rec.job} {rec.key} was accepted (and may be billed) but could not be recorded; it will show as ambiguous")
+            raise
         self._accepted_at[rec.identity] = now
         self._give_ups = 0
         self._emit(self._job_event("accepted", rec, request_id=answer.request_id))

@@ -422,6 +422,28 @@ async def test_a_ledger_write_error_surfaces_as_itself(tmp_path: Path, autojump_
     assert rig.stats.calls.get("run", 0) == 0  # no intent on disk, nothing sent
 
 
+async def test_a_request_id_the_ledger_could_not_record_is_named_in_the_error(tmp_path: Path, autojump_clock: Any) -> None:
+    """The disk refuses the `accepted` record: the job will replay as ambiguous, so the paid
+    request's id must at least reach the user (it is the only way to its result)."""
+    from lumozbatch.shell.ledger import LedgerWriteError
+
+    class FullDisk(MemoryLedger):
+        async def append(self, *records: dict[str, Any]) -> None:
+            if records[0]["t"] == "accepted":
+                raise LedgerWriteError("the disk refused a ledger write: No space left on device")
+            await super().append(*records)
+
+    rig = Rig(tmp_path)
+    ledger = FullDisk(planned([spec(1)]))
+    with pytest.raises(LedgerWriteError) as info:
+        await run_batch(rig.runner(ledger))
+    assert rig.stats.calls["run"] == 1
+    import re
+
+    assert any(re.search(r"request \d+ .*accepted", line) for line in info.value.details), info.value.details
+    assert ledger.replayed().jobs[spec(1).identity].state is JobState.AMBIGUOUS
+
+
 # -- resume and interrupts --------------------------------------------------------------
 
 
