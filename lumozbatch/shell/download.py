@@ -27,6 +27,7 @@ __all__ = [
     "DownloadError",
     "Downloaded",
     "download",
+    "ends_complete",
     "sniff_image",
 ]
 
@@ -80,6 +81,22 @@ def sniff_image(head: bytes) -> str | None:
     if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return ".webp"
     return None
+
+
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def ends_complete(ext: str, head: bytes, tail: bytes, size: int) -> bool:
+    """Whether a PNG or WebP file of ``size`` bytes is whole, from its first and last bytes:
+    a body cut short without a Content-Length to betray it (a close-delimited answer) must
+    not be saved as done. PNG ends with its IEND chunk; WebP's RIFF header gives its length.
+    JPEG may legally carry bytes after its end marker, so it is not judged here."""
+    if ext == ".png":
+        return tail.endswith(_PNG_END)
+    if ext == ".webp":
+        riff = int.from_bytes(head[4:8], "little")
+        return size in (8 + riff, 8 + riff + (riff & 1))  # a chunk of odd length is padded
+    return True
 
 
 def safe_target(out_dir: Path, stem: str) -> Path:
@@ -188,7 +205,7 @@ async def _fetch(http: httpx.AsyncClient, url: str, body: _Body, timeout: httpx.
                 raise DownloadError(Failure.HTTP, f"output is too large ({expected} bytes)", permanent=True)
             async for chunk in response.aiter_bytes(_CHUNK):
                 await body.add(chunk)
-            received, head = body.received, body.head
+            received, head, tail = body.received, body.head, body.tail
     except (httpx.TransportError, httpx.TooManyRedirects, httpx.DecodingError) as exc:
         # a network error, a redirect loop, a body that does not decode: maybe not next time
         raise DownloadError(Failure.SENT_NO_ANSWER, f"download failed: {type(exc).__name__}: {exc}") from exc
@@ -209,6 +226,8 @@ async def _fetch(http: httpx.AsyncClient, url: str, body: _Body, timeout: httpx.
             Failure.SENT_NO_ANSWER,
             f"downloaded {received} bytes that are not a PNG, JPEG or WebP image",
         )
+    if not ends_complete(ext, head, tail, received):
+        raise DownloadError(Failure.SENT_NO_ANSWER, f"truncated download: the {ext[1:]} image ends early")
     return ext
 
 
@@ -230,6 +249,7 @@ class _Body:
         self.tmp = tmp
         self.received = 0
         self.head = b""
+        self.tail = b""  # the last bytes seen, to tell a whole image from a cut one
         self._buffer = bytearray()
         self._file: BinaryIO | None = None
 
@@ -239,6 +259,7 @@ class _Body:
             raise DownloadError(Failure.HTTP, "output is too large", permanent=True)
         if len(self.head) < 16:
             self.head = (self.head + chunk)[:16]
+        self.tail = (self.tail + chunk)[-12:]
         self._buffer += chunk
         if len(self._buffer) >= _SPILL:
             if self._file is None:

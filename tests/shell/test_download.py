@@ -12,7 +12,7 @@ import trio
 from PIL import Image
 
 from lumozbatch.core.retry import Failure
-from lumozbatch.shell.download import DownloadError, download, sniff_image
+from lumozbatch.shell.download import DownloadError, download, ends_complete, sniff_image
 
 
 def _png(size: tuple[int, int] = (8, 8)) -> bytes:
@@ -92,6 +92,31 @@ async def test_truncated_download_is_refused_and_leaves_nothing(tmp_path: Path) 
             await download(http, "http://storage.test/o/x.png", tmp_path, "a")
     assert info.value.failure is Failure.SENT_NO_ANSWER
     assert "truncated" in info.value.message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ends_complete_tells_whole_png_and_webp_from_cut_ones() -> None:
+    for data, ext in ((_png((40, 40)), ".png"), (_webp(), ".webp")):
+        assert ends_complete(ext, data[:16], data[-12:], len(data))
+        cut = data[: len(data) - 5]
+        assert not ends_complete(ext, cut[:16], cut[-12:], len(cut))
+    jpeg = _jpeg()
+    assert ends_complete(".jpg", jpeg[:16], jpeg[-12:], len(jpeg) - 3)  # JPEG is not judged
+
+
+@pytest.mark.parametrize("make", [_png, _webp], ids=["png", "webp"])
+async def test_a_cut_body_without_content_length_is_refused(tmp_path: Path, make) -> None:
+    body = make()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        # A close-delimited answer that stops early: no Content-Length to compare with.
+        return httpx.Response(200, stream=httpx.ByteStream(body[: len(body) - 7]))
+
+    async with _client(handler) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x", tmp_path, "a")
+    assert info.value.failure is Failure.SENT_NO_ANSWER  # retried, not failed
+    assert "ends early" in info.value.message
     assert list(tmp_path.iterdir()) == []
 
 
