@@ -2,8 +2,9 @@
 
 The storage host is not the API: no ``Authorization`` header is ever sent here (the request
 is built from scratch, and the shared client carries no default auth). A file is renamed
-into place only when its size matches ``Content-Length`` and its first bytes are a PNG, JPEG
-or WebP image; the extension comes from those bytes, not from the URL. ``404``/``410`` mean
+into place only when its size matches ``Content-Length``, its first bytes are a PNG, JPEG
+or WebP image and (PNG, WebP) its last bytes say it is whole; the extension comes from those
+bytes, not from the URL. ``404``/``410`` mean
 the signed URL expired: the caller asks ``/check`` for a fresh one.
 """
 
