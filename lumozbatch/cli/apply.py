@@ -17,7 +17,7 @@ import trio
 from lumozbatch.core.events import Event, EventSink
 from lumozbatch.errors import ConfigError, LumozbatchError, UsageError
 from lumozbatch.shell.api import DEFAULT_BASE_URL, LumozClient, normalize_base_url
-from lumozbatch.shell.ledger import Ledger, find_out_dir
+from lumozbatch.shell.ledger import Ledger, default_out_dir, find_out_dir
 from lumozbatch.shell.planning import Plan, check_cap, plan_batch, plan_resume
 from lumozbatch.shell.ratelimit import SharedLimiter
 from lumozbatch.shell.runner import BatchRunner, RunOptions, RunOutcome, run_batch
@@ -344,7 +344,7 @@ def apply_cmd(
     loaded = load_manifest(manifest)
     specs = list(expand(loaded))
     target = _target(base_url, sandbox)
-    out_dir = out if out is not None else Path("outputs") / loaded.name
+    out_dir = out if out is not None else default_out_dir(loaded.name)
     for warning in loaded.warnings:
         click.echo(f"warning: {warning}", err=True)
     cap = max_generations if max_generations is not None else loaded.max_generations

@@ -292,12 +292,13 @@ def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
     """
     from lumozbatch.core.grid import expand
     from lumozbatch.manifest_io import load_manifest
+    from lumozbatch.shell.ledger import default_out_dir
 
     from lumozbatch.ui.ratelimit_file import eta_for, load_snapshot, plan_eta_line
     from lumozbatch.ui.eta import calls_needed
 
     manifest = load_manifest(manifest_path)
-    batch_dir = Path(out_dir) if out_dir else Path("outputs") / manifest.name
+    batch_dir = Path(out_dir) if out_dir else default_out_dir(manifest.name)
     ledger = ledger_states(batch_dir, manifest.name)
     if ledger is None:
         summary = summarize(manifest, expand(manifest))

@@ -35,6 +35,7 @@ __all__ = [
     "LOCK_FILE",
     "Ledger",
     "LedgerWriteError",
+    "default_out_dir",
     "find_out_dir",
     "ledger_path",
     "read_state",
@@ -45,8 +46,6 @@ LEDGER_DIR = ".lumozbatch"
 LEDGER_FILE = "ledger.jsonl"
 LOCK_FILE = "lock"
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
-_MANIFEST_MAX_BYTES = 4 * 1024 * 1024
 
 
 class LedgerWriteError(LumozbatchError):
@@ -409,14 +408,26 @@ def read_state(out_dir: Path, *, live: bool | None = None) -> LedgerState:
         return replay(RecordReader(data, file=str(path)), file=str(path), settle=not live)
 
 
+def default_out_dir(name: str) -> Path:
+    """Where a batch named ``name`` keeps its outputs unless ``--out`` says otherwise."""
+    return Path("outputs") / name
+
+
 def find_out_dir(arg: str) -> Path:
-    """``OUTPUT_DIR`` as given, or for a ``MANIFEST`` its default ``outputs/<name>``."""
+    """``OUTPUT_DIR`` as given, or for a ``MANIFEST`` its default ``outputs/<name>``.
+
+    Only the manifest's ``name`` is read (a manifest that no longer validates must not hide
+    the batch it made), checked against the same size cap and name pattern as ``validate``.
+    """
+    from lumozbatch.manifest_io import MAX_MANIFEST_BYTES
+    from lumozbatch.resources import manifest_schema
+
     path = Path(arg)
     if path.is_dir():
         return path
     if not path.is_file():
         raise UsageError(f"{arg}: no such folder or manifest")
-    if path.stat().st_size > _MANIFEST_MAX_BYTES:
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise UsageError(f"{arg}: larger than 4 MiB, not a manifest")
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -425,9 +436,10 @@ def find_out_dir(arg: str) -> Path:
     except OSError as exc:  # permission denied, an I/O error
         raise UsageError(f"cannot read {arg}: {exc.strerror or exc}") from None
     name = document.get("name") if isinstance(document, dict) else None
-    if not isinstance(name, str) or not _NAME.match(name):
+    pattern = manifest_schema()["properties"]["name"]["pattern"]
+    if not isinstance(name, str) or not re.search(pattern, name):
         raise UsageError(
             f"{arg}: the manifest has no valid 'name', so its output folder is unknown",
             details=["give the output folder instead (the one that holds .lumozbatch/)"],
         )
-    return Path("outputs") / name
+    return default_out_dir(name)
