@@ -169,6 +169,24 @@ def classify_transport_error(exc: httpx.TransportError) -> Failure:
     return Failure.SENT_NO_ANSWER
 
 
+def _answer_body(response: httpx.Response, endpoint: str) -> Mapping[str, Any]:
+    """The JSON object of a 2xx answer (201/202 also say "created"). A 2xx whose body is
+    unreadable is a lost answer: a ``run`` may have created (and billed) a job we cannot name.
+    Anything else is the API's error."""
+    body = _json_body(response)
+    ok = 200 <= response.status_code < 300
+    if ok and isinstance(body, Mapping):
+        return body
+    if ok:
+        raise ApiCallError(
+            Failure.SENT_NO_ANSWER,
+            status=response.status_code,
+            code="unreadable_answer",
+            message=f"{endpoint} answered {response.status_code} with a body that is not JSON",
+        )
+    raise _error_from(response, body)
+
+
 def _json_body(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -254,19 +272,7 @@ class LumozClient:
     ) -> RunAnswer:
         """Submit one generation. Raises ``ApiCallError``; never retries by itself."""
         response = await self._post(RUN_PATH, form_fields(model, params), slot)
-        body = _json_body(response)
-        ok = 200 <= response.status_code < 300  # 201/202 also say "created"
-        if not ok or not isinstance(body, Mapping):
-            if ok:
-                # The server took the request but its answer is unreadable: it may have
-                # created (and billed) a job we cannot name. That is an ambiguous submission.
-                raise ApiCallError(
-                    Failure.SENT_NO_ANSWER,
-                    status=response.status_code,
-                    code="unreadable_answer",
-                    message=f"run answered {response.status_code} with a body that is not JSON",
-                )
-            raise _error_from(response, body)
+        body = _answer_body(response, "run")
         data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
         request_id = _as_int(data.get("request_id"))
         output = data.get("output")
@@ -289,18 +295,9 @@ class LumozClient:
     async def check(self, request_id: int, *, slot: Slot | None = None) -> CheckAnswer:
         """Ask where a request stands. ``failed`` comes back as an answer, not an error."""
         response = await self._post(CHECK_PATH, {"request_id": str(request_id)}, slot)
-        body = _json_body(response)
-        if not isinstance(body, Mapping):
-            if 200 <= response.status_code < 300:
-                raise ApiCallError(
-                    Failure.SENT_NO_ANSWER,
-                    status=response.status_code,
-                    code="unreadable_answer",
-                    message=f"check answered {response.status_code} with a body that is not JSON",
-                )
-            raise _error_from(response, body)
+        body = _answer_body(response, "check")
         data = body.get("data")
-        if not 200 <= response.status_code < 300 or not isinstance(data, Mapping):
+        if not isinstance(data, Mapping):
             raise _error_from(response, body)
         status = str(data.get("status") or ("failed" if body.get("success") is False else ""))
         output = data.get("output")
