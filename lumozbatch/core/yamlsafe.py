@@ -299,6 +299,9 @@ def parse_yaml(text: str, file: str) -> Document:
         mark = exc.problem_mark or exc.context_mark
         line, col = _pos(mark)
         what = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        if "maximum nesting depth" in what:
+            # PyYAML >= 6.0.3's scanner stops deep flow nesting before our composer sees it
+            raise ManifestError([Diagnostic(file, line, col, "", f"nested more than {MAX_DEPTH} levels deep")]) from None
         raise ManifestError([Diagnostic(file, line, col, "", f"YAML syntax: {what}")]) from None
     except yaml.YAMLError as exc:  # reader errors (control characters) carry an offset
         line, col = _offset_pos(text, getattr(exc, "position", 0) or 0)
