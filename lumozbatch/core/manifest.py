@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lumozbatch.core.sources import Where
+from lumozbatch.core.where import Where
 from lumozbatch.core.templates import Template
 from lumozbatch.errors import Diagnostic
 

@@ -9,7 +9,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumozbatch.core.grid import expand, filename_problem
+from lumozbatch.core.filenames import filename_problem
+from lumozbatch.core.grid import expand
 from lumozbatch.core.jobspec import RANDOM_SEED
 from tests.core.manifest_helpers import build, messages
 
