@@ -10,6 +10,13 @@ from lumozbatch.core.yamlsafe import parse_yaml
 from lumozbatch.errors import Diagnostic, ManifestError
 from lumozbatch.resources import schema_catalogue
 
+HEAD = "version: 1\nname: t\n"
+
+
+def job(body: str, model: str = "hidream-l1") -> str:
+    """A one-job manifest (id ``j``) whose entry continues with ``body``."""
+    return HEAD + f"jobs:\n  - id: j\n    model: {model}\n" + body
+
 
 def build(
     text: str,
