@@ -2,7 +2,8 @@
 
 See ``lumozbatch.core.build`` for the rules; this module applies them to one entry, reporting
 through ``Diagnostics`` so that every problem of every entry is found in one pass. Names: the
-raw mapping is an ``entry``, at ``entry_path``; what is built from it is a ``JobDef``.
+mapping as written is an ``entry`` (at ``jobs[i]``); while it is built it is a ``_Draft``; what
+is built from it is a ``JobDef``.
 """
 
 from __future__ import annotations
@@ -51,12 +52,13 @@ class ManifestContext:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
-    """The entry being built, and its model's schema (None for an unknown model)."""
+class _Draft:
+    """An entry being built: where it is, what it says, and its model's schema (None for an
+    unknown model)."""
 
     ctx: ManifestContext
     path: PathKey
-    raw: dict[str, Any]
+    entry: dict[str, Any]
     model: str
     schema: Mapping[str, Any] | None
     props: Mapping[str, Any]
@@ -75,44 +77,44 @@ class _Params:
     templates: dict[str, Template]
 
 
-def build_jobdef(ctx: ManifestContext, i: int, raw: dict[str, Any]) -> JobDef | None:
+def build_jobdef(ctx: ManifestContext, i: int, entry: dict[str, Any]) -> JobDef | None:
     """The JobDef of ``jobs[i]``, or None when it has errors (reported to ``ctx.diag``)."""
     before = len(ctx.diag.errors)
-    entry = _open_entry(ctx, i, raw)
-    params = _merge_params(entry)
-    axes, complete = build_axes(entry.diag, ctx.sources, entry.path, raw)
+    draft = _open_entry(ctx, i, entry)
+    params = _merge_params(draft)
+    axes, complete = build_axes(draft.diag, ctx.sources, draft.path, entry)
     variables: list[str] = [n for axis in axes for n in axis.names]
-    include = build_include(entry.diag, entry.path, raw, variables)
+    include = build_include(draft.diag, draft.path, entry, variables)
     if not complete:
         return None  # the variables are not known for sure: checking templates would mislead
     if not axes and include:
         variables = list(include[0][0])
-    _check_variable_names(entry, variables)
-    filename, fn_path = _filename_template(entry, variables)
-    param_vars = _param_vars(entry, variables, params, filename)
-    if entry.schema is not None:
-        axes = tuple(read_csv_numbers(a, dict(entry.props), param_vars) if a.text_cells else a for a in axes)
+    _check_variable_names(draft, variables)
+    filename, fn_path = _filename_template(draft, variables)
+    param_vars = _param_vars(draft, variables, params, filename)
+    if draft.schema is not None:
+        axes = tuple(read_csv_numbers(a, dict(draft.props), param_vars) if a.text_cells else a for a in axes)
     used = {n for t in params.templates.values() for n in t.names} | set(filename.names if filename else ())
-    _check_template_values(entry.diag, axes, include, used)
-    if entry.schema is not None:
-        _check_known_values(entry, params, param_vars, axes, include)
-        _fill_unset(entry, params, param_vars)
+    _check_template_values(draft.diag, axes, include, used)
+    if draft.schema is not None:
+        _check_known_values(draft, params, param_vars, axes, include)
+        _fill_unset(draft, params, param_vars)
     else:
         for name, value in params.values.items():
-            _check_passthrough(entry.diag, params.paths[name], value)
+            _check_passthrough(draft.diag, params.paths[name], value)
     if len(ctx.diag.errors) > before:
         return None
     for name, value in list(params.values.items()):
         if name not in params.templates:
             params.values[name] = final_value(name, value)
-    combos, excludes = count_and_excludes(entry.diag, entry.path, raw, axes, include)
+    combos, excludes = count_and_excludes(draft.diag, draft.path, entry, axes, include)
     if len(ctx.diag.errors) > before:
         return None
-    diag = entry.diag
+    diag = draft.diag
     return JobDef(
-        id=raw["id"],
-        model=entry.model,
-        known_model=entry.schema is not None,
+        id=entry["id"],
+        model=draft.model,
+        known_model=draft.schema is not None,
         params=params.values,
         templates=params.templates,
         axes=axes,
@@ -120,18 +122,18 @@ def build_jobdef(ctx: ManifestContext, i: int, raw: dict[str, Any]) -> JobDef | 
         include=tuple(({v: c[v] for v in variables}, w) for c, w in include),
         variables=tuple(variables),
         param_vars=tuple(param_vars),
-        repeat=raw.get("repeat", 1),
+        repeat=entry.get("repeat", 1),
         filename=filename,
-        filename_where=diag.where(fn_path) if fn_path is not None else diag.where(entry.path),
+        filename_where=diag.where(fn_path) if fn_path is not None else diag.where(draft.path),
         varying=varying_variables(axes, include, variables),
         combinations=combos,
-        where=diag.where(entry.path),
+        where=diag.where(draft.path),
         param_wheres={n: diag.where(p) for n, p in params.paths.items()},
     )
 
 
-def _open_entry(ctx: ManifestContext, i: int, raw: dict[str, Any]) -> _Entry:
-    model: str = raw["model"]
+def _open_entry(ctx: ManifestContext, i: int, entry: dict[str, Any]) -> _Draft:
+    model: str = entry["model"]
     schema = ctx.catalogue.model(model)
     known = ctx.catalogue.models
     if schema is None:
@@ -141,23 +143,23 @@ def _open_entry(ctx: ManifestContext, i: int, raw: dict[str, Any]) -> _Entry:
             "unchecked (known models: " + ", ".join(known) + ")",
         )
     props = schema.get("properties", {}) if schema else {}
-    return _Entry(ctx, ("jobs", i), raw, model, schema, props)
+    return _Draft(ctx, ("jobs", i), entry, model, schema, props)
 
 
-def _merge_params(entry: _Entry) -> _Params:
+def _merge_params(draft: _Draft) -> _Params:
     """Defaults the model has, then the entry's own; then the templates among them."""
     params = _Params({}, {}, {})
-    for name, value in entry.ctx.defaults.items():
-        if entry.schema is None or name in entry.props:
+    for name, value in draft.ctx.defaults.items():
+        if draft.schema is None or name in draft.props:
             params.values[name], params.paths[name] = value, ("defaults", name)
-    for name, value in (entry.raw.get("params") or {}).items():
-        path = entry.path + ("params", name)
+    for name, value in (draft.entry.get("params") or {}).items():
+        path = draft.path + ("params", name)
         if name == "model_id":
-            entry.diag.error(path, "model_id is not a parameter: the job's model: sets it", key=True)
+            draft.diag.error(path, "model_id is not a parameter: the job's model: sets it", key=True)
             continue
-        if entry.schema is not None and name not in entry.props:
-            known = ", ".join(entry.props)
-            entry.diag.error(path, f"{entry.model} has no parameter {name!r}{suggest(name, entry.props)}; it has: {known}", key=True)
+        if draft.schema is not None and name not in draft.props:
+            known = ", ".join(draft.props)
+            draft.diag.error(path, f"{draft.model} has no parameter {name!r}{suggest(name, draft.props)}; it has: {known}", key=True)
             continue
         params.values[name], params.paths[name] = value, path
     for name, value in params.values.items():
@@ -166,7 +168,7 @@ def _merge_params(entry: _Entry) -> _Params:
         try:
             template = parse_template(value)
         except TemplateError as exc:
-            entry.diag.error(params.paths[name], str(exc))
+            draft.diag.error(params.paths[name], str(exc))
             continue
         if not template.is_constant:
             params.templates[name] = template
@@ -175,79 +177,79 @@ def _merge_params(entry: _Entry) -> _Params:
     return params
 
 
-def _check_variable_names(entry: _Entry, variables: list[str]) -> None:
+def _check_variable_names(draft: _Draft, variables: list[str]) -> None:
     for name in variables:
         if name in BUILTINS:
-            entry.diag.error(
-                _var_path(entry, name),
+            draft.diag.error(
+                _var_path(draft, name),
                 f"a variable may not be called {name!r}: filename templates use {{{name}}} for the {name}",
                 key=True,
             )
         if name == "model_id" or FORBIDDEN_KEYS.match(name):
-            entry.diag.error(_var_path(entry, name), f"a variable may not be called {name!r}", key=True)
+            draft.diag.error(_var_path(draft, name), f"a variable may not be called {name!r}", key=True)
     seen: set[str] = set()
     for name in variables:
         if name in seen:
-            zspec = entry.raw.get("zip")
-            second = entry.path + ("zip", name) if isinstance(zspec, dict) and name in zspec else entry.path + ("zip",)
-            entry.diag.error(second, f"variable {name!r} is defined twice (matrix and zip, or two zip columns)", key=True)
+            zspec = draft.entry.get("zip")
+            second = draft.path + ("zip", name) if isinstance(zspec, dict) and name in zspec else draft.path + ("zip",)
+            draft.diag.error(second, f"variable {name!r} is defined twice (matrix and zip, or two zip columns)", key=True)
         seen.add(name)
 
 
-def _filename_template(entry: _Entry, variables: list[str]) -> tuple[Template | None, PathKey | None]:
+def _filename_template(draft: _Draft, variables: list[str]) -> tuple[Template | None, PathKey | None]:
     """The entry's filename template (its own, else ``output.filename``) and where it is."""
-    source = entry.raw.get("filename")
-    path: PathKey = entry.path + ("filename",) if source is not None else ("output", "filename")
+    source = draft.entry.get("filename")
+    path: PathKey = draft.path + ("filename",) if source is not None else ("output", "filename")
     if source is None:
-        source = entry.ctx.output_filename
+        source = draft.ctx.output_filename
     if source is None:
         return None, None
     try:
         template = parse_template(source)
     except TemplateError as exc:
-        entry.diag.error(path, str(exc))
+        draft.diag.error(path, str(exc))
         return None, path
     problem = template_problem(template)
     if problem is not None:
-        entry.diag.error(path, problem)
+        draft.diag.error(path, problem)
     known = variables + list(BUILTINS)
     for name in template.names:
         if name not in variables and name not in BUILTINS:
-            for_job = f" (for job {entry.raw['id']!r})" if path[0] == "output" else ""
-            entry.diag.error(
+            for_job = f" (for job {draft.entry['id']!r})" if path[0] == "output" else ""
+            draft.diag.error(
                 path,
                 f"unknown name {{{name}}} in the filename template{for_job}{suggest(name, known)}; it knows {_names(known)}",
             )
     return template, path
 
 
-def _param_vars(entry: _Entry, variables: list[str], params: _Params, filename: Template | None) -> list[str]:
+def _param_vars(draft: _Draft, variables: list[str], params: _Params, filename: Template | None) -> list[str]:
     """The variables that set a parameter; and every variable and template name is used/known."""
-    diag = entry.diag
+    diag = draft.diag
     used_in_params = {n for t in params.templates.values() for n in t.names}
     used_in_filename = set(filename.names) if filename else set()
-    if entry.schema is not None:
-        param_vars = [n for n in variables if n in entry.props]
+    if draft.schema is not None:
+        param_vars = [n for n in variables if n in draft.props]
     else:
         param_vars = [n for n in variables if n not in used_in_params]
     for name in variables:
         if name not in param_vars and name not in used_in_params and name not in used_in_filename:
             diag.error(
-                _var_path(entry, name),
-                f"variable {name!r} is not a parameter of {entry.model} and no template uses it"
-                f"{suggest(name, entry.props)} (a typo?)",
+                _var_path(draft, name),
+                f"variable {name!r} is not a parameter of {draft.model} and no template uses it"
+                f"{suggest(name, draft.props)} (a typo?)",
                 key=True,
             )
-    own = entry.raw.get("params") or {}
+    own = draft.entry.get("params") or {}
     for name in param_vars:
         if name in own:
-            diag.error(entry.path + ("params", name), f"{name!r} is set both here and by the variable {name!r}: remove one", key=True)
+            diag.error(draft.path + ("params", name), f"{name!r} is set both here and by the variable {name!r}: remove one", key=True)
     for name, template in params.templates.items():
         if name in param_vars:
             continue
         for field_name in template.names:
             if field_name not in variables:
-                for_job = f" (for job {entry.raw['id']!r})" if params.paths[name][0] == "defaults" else ""
+                for_job = f" (for job {draft.entry['id']!r})" if params.paths[name][0] == "defaults" else ""
                 diag.error(
                     params.paths[name],
                     f"unknown variable {{{field_name}}} in the template{for_job}"
@@ -258,68 +260,68 @@ def _param_vars(entry: _Entry, variables: list[str], params: _Params, filename: 
     return param_vars
 
 
-def _check_known_values(entry: _Entry, params: _Params, param_vars: list[str], axes: tuple[Axis, ...], include: _Include) -> None:
+def _check_known_values(draft: _Draft, params: _Params, param_vars: list[str], axes: tuple[Axis, ...], include: _Include) -> None:
     """Static params, and every value of a variable that sets a parameter, against the model."""
-    diag = entry.diag
+    diag = draft.diag
     for name, value in params.values.items():
         if name in params.templates or name in param_vars:
             continue
-        _check_value_at(entry, name, value, diag.where(params.paths[name]))
+        _check_value_at(draft, name, value, diag.where(params.paths[name]))
     for axis in axes:
         for col, name in enumerate(axis.names):
             if name not in param_vars:
                 continue
             for row, where in zip(axis.rows, axis.cells[col] if axis.cells else axis.wheres):
-                _check_value_at(entry, name, row[col], where)
+                _check_value_at(draft, name, row[col], where)
     for combo, where in include:
         for name in param_vars:
             if name in combo:
-                _check_value_at(entry, name, combo[name], diag.where(tuple(where.doc_path or ()) + (name,)))
+                _check_value_at(draft, name, combo[name], diag.where(tuple(where.doc_path or ()) + (name,)))
 
 
-def _fill_unset(entry: _Entry, params: _Params, param_vars: list[str]) -> None:
+def _fill_unset(draft: _Draft, params: _Params, param_vars: list[str]) -> None:
     """Required parameters get their schema default (else an error); an unset seed, random."""
-    assert entry.schema is not None
-    for name in entry.schema.get("required", []):
+    assert draft.schema is not None
+    for name in draft.schema.get("required", []):
         if name in params.values or name in param_vars:
             continue
-        if "default" in entry.props.get(name, {}):
-            params.values[name] = entry.props[name]["default"]  # the API requires it; send its default
-            params.paths[name] = entry.path
+        if "default" in draft.props.get(name, {}):
+            params.values[name] = draft.props[name]["default"]  # the API requires it; send its default
+            params.paths[name] = draft.path
         else:
-            entry.diag.error(entry.path, f"missing required parameter {name!r} of {entry.model}")
-    if "seed" in entry.props and "seed" not in params.values and "seed" not in param_vars:
+            draft.diag.error(draft.path, f"missing required parameter {name!r} of {draft.model}")
+    if "seed" in draft.props and "seed" not in params.values and "seed" not in param_vars:
         # no seed asked: pick one (pinned in the ledger) so every output stays reproducible
         params.values["seed"] = RANDOM_SEED
-        params.paths["seed"] = entry.path
+        params.paths["seed"] = draft.path
 
 
 def _names(names: Iterable[str]) -> str:
     return ", ".join(f"{{{n}}}" for n in names)
 
 
-def _var_path(entry: _Entry, name: str) -> PathKey:
-    raw = entry.raw
+def _var_path(draft: _Draft, name: str) -> PathKey:
+    entry = draft.entry
     for kind in ("matrix", "zip"):
-        if isinstance(raw.get(kind), dict) and name in raw[kind]:
-            return entry.path + (kind, name)
-    if isinstance(raw.get("zip"), dict) and "file" in raw["zip"]:
-        return entry.path + ("zip", "file")
-    return entry.path + ("include",)
+        if isinstance(entry.get(kind), dict) and name in entry[kind]:
+            return draft.path + (kind, name)
+    if isinstance(entry.get("zip"), dict) and "file" in entry["zip"]:
+        return draft.path + ("zip", "file")
+    return draft.path + ("include",)
 
 
-def _check_value_at(entry: _Entry, name: str, value: Any, where: Where) -> None:
-    catalogue, doc = entry.ctx.catalogue, entry.diag.doc
-    problem = value_problem(catalogue, entry.model, name, value)
+def _check_value_at(draft: _Draft, name: str, value: Any, where: Where) -> None:
+    catalogue, doc = draft.ctx.catalogue, draft.diag.doc
+    problem = value_problem(catalogue, draft.model, name, value)
     if problem is None:
         return
     hint = ""
     if where.doc_path is not None:
         text = doc.plain_non_str.get(where.doc_path)
-        if text is not None and value_problem(catalogue, entry.model, name, text) is None:
+        if text is not None and value_problem(catalogue, draft.model, name, text) is None:
             hint = doc.quote_hint(where.doc_path)  # the text as written was fine: YAML typed it
     prefix = "" if where.path.endswith(name) else f"{name}: "
-    entry.diag.error_at(where, f"{prefix}{problem}{hint}")
+    draft.diag.error_at(where, f"{prefix}{problem}{hint}")
 
 
 def _check_template_values(diag: Diagnostics, axes: tuple[Axis, ...], include: _Include, used: set[str]) -> None:
