@@ -11,12 +11,14 @@ import dataclasses
 import os
 from pathlib import Path
 
-from lumozbatch.core import grid
+from lumozbatch.core import gridcheck
 from lumozbatch.core.build import build_partial, source_refs
-from lumozbatch.core.checker import ordered
+from lumozbatch.core.catalogue import SchemaCatalogue
+from lumozbatch.core.diagnostics import ordered
 from lumozbatch.core.manifest import Manifest, SourceText
-from lumozbatch.core.yamlsafe import parse_yaml
+from lumozbatch.core.yamlsafe import Document, parse_yaml
 from lumozbatch.errors import Diagnostic, ManifestError
+from lumozbatch.resources import schema_catalogue
 
 __all__ = ["MAX_MANIFEST_BYTES", "MAX_SOURCE_BYTES", "UnreadableManifest", "load_manifest", "read_text"]
 
@@ -59,13 +61,16 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def load_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """Read, parse and fully validate a manifest (including its expanded grid).
+def load_manifest(path: str | os.PathLike[str], *, catalogue: SchemaCatalogue | None = None) -> Manifest:
+    """Read, parse and fully validate a manifest (including its expanded grid) against
+    ``catalogue`` (default: the shipped schemas, ``resources.schema_catalogue()``).
 
     Raises ``ManifestError`` with every problem (``UnreadableManifest`` when the file itself
     cannot be read). Warnings (unknown model, an exclude that drops nothing...) are in
     ``Manifest.warnings``.
     """
+    if catalogue is None:
+        catalogue = schema_catalogue()
     shown = os.fspath(path)
     file = Path(shown)
     try:
@@ -73,6 +78,16 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     except (OSError, ValueError) as exc:
         raise UnreadableManifest(shown, _reason(exc)) from None
     doc = parse_yaml(text, shown)
+    manifest, problems = build_partial(doc, shown, _read_sources(doc, file, shown), catalogue)
+    if manifest is not None:
+        problems = ordered(problems + gridcheck.check(manifest, catalogue))
+    if manifest is None or any(d.severity == "error" for d in problems):
+        raise ManifestError(problems)
+    return _warn_over_max_generations(manifest, doc)
+
+
+def _read_sources(doc: Document, file: Path, shown: str) -> dict[str, SourceText]:
+    """The text of every ``file:`` source, read beside the manifest (or why it could not be)."""
     sources: dict[str, SourceText] = {}
     for _, ref in source_refs(doc):
         if ref in sources:
@@ -83,27 +98,21 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
             sources[ref] = SourceText(shown_ref, text=read_text(target, MAX_SOURCE_BYTES))
         except (OSError, ValueError) as exc:
             sources[ref] = SourceText(shown_ref, error=_reason(exc))
-    manifest, problems = build_partial(doc, shown, sources)
-    if manifest is not None:
-        problems = ordered(problems + grid.check(manifest))
-    if manifest is None or any(d.severity == "error" for d in problems):
-        raise ManifestError(problems)
+    return sources
+
+
+def _warn_over_max_generations(manifest: Manifest, doc: Document) -> Manifest:
     total = manifest.count()
-    if manifest.max_generations is not None and total > manifest.max_generations:
-        line, col = doc.mark(("limits", "max_generations"))
-        manifest = dataclasses.replace(
-            manifest,
-            warnings=manifest.warnings
-            + [
-                Diagnostic(
-                    shown,
-                    line,
-                    col,
-                    "limits.max_generations",
-                    f"the manifest expands to {total} generations, more than max_generations "
-                    f"{manifest.max_generations}: apply will refuse it",
-                    "warning",
-                )
-            ],
-        )
-    return manifest
+    if manifest.max_generations is None or total <= manifest.max_generations:
+        return manifest
+    line, col = doc.mark(("limits", "max_generations"))
+    warning = Diagnostic(
+        manifest.path,
+        line,
+        col,
+        "limits.max_generations",
+        f"the manifest expands to {total} generations, more than max_generations "
+        f"{manifest.max_generations}: apply will refuse it",
+        "warning",
+    )
+    return dataclasses.replace(manifest, warnings=manifest.warnings + [warning])

@@ -1,4 +1,7 @@
-"""Where the JSON Schemas live: inside the installed package, or at the top of a source checkout."""
+"""Where the JSON Schemas live: inside the installed package, or at the top of a source checkout.
+
+The shell's side of the schemas: read once per process, and handed to the pure core as one
+``SchemaCatalogue`` (``schema_catalogue()``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
+
+from lumozbatch.core.catalogue import MANIFEST_SCHEMA_FILE, SchemaCatalogue
 
 
 @cache
@@ -25,7 +30,7 @@ def schema_dir() -> Traversable:
 
 @cache
 def manifest_schema() -> dict[str, Any]:
-    return json.loads((schema_dir() / "manifest.schema.json").read_text(encoding="utf-8"))
+    return json.loads((schema_dir() / MANIFEST_SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
 @cache
@@ -37,3 +42,9 @@ def model_schemas() -> dict[str, dict[str, Any]]:
         if entry.name.endswith(".json"):
             out[entry.name[: -len(".json")]] = json.loads(entry.read_text(encoding="utf-8"))
     return out
+
+
+@cache
+def schema_catalogue() -> SchemaCatalogue:
+    """The shipped schemas, as the catalogue the core checks manifests against."""
+    return SchemaCatalogue(manifest=manifest_schema(), models=model_schemas())

@@ -58,9 +58,9 @@ def models_cmd(json_out: bool) -> None:
 
     Example: lumozbatch models
     """
-    from lumozbatch.resources import model_schemas
+    from lumozbatch.resources import schema_catalogue
 
-    schemas = model_schemas()
+    schemas = schema_catalogue().models
     if json_out:
         doc = {
             model: {

@@ -1,11 +1,11 @@
-"""A job's identity: the hex SHA-256 of its model, final parameters and (when repeated) repeat index.
+"""A generation's identity: the hex SHA-256 of its model, final parameters and (when repeated) repeat index.
 
 The hashed text is canonical JSON of ``{"model": m, "params": p}`` plus ``"repeat": i`` only
-when the job's ``repeat`` is above 1 (so ``repeat: 1`` and no ``repeat`` are the same job):
+when the entry's ``repeat`` is above 1 (so ``repeat: 1`` and no ``repeat`` are the same generation):
 
 - keys sorted, no whitespace, ``ensure_ascii`` (the bytes do not depend on the platform);
 - numbers: an integral float is written as an integer (``guidance: 3`` and ``guidance: 3.0``
-  are one job; ``normalize`` does the same to the parameters actually sent, so what is hashed
+  are one generation; ``normalize`` does the same to the parameters actually sent, so what is hashed
   is what is sent). Other floats use Python's shortest round-trip ``repr``, the same on every
   IEEE-754 machine and Python 3 version. NaN and infinities are refused (not JSON);
 - booleans stay booleans (``true`` is not ``1``).

@@ -1,8 +1,12 @@
 """What a validated manifest is: its jobs (``JobDef``) and settings (``Manifest``).
 
+Words: a ``jobs:`` entry of the manifest is built into a ``JobDef``; each generation it
+expands to is a ``JobSpec`` (whose ``job`` is the entry's id).
+
 ``lumozbatch.manifest_io.load_manifest`` builds one (via ``lumozbatch.core.build``) and
 ``lumozbatch.core.grid.expand`` turns it into JobSpecs. Building and validating live in
-``core/build.py`` (the document) and ``core/jobbuild.py`` (each job).
+``core/build.py`` (the document), ``core/jobbuild.py`` (each entry), ``core/axisbuild.py``
+(its variables) and ``core/gridcheck.py`` (what only the expanded grid shows).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lumozbatch.core.sources import Where
+from lumozbatch.core.where import Where
 from lumozbatch.core.templates import Template
 from lumozbatch.errors import Diagnostic
 

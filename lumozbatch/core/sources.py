@@ -18,25 +18,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from lumozbatch.core.where import Where
 from lumozbatch.errors import Diagnostic
 
-__all__ = ["SUFFIXES", "Where", "Table", "parse_source"]
+__all__ = ["SUFFIXES", "Table", "parse_source"]
 
 SUFFIXES = (".txt", ".csv", ".jsonl")
-
-
-@dataclass(frozen=True, slots=True)
-class Where:
-    """A place to report: a manifest path, or a line of a source file."""
-
-    file: str
-    line: int
-    col: int
-    path: str = ""
-    doc_path: tuple[str | int, ...] | None = None  # the path inside the manifest, when there
-
-    def diag(self, message: str, severity: str = "error") -> Diagnostic:
-        return Diagnostic(self.file, self.line, self.col, self.path, message, severity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,23 +1,41 @@
-"""Build manifests from YAML text without touching the disk (the core is pure)."""
+"""Build manifests from YAML text without reading the manifest from disk (the core is pure)."""
 
 from __future__ import annotations
 
-from lumozbatch.core import grid
+from lumozbatch.core import gridcheck
 from lumozbatch.core.build import build_partial
+from lumozbatch.core.catalogue import SchemaCatalogue
 from lumozbatch.core.manifest import Manifest, SourceText
 from lumozbatch.core.yamlsafe import parse_yaml
 from lumozbatch.errors import Diagnostic, ManifestError
+from lumozbatch.resources import schema_catalogue
+
+HEAD = "version: 1\nname: t\n"
 
 
-def build(text: str, sources: dict[str, str] | None = None, *, file: str = "m.yaml", check: bool = True) -> Manifest:
+def job(body: str, model: str = "hidream-l1") -> str:
+    """A one-job manifest (id ``j``) whose entry continues with ``body``."""
+    return HEAD + f"jobs:\n  - id: j\n    model: {model}\n" + body
+
+
+def build(
+    text: str,
+    sources: dict[str, str] | None = None,
+    *,
+    file: str = "m.yaml",
+    check: bool = True,
+    catalogue: SchemaCatalogue | None = None,
+) -> Manifest:
     """What load_manifest does, minus the file reading; raises ManifestError.
 
-    ``check=False`` skips the full-grid pass (for tests of huge grids' laziness)."""
+    ``check=False`` skips the full-grid pass (for tests of huge grids' laziness); the
+    catalogue defaults to the shipped schemas."""
+    catalogue = catalogue or schema_catalogue()
     doc = parse_yaml(text, file)
     texts = {ref: SourceText(ref, text=body) for ref, body in (sources or {}).items()}
-    manifest, problems = build_partial(doc, file, texts)
+    manifest, problems = build_partial(doc, file, texts, catalogue)
     if manifest is not None and check:
-        problems = problems + grid.check(manifest)
+        problems = problems + gridcheck.check(manifest, catalogue)
     if manifest is None or any(d.severity == "error" for d in problems):
         raise ManifestError(problems)
     return manifest

@@ -1,4 +1,4 @@
-"""Grid expansion: order, exclude/include/repeat/zip semantics, filenames, and properties."""
+"""Grid expansion: order, exclude/include/repeat/zip semantics, identities, and properties."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumozbatch.core.grid import expand, filename_problem
-from lumozbatch.core.jobspec import RANDOM_SEED
-from tests.core.manifest_helpers import build, messages
-
-HEAD = "version: 1\nname: t\n"
-
-
-def job(body: str, model: str = "hidream-l1") -> str:
-    return HEAD + f"jobs:\n  - id: j\n    model: {model}\n" + body
-
+from lumozbatch.core.grid import expand
+from tests.core.manifest_helpers import HEAD, build, job
 
 def test_matrix_first_axis_slowest_and_exclude_include() -> None:
     m = build(
@@ -73,40 +65,6 @@ def test_repeat_one_identity_equals_no_repeat() -> None:
     assert a.filename == "j"
 
 
-def test_defaults_only_for_parameters_the_model_has() -> None:
-    m = build(
-        HEAD
-        + "defaults: {guidance: 4, negative_prompt: blurry, output_format: png}\n"
-        + "jobs:\n"
-        + "  - {id: f, model: flux-sketch-smudge, params: {prompt: 'Sketch Smudge, cat', guidance: 2}}\n"
-        + "  - {id: h, model: hidream-l1, params: {prompt: cat}}\n"
-        + "  - {id: u, model: unknown-model, params: {prompt: cat}}\n"
-    )
-    f, h, u = list(expand(m))
-    assert f.params == {"guidance": 2, "output_format": "png", "prompt": "Sketch Smudge, cat", "aspect_ratio": "1:1", "seed": RANDOM_SEED}
-    assert h.params == {"negative_prompt": "blurry", "prompt": "cat"}
-    assert u.params == {"guidance": 4, "negative_prompt": "blurry", "output_format": "png", "prompt": "cat"}
-    assert (f.known_model, h.known_model, u.known_model) == (True, True, False)
-    assert [w.message.split(":")[0] for w in m.warnings] == ["unknown model 'unknown-model'"]
-
-
-def test_seed_random_and_empty_normalise_to_sentinel() -> None:
-    specs = list(
-        expand(
-            build(
-                HEAD
-                + "jobs:\n"
-                + "  - {id: a, model: flux-sketch-smudge, params: {prompt: 'Sketch Smudge, a', seed: random}}\n"
-                + "  - {id: b, model: flux-sketch-smudge, params: {prompt: 'Sketch Smudge, b', seed: ''}}\n"
-                + "  - {id: c, model: flux-sketch-smudge, params: {prompt: 'Sketch Smudge, c'}}\n"
-                + "  - {id: d, model: flux-sketch-smudge, params: {prompt: 'Sketch Smudge, d', seed: 42}}\n"
-            )
-        )
-    )
-    assert [s.params["seed"] for s in specs] == [RANDOM_SEED, RANDOM_SEED, RANDOM_SEED, 42]
-    assert [s.wants_random_seed for s in specs] == [True, True, True, False]
-
-
 def test_random_seed_identity_is_the_same_for_random_and_empty() -> None:
     body = "    params: {{prompt: 'Sketch Smudge, cat', seed: {}}}\n"
     a = next(expand(build(job(body.format("random"), "flux-sketch-smudge"))))
@@ -141,67 +99,11 @@ def test_templates_escape_braces_and_format_specs() -> None:
     assert spec.filename == f"j/hidream-l1-00-0-{spec.identity[:12]}-0007"
 
 
-def test_default_filename_uses_varying_variables_slugified() -> None:
-    m = build(
-        job(
-            "    params: {prompt: '{subject}, {style}'}\n"
-            "    matrix: {subject: ['An Old Fisherman!', 'a dancer'], style: [ink]}\n"
-        )
-    )
-    assert [s.filename for s in expand(m)] == ["j/0000-an-old-fisherman", "j/0001-a-dancer"]
-
-
-def test_output_filename_is_the_default_template() -> None:
-    m = build(job("    params: {prompt: '{s}'}\n    matrix: {s: [a, b]}\n") + "output: {filename: 'all/{job}-{s}'}\n")
-    assert [s.filename for s in expand(m)] == ["all/j-a", "all/j-b"]
-
-
-def test_file_sources_txt_csv_jsonl() -> None:
-    text = job(
-        "    params: {prompt: '{subject} at {time}, {place}'}\n"
-        "    matrix: {subject: {file: subjects.txt}}\n"
-        "    zip: {file: rows.csv}\n"
-    ) + "  - id: k\n    model: hidream-l1\n    params: {prompt: '{p}'}\n    zip: {file: rows.jsonl}\n"
-    m = build(
-        text,
-        {
-            "subjects.txt": "a cat\n\n  a dog  \n",
-            "rows.csv": "time,place\ndawn,\"a harbour, misty\"\n",
-            "rows.jsonl": '{"p": "x", "num_inference_steps": 12}\n\n{"p": "y", "num_inference_steps": 14}\n',
-        },
-    )
-    specs = list(expand(m))
-    assert [s.params["prompt"] for s in specs] == ["a cat at dawn, a harbour, misty", "a dog at dawn, a harbour, misty", "x", "y"]
-    assert [s.params.get("num_inference_steps") for s in specs[2:]] == [12, 14]
-
-
 def test_expand_is_lazy() -> None:
     m = build(job("    params: {prompt: '{a} {b} {c}'}\n    matrix: {a: [%s], b: [%s], c: [%s]}\n" % ((",".join(map(str, range(100))),) * 3)), check=False)
     assert m.count() == 1_000_000
     first = list(itertools.islice(expand(m), 3))  # would take long and much memory if eager
     assert [s.params["prompt"] for s in first] == ["0 0 0", "0 0 1", "0 0 2"]
-
-
-def test_filename_problem() -> None:
-    assert filename_problem("a/b-c") is None
-    assert "absolute" in filename_problem("/etc/passwd")
-    assert "absolute" in filename_problem("C:/x")
-    assert "inside the output folder" in filename_problem("a/../../b")
-    assert "inside the output folder" in filename_problem("a//b")
-    assert "backslash" in filename_problem("a\\b")
-    assert "ledger" in filename_problem(".lumozbatch/ledger")
-    assert "longer than" in filename_problem("x" * 300)
-
-
-def test_case_insensitive_collision_is_an_error() -> None:
-    text = HEAD + "jobs:\n  - {id: A, model: hidream-l1, params: {prompt: a}}\n  - {id: a, model: hidream-l1, params: {prompt: b}}\n"
-    assert "would both be written to 'a'" in messages(text)
-
-
-def test_many_duplicates_are_capped() -> None:
-    out = messages(job("    params: {prompt: cat, negative_prompt: '{n}'}\n    matrix: {n: [%s]}\n    filename: '{job}/same'\n" % ",".join(map(str, range(30)))))
-    assert out.count("would both be written") == 10
-    assert "... and 19 more like the above in job 'j'" in out
 
 
 # --- properties -------------------------------------------------------------------------
@@ -265,18 +167,3 @@ def test_identities_stable_under_reordering(g, rnd: random.Random) -> None:
     assert a == b
 
 
-def test_csv_numbers_for_numeric_parameters() -> None:
-    m = build(
-        job("    params: {prompt: '{time} {label}'}\n    zip: {file: r.csv}\n    exclude: [{guidance_scale: 7.5}]\n"),
-        {"r.csv": "time,label,guidance_scale,num_inference_steps\ndawn,007,5,30\ndusk,008,7.5,40\nnoon,009,2.5e0,50\n"},
-    )
-    specs = list(expand(m))
-    assert [(s.params["prompt"], s.params["guidance_scale"], s.params["num_inference_steps"]) for s in specs] == [
-        ("dawn 007", 5, 30),
-        ("noon 009", 2.5, 50),
-    ]
-
-
-def test_literal_braces_in_a_constant_parameter() -> None:
-    spec = next(expand(build(job("    params: {prompt: 'a {{literal}} brace', negative_prompt: '}}'}\n"))))
-    assert spec.params == {"prompt": "a {literal} brace", "negative_prompt": "}"}

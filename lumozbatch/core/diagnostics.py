@@ -1,24 +1,20 @@
-"""Collecting diagnostics while a manifest is built, located in its document."""
+"""Collecting the diagnostics found while a manifest is built, located in its document."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from lumozbatch.core.manifest import SourceText
-from lumozbatch.core.sources import Where
+from lumozbatch.core.where import Where
 from lumozbatch.core.yamlsafe import Document, PathKey, path_text
 from lumozbatch.errors import Diagnostic
 
-__all__ = ["Checker", "ordered"]
+__all__ = ["Diagnostics", "ordered"]
 
 
-class Checker:
-    """Collects diagnostics while building; ``doc`` locates them."""
+class Diagnostics:
+    """The errors and warnings found so far; ``doc`` locates a manifest path."""
 
-    def __init__(self, doc: Document, sources: Mapping[str, SourceText]) -> None:
+    def __init__(self, doc: Document) -> None:
         self.doc = doc
-        self.sources = sources
-        self.problems: list[Diagnostic] = []
+        self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
 
     def where(self, path: PathKey, *, key: bool = False) -> Where:
@@ -26,7 +22,10 @@ class Checker:
         return Where(self.doc.file, line, col, path_text(path), tuple(path))
 
     def error(self, path: PathKey, message: str, *, key: bool = False) -> None:
-        self.problems.append(self.doc.diag(path, message, key=key))
+        self.errors.append(self.doc.diag(path, message, key=key))
+
+    def error_at(self, where: Where, message: str) -> None:
+        self.errors.append(where.diag(message))
 
     def warn(self, path: PathKey, message: str, *, key: bool = False) -> None:
         self.warnings.append(self.doc.diag(path, message, key=key, severity="warning"))

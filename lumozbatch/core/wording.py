@@ -1,81 +1,15 @@
-"""Checking a value against a known model's parameter schema, and saying what is wrong in
-one plain sentence (jsonschema's own messages are written for programmers)."""
+"""The words of a diagnostic: a value as YAML shows it, a jsonschema error as one plain
+sentence (jsonschema's own messages are written for programmers), a "did you mean"."""
 
 from __future__ import annotations
 
 import difflib
-import math
-import urllib.parse
 from collections.abc import Iterable
-from functools import cache
 from typing import Any
 
 import jsonschema
 
-from lumozbatch.resources import model_schemas  # cached: every known model's schema, by id
-
-__all__ = [
-    "always_valid_text",
-    "explain",
-    "expects_string",
-    "model_schemas",
-    "options",
-    "property_validator",
-    "show",
-    "suggest",
-    "type_name",
-    "value_problem",
-]
-
-_STRINGISH = frozenset({"type", "minLength", "maxLength", "enum", "description", "default", "title", "examples"})
-
-
-@cache
-def property_validator(model: str, name: str) -> jsonschema.protocols.Validator | None:
-    schema = model_schemas().get(model, {}).get("properties", {}).get(name)
-    return None if schema is None else jsonschema.Draft202012Validator(schema)
-
-
-def always_valid_text(model: str, name: str, min_chars: int) -> bool:
-    """Is every string of at least ``min_chars`` characters valid for this parameter?
-    (A template's literal text alone can settle it, sparing a check per generation.)"""
-    validator = property_validator(model, name)
-    if validator is None:
-        return True
-    schema = validator.schema
-    return (
-        schema.get("type") == "string"
-        and set(schema) <= _STRINGISH
-        and "enum" not in schema
-        and "maxLength" not in schema
-        and schema.get("minLength", 0) <= min_chars
-    )
-
-
-def value_problem(model: str, name: str, value: Any) -> str | None:
-    """Why ``value`` is not valid for parameter ``name`` of a known model (None if it is)."""
-    validator = property_validator(model, name)
-    if validator is None:
-        return None
-    schema = validator.schema
-    if isinstance(value, str) and set(schema) <= _STRINGISH and schema.get("type") == "string":
-        # the common case (templated prompts), checked without jsonschema's per-call overhead
-        if len(value) < schema.get("minLength", 0):
-            return "is empty" if not value else f"is shorter than {schema['minLength']} characters"
-        if len(value) > schema.get("maxLength", math.inf):
-            return f"is longer than {schema['maxLength']} characters"
-        if "enum" in schema and value not in schema["enum"]:
-            return f"{value!r} is not one of {options(schema['enum'])}"
-        return None
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
-    if error is not None:
-        return explain(error, value)
-    if schema.get("format") == "uri" and isinstance(value, str):
-        # jsonschema leaves formats unchecked without extra packages; a webhook must be a URL
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return f"{value!r} is not an http(s) URL"
-    return None
+__all__ = ["explain", "expects_string", "options", "show", "suggest", "type_name"]
 
 
 def show(value: Any) -> str:
