@@ -103,18 +103,26 @@ def test_sigint_stops_gracefully_and_resume_pays_nothing_twice(tmp_path: Path, s
 
 
 def test_two_runs_of_one_batch_the_second_exits_4(tmp_path: Path, start_sandbox) -> None:
+    from lumozbatch.shell.ledger import run_in_progress
+
     sandbox = start_sandbox("--latency", "1-2")
     manifest = write_manifest(tmp_path, "locked", subjects=2, seeds=4)
     env = env_for(sandbox)
     first = start_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
-    out = tmp_path / "outputs" / "locked" / ".lumozbatch" / "ledger.jsonl"
+    out_dir = tmp_path / "outputs" / "locked"
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
-        time.sleep(0.05)
-    second = run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
+    while run_in_progress(out_dir) != first.pid and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert run_in_progress(out_dir) == first.pid, "the first run never took the lock"
+    # Frozen, the first run keeps its lock however long the others take to start: no race.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
+        resumed = run_cli(["resume", str(out_dir)], env=env, cwd=tmp_path)
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert second.returncode == 4, second.stderr
     assert "Error:" in second.stderr and "Traceback" not in second.stderr
-    resumed = run_cli(["resume", str(out.parent.parent)], env=env, cwd=tmp_path)
     assert resumed.returncode == 4
     first.communicate(timeout=60)
     assert first.returncode == 0
