@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lumozbatch.shell.ledger import run_in_progress
+
 from e2e_support import (
     KEY,
     MANIFESTS_DIR,
@@ -61,7 +63,12 @@ def test_kill_9_at_random_instants_then_resume(tmp_path: Path, start_sandbox) ->
     out = tmp_path / "outputs" / "killed"
     for _ in range(5):
         proc = start_cli(["apply", str(manifest), "--quiet", "--concurrency", "6"], env=env, cwd=tmp_path)
-        time.sleep(rng.uniform(0.4, 1.6))
+        # The instants count from when the run holds the batch (a slow start-up on a busy
+        # machine must not make a kill land before there is a ledger to check).
+        deadline = time.monotonic() + 20
+        while run_in_progress(out) != proc.pid and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.2, 1.4))
         proc.kill()  # SIGKILL: no cleanup at all
         proc.wait(timeout=10)
         assert_nothing_lost_nothing_paid_twice(sandbox, out, final=False)
@@ -103,8 +110,6 @@ def test_sigint_stops_gracefully_and_resume_pays_nothing_twice(tmp_path: Path, s
 
 
 def test_two_runs_of_one_batch_the_second_exits_4(tmp_path: Path, start_sandbox) -> None:
-    from lumozbatch.shell.ledger import run_in_progress
-
     sandbox = start_sandbox("--latency", "1-2")
     manifest = write_manifest(tmp_path, "locked", subjects=2, seeds=4)
     env = env_for(sandbox)
