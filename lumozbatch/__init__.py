@@ -9,16 +9,21 @@ Layers, each built only on those above it:
   shipped schemas, metadata inside images).
 - ``shell``: trio, httpx and the disk around the core — API client, durable ledger,
   downloads, the run loop.
-- ``sandbox``: a LumozAI-compatible server; ``ui``: what a person sees; ``cli``: the
-  commands, the only place errors become exit codes.
+- ``sandbox``: a LumozAI-compatible server; ``ui``: what a person sees.
+- ``session``: one run wired together (sandbox, clients, limiter, runner); ``batch``: the
+  Python API over it (``open_batch``, ``resume_batch``: plan, apply, status).
+- ``cli``: options, the confirmation, the display and exit codes, over ``batch``; the only
+  place errors become exit codes.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from lumozbatch.batch import Batch, BatchRun, open_batch, resume_batch
 from lumozbatch.core.events import Event, EventSink
 from lumozbatch.core.grid import expand
 from lumozbatch.core.jobspec import RANDOM_SEED, JobSpec
 from lumozbatch.core.manifest import Manifest
+from lumozbatch.core.plansummary import PlanSummary
 from lumozbatch.errors import (
     AuthenticationError,
     ConfigError,
@@ -40,6 +45,8 @@ except PackageNotFoundError:  # running from a checkout that was never installed
 
 __all__ = [
     "AuthenticationError",
+    "Batch",
+    "BatchRun",
     "ConfigError",
     "Diagnostic",
     "Event",
@@ -52,9 +59,12 @@ __all__ = [
     "LumozbatchError",
     "Manifest",
     "ManifestError",
+    "PlanSummary",
     "RANDOM_SEED",
     "UsageError",
     "__version__",
     "expand",
     "load_manifest",
+    "open_batch",
+    "resume_batch",
 ]

@@ -18,11 +18,12 @@ def status_cmd(target: str, json_out: bool) -> None:
 
     Example: lumozbatch status outputs/sketch-portraits
     """
-    from lumozbatch.shell.ledger import find_out_dir, read_state
+    from lumozbatch.batch import resume_batch
     from lumozbatch.ui.status import render_status, status_data
 
-    out_dir = find_out_dir(target)
-    state = read_state(out_dir)  # LedgerNotFound (exit 2) when there is none
+    batch = resume_batch(target)
+    out_dir = batch.out_dir
+    state = batch.status()  # LedgerNotFound (exit 2) when there is none
     if json_out:
         click.echo(json.dumps(status_data(state, out_dir=out_dir), ensure_ascii=False, indent=2))
     else:

@@ -1,7 +1,8 @@
 """``<out>/.lumozbatch/ratelimit.json``: the last rate-limit state a run saw, for ``plan``'s ETA.
 
-The runner writes it (``save_snapshot``) when it stops, or now and then; ``plan`` reads it
-(``load_snapshot``) and asks ``eta_for`` how long the batch would take. Times are unix
+``lumozbatch.session.drive`` writes it (``save_snapshot``) once, when a run of ``apply`` or
+``resume`` stops, however it stops; ``plan`` reads it (``load_snapshot``) and asks ``eta_for``
+how long the batch would take. Times are unix
 seconds (the server's clock from the ``Date``/``Reset`` headers when known), so a snapshot
 read an hour later knows its window has rolled over. Losing this file loses only an estimate:
 it is written atomically but not fsynced.

@@ -8,7 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from lumozbatch.cli import main
-from lumozbatch.cli.plan import render_plan, summarize
+from lumozbatch.core.plansummary import summarize
+from lumozbatch.ui.plan import render_plan
 from lumozbatch.core.grid import expand
 from lumozbatch.manifest_io import load_manifest
 from tests.conftest import MANIFESTS

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lumozbatch.shell.ledger import run_in_progress
+
 from e2e_support import (
     KEY,
     MANIFESTS_DIR,
@@ -61,7 +63,12 @@ def test_kill_9_at_random_instants_then_resume(tmp_path: Path, start_sandbox) ->
     out = tmp_path / "outputs" / "killed"
     for _ in range(5):
         proc = start_cli(["apply", str(manifest), "--quiet", "--concurrency", "6"], env=env, cwd=tmp_path)
-        time.sleep(rng.uniform(0.4, 1.6))
+        # The instants count from when the run holds the batch (a slow start-up on a busy
+        # machine must not make a kill land before there is a ledger to check).
+        deadline = time.monotonic() + 20
+        while run_in_progress(out) != proc.pid and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.2, 1.4))
         proc.kill()  # SIGKILL: no cleanup at all
         proc.wait(timeout=10)
         assert_nothing_lost_nothing_paid_twice(sandbox, out, final=False)
@@ -107,14 +114,20 @@ def test_two_runs_of_one_batch_the_second_exits_4(tmp_path: Path, start_sandbox)
     manifest = write_manifest(tmp_path, "locked", subjects=2, seeds=4)
     env = env_for(sandbox)
     first = start_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
-    out = tmp_path / "outputs" / "locked" / ".lumozbatch" / "ledger.jsonl"
+    out_dir = tmp_path / "outputs" / "locked"
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not (out.exists() and out.stat().st_size > 0):
-        time.sleep(0.05)
-    second = run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
+    while run_in_progress(out_dir) != first.pid and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert run_in_progress(out_dir) == first.pid, "the first run never took the lock"
+    # Frozen, the first run keeps its lock however long the others take to start: no race.
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path)
+        resumed = run_cli(["resume", str(out_dir)], env=env, cwd=tmp_path)
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert second.returncode == 4, second.stderr
     assert "Error:" in second.stderr and "Traceback" not in second.stderr
-    resumed = run_cli(["resume", str(out.parent.parent)], env=env, cwd=tmp_path)
     assert resumed.returncode == 4
     first.communicate(timeout=60)
     assert first.returncode == 0

@@ -1,0 +1,313 @@
+"""The Python API: plan, apply and read the status of a batch, as the CLI does.
+
+    import lumozbatch
+
+    batch = lumozbatch.open_batch("manifests/x.yaml", sandbox=True)
+    print(batch.plan().counts)          # what apply would do; sends nothing
+    outcome = batch.apply()             # runs it; outcome.exit_code is the CLI's
+    print(batch.status().counts())      # what the ledger knows
+
+``resume_batch(OUTPUT_DIR|MANIFEST)`` is the batch exactly as its ledger recorded it.
+``Batch.start()`` splits ``apply`` into its steps for a caller that shows the plan or asks
+before sending (the CLI): it opens the ledger (taking the batch's lock), checks the folder's
+rules and the generation cap, and returns a ``BatchRun`` that nothing has been written for
+yet; ``BatchRun.execute()`` writes the plan and runs it.
+
+Importing this module imports neither trio nor httpx: the run's machinery loads on use.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lumozbatch.core.batchrules import check_batch_name, check_same_api
+from lumozbatch.core.events import Event, EventSink, discard
+from lumozbatch.core.jobspec import JobSpec
+from lumozbatch.core.ledger_codec import LEDGER_VERSION, LedgerState
+from lumozbatch.core.manifest import Manifest
+from lumozbatch.core.plansummary import PlanSummary, ledger_view, summarize_against
+
+if TYPE_CHECKING:
+    from lumozbatch.shell.ledger import Ledger
+    from lumozbatch.shell.planning import Plan
+    from lumozbatch.shell.runner import RunOutcome
+    from lumozbatch.shell.target import Target
+
+__all__ = ["DEFAULT_CONCURRENCY", "Batch", "BatchRun", "open_batch", "resume_batch"]
+
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass
+class Batch:
+    """A batch and its output folder: from a manifest (``open_batch``), or, with
+    ``manifest`` None, only as its ledger recorded it (``resume_batch``)."""
+
+    out_dir: Path
+    manifest: Manifest | None = None
+    manifest_path: Path | None = None
+    specs: list[JobSpec] = field(default_factory=list)
+    sandbox: bool = False
+    base_url: str | None = None
+    api_key: str | None = None
+    out_given: bool = False  # the folder was chosen (--out), not the default outputs/<name>
+    _target: Target | None = field(default=None, init=False, repr=False)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(w) for w in self.manifest.warnings] if self.manifest is not None else []
+
+    def target(self) -> Target:
+        """Where the requests go; ``ConfigError`` (exit 3) when a real API has no key."""
+        if self._target is None:
+            from lumozbatch.shell.target import resolve_target
+
+            self._target = resolve_target(self.base_url, self.sandbox, api_key=self.api_key)
+        return self._target
+
+    def plan(self) -> PlanSummary:
+        """What ``apply`` would do against the ledger, if there is one. Sends nothing."""
+        from lumozbatch.shell.ledger import ledger_path, read_state
+
+        manifest = self._need_manifest("plan")
+        view = None
+        if ledger_path(self.out_dir).is_file():
+            state = read_state(self.out_dir)
+            check_batch_name(state.batch, manifest.name, self.out_dir, planning=True)
+            view = ledger_view(state)
+        return summarize_against(manifest, self.specs, view)
+
+    def status(self) -> LedgerState:
+        """What the ledger knows (``LedgerNotFound``, exit 2, when there is none). No network."""
+        from lumozbatch.shell.ledger import read_state
+
+        return read_state(self.out_dir)
+
+    def start(
+        self, *, retry_failed: bool = False, resubmit_ambiguous: bool = False, max_generations: int | None = None
+    ) -> BatchRun:
+        """Open the ledger (its lock held until the run is closed), check the folder's rules
+        and the cap, and plan; nothing is written yet. Use it as a context manager."""
+        from lumozbatch.shell.ledger import Ledger
+
+        if self.manifest is None:
+            ledger = Ledger.open(self.out_dir, create=False)  # no ledger: exit 2, before the key
+            starter = self._start_resume
+        else:
+            self.target()  # no key: exit 3, before the folder is created
+            ledger = Ledger.open(self.out_dir, create=True)
+            starter = self._start_apply
+        try:
+            return starter(ledger, retry_failed, resubmit_ambiguous, max_generations)
+        except BaseException:
+            ledger.close()
+            raise
+
+    def apply(
+        self,
+        *,
+        concurrency: int | None = None,
+        retry_failed: bool = False,
+        resubmit_ambiguous: bool = False,
+        max_generations: int | None = None,
+        sink: EventSink = discard,
+    ) -> RunOutcome:
+        """Plan and run what is not done yet (``BatchRun.execute``), then write the gallery.
+        Raises what the CLI turns into exit codes; the outcome's ``exit_code`` is 0 or 1."""
+        with self.start(
+            retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous, max_generations=max_generations
+        ) as run:
+            return run.execute(concurrency=concurrency, sink=sink)
+
+    def _need_manifest(self, what: str) -> Manifest:
+        if self.manifest is None:
+            raise TypeError(f"{what} needs a manifest: open the batch with open_batch")
+        return self.manifest
+
+    def _start_apply(self, ledger: Ledger, retry_failed: bool, resubmit_ambiguous: bool, cap: int | None) -> BatchRun:
+        from lumozbatch.provenance import git_info
+        from lumozbatch.shell.planning import check_cap, plan_batch
+
+        manifest, path, target = self._need_manifest("apply"), self.manifest_path, self.target()
+        batch = ledger.state.batch
+        if batch is None:
+            ledger.append_sync(
+                {"t": "batch", "v": LEDGER_VERSION, "name": manifest.name, "manifest": str(path), "api": target.api, "at": time.time()}
+            )
+        else:
+            check_batch_name(batch, manifest.name, self.out_dir)
+            check_same_api(batch, target.api, self.out_dir)
+        plan = plan_batch(ledger.state, self.specs, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+        if cap is None:
+            check_cap(plan, manifest.max_generations, source="limits.max_generations")
+        else:
+            check_cap(plan, cap, source="--max-generations")
+        hint = ["lumozbatch", "apply", str(path)] + (["--out", str(self.out_dir)] if self.out_given else [])
+        return BatchRun(
+            ledger, plan, target, self.out_dir,
+            name=manifest.name,
+            concurrency=manifest.concurrency or DEFAULT_CONCURRENCY,
+            command_hint=shlex.join(hint + (["--sandbox"] if self.sandbox else [])),
+            pricing=dict(manifest.pricing) or None,
+            result_extra=git_info(path),
+            describe=lambda: self._describe(ledger.state),
+        )
+
+    def _start_resume(self, ledger: Ledger, retry_failed: bool, resubmit_ambiguous: bool, cap: int | None) -> BatchRun:
+        from lumozbatch.provenance import git_info
+        from lumozbatch.shell.planning import check_cap, plan_resume
+
+        target = self.target()
+        batch = ledger.state.batch or {}
+        check_same_api(batch, target.api, self.out_dir)
+        plan = plan_resume(ledger.state, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+        check_cap(plan, cap, source="--max-generations")
+        manifest = batch.get("manifest")
+        if manifest and Path(manifest).is_file():
+            extra = git_info(manifest)
+        else:
+            extra = {"manifest": manifest} if manifest else {}
+        return BatchRun(
+            ledger, plan, target, self.out_dir,
+            name=str(batch.get("name") or self.out_dir.name),
+            concurrency=DEFAULT_CONCURRENCY,
+            command_hint=shlex.join(["lumozbatch", "resume", str(self.out_dir)]),
+            pricing=None,
+            result_extra=extra,
+        )
+
+    def _describe(self, state: LedgerState) -> str:
+        """The text ``lumozbatch plan`` prints, against the ledger as it is before this run."""
+        from lumozbatch.ui.plan import render_plan
+
+        return render_plan(summarize_against(self._need_manifest("plan"), self.specs, ledger_view(state)))
+
+
+@dataclass
+class BatchRun:
+    """A planned run holding the batch's lock: ``execute`` it (or just close it), once."""
+
+    ledger: Ledger
+    plan: Plan
+    target: Target
+    out_dir: Path
+    name: str
+    concurrency: int  # the default: the manifest's limits.concurrency, else 8
+    command_hint: str  # the command that continues the batch, for the summary
+    pricing: dict[str, float] | None
+    result_extra: dict[str, Any]
+    #: The plan as ``lumozbatch plan`` prints it (None for a resumed batch), for a prompt.
+    describe: Callable[[], str] | None = None
+    #: Why ``index.html`` could not be written, after ``execute`` (the run is unaffected).
+    gallery_problem: str | None = None
+    _recorded: bool = field(default=False, init=False, repr=False)
+
+    def __enter__(self) -> BatchRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the lock (the ledger is durable as it is)."""
+        self.ledger.close()
+
+    def record_plan(self) -> None:
+        """Write the plan's records (new jobs, retirements, resets) to the ledger, once."""
+        if not self._recorded and self.plan.records:
+            self.ledger.append_sync(*self.plan.records)
+        self._recorded = True
+
+    def execute(self, *, concurrency: int | None = None, sink: EventSink = discard) -> RunOutcome:
+        """Write the plan to the ledger (``record_plan``), then run: events go to ``sink``,
+        from ``plan`` to ``finished``. The gallery is rewritten however the run ends."""
+        import trio
+
+        from lumozbatch.session import drive
+        from lumozbatch.shell.runner import RunOptions
+
+        self.record_plan()
+        sink(self._plan_event())
+        options = RunOptions(concurrency=concurrency or self.concurrency)
+        try:
+            return trio.run(
+                lambda: drive(self.ledger, self.target, self.out_dir, options=options, sink=sink, result_extra=self.result_extra)
+            )
+        finally:
+            self._write_gallery()
+
+    def summary(self) -> str:
+        """The final account of the batch, from its ledger (after ``execute``, however it ended)."""
+        from lumozbatch.ui.summary import render_summary
+
+        text = render_summary(self.ledger.state, out_dir=self.out_dir, command_hint=self.command_hint, pricing=self.pricing)
+        if self.plan.reset_billed:
+            text += (
+                f"\nnote: {self.plan.reset_billed} of the retried failed jobs had been billed before they "
+                "failed: each one sent again is paid again."
+            )
+        return text
+
+    def _plan_event(self) -> Event:
+        """The run's first event. After planning, the ledger's active jobs are exactly the
+        manifest's (the others were retired), so counts and the summary cover every active job."""
+        from lumozbatch.ui.view import plan_extra
+
+        # extra: per manifest job, its total and what is already settled (the live display's rows)
+        return Event(
+            "plan", counts=self.plan.counts(), out_dir=str(self.out_dir), name=self.name, extra=plan_extra(self.ledger.state)
+        )
+
+    def _write_gallery(self) -> None:
+        try:
+            from lumozbatch.ui.gallery import write_gallery
+        except ImportError:  # the gallery is optional; the outputs are what matters
+            return
+        try:
+            write_gallery(self.out_dir)
+        except Exception as exc:  # noqa: BLE001 - a gallery problem must not hide the run's result
+            self.gallery_problem = f"could not write the gallery: {exc}"
+
+
+def open_batch(
+    manifest: str | Path,
+    *,
+    out: str | Path | None = None,
+    sandbox: bool = False,
+    base_url: str | None = None,
+    api_key: str | None = None,
+) -> Batch:
+    """The batch of ``manifest`` (validated, its grid expanded), kept in ``out`` (default
+    ``outputs/<name>``). ``sandbox``: run against a local sandbox, in-process; otherwise the
+    key is ``api_key`` or ``LUMOZ_API_KEY``, the root ``base_url``, ``LUMOZ_BASE_URL`` or the
+    real service. Raises ``ManifestError`` (exit 2) for an invalid manifest."""
+    from lumozbatch.core.grid import expand
+    from lumozbatch.manifest_io import load_manifest
+    from lumozbatch.shell.ledger import default_out_dir
+
+    loaded = load_manifest(manifest)
+    return Batch(
+        out_dir=Path(out) if out is not None else default_out_dir(loaded.name),
+        manifest=loaded,
+        manifest_path=Path(manifest),
+        specs=list(expand(loaded)),
+        sandbox=sandbox,
+        base_url=base_url,
+        api_key=api_key,
+        out_given=out is not None,
+    )
+
+
+def resume_batch(
+    where: str | Path, *, sandbox: bool = False, base_url: str | None = None, api_key: str | None = None
+) -> Batch:
+    """The batch recorded in ``where`` (an output folder, or a manifest: its default folder),
+    exactly as its ledger planned it, even if the manifest changed or is gone."""
+    from lumozbatch.shell.ledger import find_out_dir
+
+    return Batch(out_dir=find_out_dir(str(where)), sandbox=sandbox, base_url=base_url, api_key=api_key)

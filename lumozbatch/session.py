@@ -1,0 +1,123 @@
+"""One run of a batch, wired together: the sandbox (when asked for), the two HTTP clients,
+the shared limiter and the runner; then the rate-limit file that ``plan``'s ETA reads.
+
+This is the composition root under ``lumozbatch.batch`` (the Python API) and the CLI: the
+only place that knows every layer, so the layers themselves do not know each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from lumozbatch.core.events import Event, EventSink
+from lumozbatch.provenance import embed_metadata
+from lumozbatch.sandbox.config import SandboxConfig
+from lumozbatch.shell.api import LumozClient
+from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.ratelimit import SharedLimiter
+from lumozbatch.shell.runner import BatchRunner, RunOptions, RunOutcome, run_batch
+from lumozbatch.shell.services import run_with_services
+from lumozbatch.shell.target import Target
+from lumozbatch.shell.transport import ShardedTransport, shard_count
+from lumozbatch.ui.ratelimit_file import RateLimitRecord, save_snapshot
+
+__all__ = ["demo_sandbox_config", "drive", "save_rate_limit"]
+
+
+async def drive(
+    ledger: Ledger,
+    target: Target,
+    out_dir: Path,
+    *,
+    options: RunOptions,
+    sink: EventSink,
+    result_extra: dict[str, Any],
+) -> RunOutcome:
+    """Run the ledger's unfinished jobs against ``target``; ends with the ``finished`` event.
+
+    Events reach ``sink`` with ``time`` in seconds since this run started."""
+    start = trio.current_time()
+
+    def relative(event: Event) -> None:
+        # Events carry trio's clock; people want seconds since this run started.
+        sink(dataclasses.replace(event, time=max(0.0, event.time - start)))
+
+    # A loopback sandbox must not be reached through the user's HTTP(S)_PROXY settings.
+    trust_env = not target.sandbox
+    shards = shard_count(options.concurrency)
+
+    def http() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=ShardedTransport(shards, trust_env=trust_env), trust_env=trust_env)
+
+    async with http() as api_http, http() as storage_http:
+
+        async def run(nursery: trio.Nursery) -> RunOutcome:
+            base_url, api_key = target.base_url, target.api_key
+            if target.sandbox:
+                from lumozbatch.sandbox.server import serve_sandbox
+
+                running = await nursery.start(serve_sandbox, demo_sandbox_config(out_dir))
+                base_url, api_key = running.base_url, running.api_key
+            assert base_url is not None and api_key is not None
+            limiter = SharedLimiter(sink=relative)
+            client = LumozClient(api_http, base_url, api_key, limiter)
+            runner = BatchRunner(
+                ledger, client, storage_http, out_dir,
+                options=options, sink=relative, embed=embed_metadata, result_extra=result_extra,
+            )
+            try:
+                return await run_batch(runner, handle_sigint=True)
+            finally:
+                save_rate_limit(out_dir, limiter)
+
+        outcome = await run_with_services(run)
+    relative(
+        Event(
+            "finished",
+            time=trio.current_time(),
+            counts=outcome.counts,
+            out_dir=str(out_dir),
+            exit_code=outcome.exit_code,
+        )
+    )
+    return outcome
+
+
+def save_rate_limit(out_dir: Path, limiter: SharedLimiter) -> None:
+    """Leave the last rate-limit state for ``plan``'s ETA (best effort: only an estimate)."""
+    snap = limiter.core.snapshot(trio.current_time())
+    if snap.limit is None or snap.remaining is None or snap.reset_in is None:
+        return
+    now = time.time()
+    record = RateLimitRecord(
+        limit=snap.limit,
+        remaining=snap.remaining,
+        reset_at=now + snap.reset_in,
+        observed_at=now,
+        window=snap.window,
+    )
+    try:
+        save_snapshot(out_dir, record)
+    except OSError:
+        pass  # the outputs and the ledger are what matter
+
+
+def demo_sandbox_config(out_dir: Path) -> SandboxConfig:
+    """A sandbox that makes ``apply --sandbox`` quick but real: free loopback ports (outputs
+    on a second origin, as the real service serves them), 0.5-2 s jobs, small real images,
+    and a journal beside the ledger so that the next ``--sandbox`` run still knows the
+    request ids of jobs an interrupted run left in flight."""
+    return SandboxConfig(
+        host="127.0.0.1",
+        port=0,
+        storage_port=0,
+        latency=(0.5, 2.0),
+        image_scale=0.25,
+        journal=str(out_dir / ".lumozbatch" / "sandbox-journal.jsonl"),
+    )

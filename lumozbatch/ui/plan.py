@@ -1,0 +1,147 @@
+"""What ``lumozbatch plan`` prints: the text plan (``render_plan``) and the ``--json``
+document (``plan_data``), both from a ``core.plansummary.PlanSummary``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from lumozbatch.core.jobcategory import CATEGORIES
+from lumozbatch.core.money import format_money
+from lumozbatch.core.plansummary import MAX_TRACKED, PlanGroup, PlanSummary
+
+__all__ = ["plan_data", "render_plan"]
+
+_SHOWN = 6  # values shown per variable in the text form
+_SHOWN_JSON = 100  # values listed per variable in the JSON form
+
+
+def plan_data(summary: PlanSummary, warnings: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``--json`` document."""
+    cost_new, unpriced_new = summary.cost("new")
+    cost_all, unpriced_all = summary.cost()
+    return {
+        "name": summary.name,
+        "manifest": summary.manifest,
+        "total": summary.total,
+        "counts": dict(summary.counts),
+        "removed": summary.removed,
+        "to_submit": summary.counts["new"],
+        "spent": summary.spent,
+        "max_generations": summary.max_generations,
+        "jobs": [_job_data(summary, job_id, group) for job_id, group in summary.jobs.items()],
+        "models": {
+            model: {
+                "generations": group.total,
+                "counts": dict(group.counts),
+                "price": summary.pricing.get(model),
+            }
+            for model, group in summary.models.items()
+        },
+        "cost": {
+            "to_submit": round(cost_new, 6) if not unpriced_new else None,
+            "total": round(cost_all, 6) if not unpriced_all else None,
+            "priced_part_to_submit": round(cost_new, 6),
+            "unpriced_models": sorted(set(unpriced_all)),
+        },
+        "warnings": list(warnings),
+    }
+
+
+def _job_data(summary: PlanSummary, job_id: str, group: PlanGroup) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "model": group.model,
+        "generations": group.total,
+        "counts": dict(group.counts),
+        "first_files": list(group.files),
+        "varying": {
+            name: {
+                "count": len(group.values.get(name, {})),
+                "values": list(group.values.get(name, {}).values())[:_SHOWN_JSON],
+            }
+            for name in summary.varying.get(job_id, ())
+        },
+    }
+
+
+def render_plan(summary: PlanSummary) -> str:
+    """The plain-text plan, ending with a newline."""
+    lines = [f"Plan for {summary.name} ({summary.manifest})"]
+    parts = [f"{summary.counts[c]} {c.replace('_', ' ')}" for c in CATEGORIES if summary.counts[c]]
+    lines.append(f"  {summary.total} generation{'s' if summary.total != 1 else ''}: " + (", ".join(parts) or "none"))
+    if summary.removed:
+        lines.append(f"  {summary.removed} in the ledger but no longer in the manifest (kept, not run)")
+    lines.append("")
+    lines += _job_table(summary)
+    lines.append("")
+    lines.append("  files (without extension), for example:")
+    for job_id, group in summary.jobs.items():
+        more = ", ..." if group.total > len(group.files) else ""
+        lines.append(f"    {job_id}: " + ", ".join(group.files) + more)
+    varying = [(job_id, name) for job_id, names in summary.varying.items() for name in names]
+    if varying:
+        lines.append("")
+        lines.append("  variables that vary:")
+        for job_id, name in varying:
+            lines.append(f"    {job_id}.{_values(summary.jobs[job_id], name)}")
+    if len(summary.models) > 1 or summary.pricing:
+        lines.append("")
+        lines += _per_model(summary)
+    lines.append("")
+    lines += _what_apply_would_do(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _job_table(summary: PlanSummary) -> list[str]:
+    table = [("job", "model", "generations", "new")]
+    for job_id, group in summary.jobs.items():
+        table.append((job_id, group.model, str(group.total), str(group.counts["new"])))
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    return [
+        "  " + "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+        for row in table
+    ]
+
+
+def _per_model(summary: PlanSummary) -> list[str]:
+    lines = ["  per model:"]
+    for model, group in summary.models.items():
+        price = summary.pricing.get(model)
+        new = group.counts["new"]
+        cost = f"  x {format_money(price)} = {format_money(new * price)}" if price is not None else ""
+        lines.append(f"    {model}: {group.total} generations, {new} new{cost}")
+    return lines
+
+
+def _what_apply_would_do(summary: PlanSummary) -> list[str]:
+    lines = []
+    to_submit = summary.counts["new"]
+    cost, unpriced = summary.cost("new")
+    if summary.pricing and to_submit:
+        note = f" (no price for {', '.join(sorted(set(unpriced)))})" if unpriced else ""
+        lines.append(f"  estimated cost of what apply would submit: {format_money(cost)}{note}")
+    lines.append(f"  apply would submit {to_submit} generation{'s' if to_submit != 1 else ''}.")
+    if summary.max_generations is not None and summary.spent + to_submit > summary.max_generations:
+        lines.append(
+            f"  apply would refuse: {summary.spent} already submitted + {to_submit} new > "
+            f"limits.max_generations {summary.max_generations}"
+        )
+    return lines
+
+
+def _values(group: PlanGroup, name: str) -> str:
+    seen = list(group.values.get(name, {}).values())
+    count = len(seen)
+    shown = ", ".join(_short(v) for v in seen[:_SHOWN])
+    more = f", ... ({'>=' if count >= MAX_TRACKED else ''}{count} values)" if count > _SHOWN else ""
+    return f"{name}: {shown}{more}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    text = value if isinstance(value, str) else repr(value)
+    text = text if len(text) <= 30 else text[:27] + "..."
+    return json.dumps(text, ensure_ascii=False) if isinstance(value, str) and "," in text else text
