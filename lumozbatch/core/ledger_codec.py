@@ -470,10 +470,6 @@ def _on_reset(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     job.billed = None
 
 
-def _on_job(job: JobRecord, record: dict[str, Any], new: JobState) -> None:  # pragma: no cover
-    raise AssertionError("job records are applied by LedgerState._apply_job")
-
-
 _UPDATERS = {
     "retire": _on_retire,
     "intent": _on_intent,
@@ -484,8 +480,7 @@ _UPDATERS = {
     "failed": _on_failed,
     "ambiguous": _on_ambiguous,
     "reset": _on_reset,
-    "job": _on_job,
-}
+}  # ``job`` and ``batch`` records are applied by LedgerState.apply itself
 
 
 def replay(records: Iterable[Record | dict[str, Any]], *, file: str | None = None, settle: bool = True) -> LedgerState:

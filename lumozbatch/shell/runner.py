@@ -291,7 +291,7 @@ class BatchRunner:
         settled = False
         try:
             while not self._stopping:
-                outcome = await self._send_run(rec, attempt)
+                outcome = await self._send_run(rec)
                 if outcome is None:
                     settled = True
                     self._gates.settle(rec.model, "open")
@@ -336,14 +336,14 @@ class BatchRunner:
             if not settled:
                 self._gates.settle(rec.model, "retry")
 
-    async def _send_run(self, rec: JobRecord, attempt: int) -> ApiCallError | None:
+    async def _send_run(self, rec: JobRecord) -> ApiCallError | None:
         """One ``run``: intent, send, record; None when accepted. Shielded once the slot is ours."""
         async with self.client.slot() as slot:
             with trio.CancelScope(shield=True) as shield:
                 shield.deadline = trio.current_time() + self.options.shield_seconds
                 self._shields.add(shield)
                 try:
-                    return await self._send_run_shielded(rec, attempt, slot)
+                    return await self._send_run_shielded(rec, slot)
                 finally:
                     self._shields.discard(shield)
         # Reached only when the shield's deadline (or a second Ctrl-C) cut the call short:
@@ -353,7 +353,7 @@ class BatchRunner:
             message=f"no answer recorded within {self.options.shield_seconds:.0f}s",
         )
 
-    async def _send_run_shielded(self, rec: JobRecord, attempt: int, slot: Any) -> ApiCallError | None:
+    async def _send_run_shielded(self, rec: JobRecord, slot: Any) -> ApiCallError | None:
         attempts = self.ledger.job(rec.identity).attempts
         await self.ledger.append(Intent(id=rec.identity, attempt=attempts + 1))
         self._emit(self._job_event("submit", rec))
