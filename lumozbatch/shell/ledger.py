@@ -10,6 +10,8 @@
   group leads the next one. No extra task is required (see :meth:`Ledger.run_writer`).
 * Crash safety: a torn last line (the write in progress when the power went) is cut off at
   open; anything damaged before it is refused (``LedgerCorrupt``), never silently dropped.
+* What it takes: the typed records of :mod:`lumozbatch.core.records`; the runner reaches it
+  through :class:`lumozbatch.shell.store.BatchStore` only.
 """
 
 from __future__ import annotations
