@@ -29,6 +29,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from lumozbatch.core.images import PNG_SIGNATURE, image_kind
+
 __all__ = [
     "METADATA_KEY",
     "XMP_NAMESPACE",
@@ -44,7 +46,7 @@ __all__ = [
 METADATA_KEY = "lumozbatch"
 XMP_NAMESPACE = "https://lumozbatch.dev/ns/1.0/"
 
-_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+_PNG_SIG = PNG_SIGNATURE
 _XMP_APP1_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 _EXIF_HEADER = b"Exif\x00\x00"
 _JPEG_SEGMENT_MAX = 65533  # payload bytes an APPn segment can hold (length field is 16 bits)
@@ -362,17 +364,6 @@ def _read_webp(data: bytes) -> dict[str, Any] | None:
 
 
 # ---- public ---------------------------------------------------------------------------
-
-
-def image_kind(data: bytes) -> str | None:
-    """``png``, ``jpeg``, ``webp`` from the magic bytes, or None."""
-    if data.startswith(_PNG_SIG):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
 
 
 _EMBED = {"png": _embed_png, "jpeg": _embed_jpeg, "webp": _embed_webp}

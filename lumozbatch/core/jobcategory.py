@@ -1,12 +1,18 @@
-"""Where a ledger job stands, in the words ``plan`` and the generation cap use. Pure.
+"""Where a ledger job stands, in the words ``plan``, ``status``, the summary and the
+generation cap all use: the one map from job state to category. Pure.
 
 =========  =====================================================================
 new        not in the ledger, or planned and never (successfully) sent: PENDING
-done       the output is on disk
+done       the output is on disk: DONE
 in_flight  sent and not on disk yet: SUBMITTING, SUBMITTED, COMPLETED
 failed     the API refused it or reported it failed (``--retry-failed`` re-sends)
 ambiguous  sent, answer lost: maybe billed (``--resubmit-ambiguous`` re-sends)
 =========  =====================================================================
+
+SUBMITTING is in flight: a reader only ever sees it in the ledger of a live run (the ``run``
+is on the wire, its answer about to be recorded), so it is neither re-sent nor called lost.
+A ledger replayed after its run ended has no SUBMITTING job: replay settles each to AMBIGUOUS.
+Every category that is sent counts as spent for the cap (see :func:`spent_generations`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Iterable
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord
 
-__all__ = ["CATEGORIES", "category_of", "spent_generations"]
+__all__ = ["CATEGORIES", "category_of", "category_of_state", "spent_generations"]
 
 CATEGORIES = ("new", "done", "in_flight", "failed", "ambiguous")
 
@@ -37,8 +43,13 @@ _SPENT = frozenset(
 
 
 def category_of(record: JobRecord | None) -> str:
-    """The plan category of a ledger job (None: not in the ledger -> new)."""
+    """The category of a ledger job (None: not in the ledger -> new)."""
     return "new" if record is None else _CATEGORY[record.state]
+
+
+def category_of_state(state: JobState) -> str:
+    """The category of a job in ``state``."""
+    return _CATEGORY[state]
 
 
 def spent_generations(jobs: Iterable[JobRecord]) -> int:

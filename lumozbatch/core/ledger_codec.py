@@ -1,9 +1,11 @@
 """Ledger records <-> bytes, and replay: records -> the state of every job. Pure.
 
 The ledger (``<out>/.lumozbatch/ledger.jsonl``) is one compact JSON object per line; ``"t"``
-is the record type (see RUNNER-INTERFACES.md for each type's fields). Replay folds the
-records, in order, through :mod:`lumozbatch.core.jobstate`'s table; a job left SUBMITTING at
-the end (crash between sending a ``run`` and recording its answer) comes out AMBIGUOUS.
+is the record type (:mod:`lumozbatch.core.records` documents each type's fields and builds
+them; writers hand those typed records to :func:`encode`). Replay folds the lines' JSON
+objects as they are (no class instance per line: a 100k-job ledger has half a million),
+in order, through :mod:`lumozbatch.core.jobstate`'s table; a job left SUBMITTING at the end
+(crash between sending a ``run`` and recording its answer) comes out AMBIGUOUS.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumozbatch.core.jobspec import RANDOM_SEED, JobSpec
-from lumozbatch.core.jobstate import EOF, TRANSITIONS, IllegalTransition, JobState
+from lumozbatch.core.jobstate import EOF, IllegalTransition, JobState, advance
+from lumozbatch.core.records import LEDGER_VERSION, RECORD_CLASSES, Job, Record, to_wire
 from lumozbatch.errors import UsageError
 
 try:  # 4-5x faster than json for replaying big ledgers; json stays the reference
@@ -33,27 +36,12 @@ __all__ = [
     "RecordReader",
     "decode_lines",
     "encode",
+    "pin_job",
     "pin_job_record",
     "replay",
 ]
 
-LEDGER_VERSION = 1
-
-RECORD_TYPES = frozenset(
-    {
-        "batch",
-        "job",
-        "retire",
-        "intent",
-        "unsent",
-        "accepted",
-        "completed",
-        "downloaded",
-        "failed",
-        "ambiguous",
-        "reset",
-    }
-)
+RECORD_TYPES = frozenset(RECORD_CLASSES)
 
 
 class LedgerCorrupt(UsageError):
@@ -77,9 +65,11 @@ class BadRecord(ValueError):
     """A record that is malformed or does not fit the ledger so far (raised by ``apply``)."""
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    """One record as one compact, ``\\n``-terminated UTF-8 line."""
-    if record.get("t") not in RECORD_TYPES:
+def encode(record: Record | dict[str, Any]) -> bytes:
+    """One record (typed, or already in wire form) as one compact, ``\\n``-terminated UTF-8 line."""
+    if isinstance(record, Record):
+        record = to_wire(record)
+    elif record.get("t") not in RECORD_TYPES:
         raise BadRecord(f"unknown record type {record.get('t')!r}")
     line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return line.encode("utf-8") + b"\n"
@@ -222,22 +212,30 @@ class LedgerState:
         out["total"] = len(self.jobs) - retired
         return out
 
+    def job(self, identity: str) -> JobRecord:
+        """The job of ``identity`` (``KeyError`` if it was never planned)."""
+        return self.jobs[identity]
+
+    def all_jobs(self) -> Iterator[JobRecord]:
+        """Every job ever planned, retired ones included, in planning order."""
+        return iter(self.jobs.values())
+
     def active_jobs(self) -> list[JobRecord]:
         return [r for r in self.jobs.values() if not r.retired]
 
-    def in_state(self, *states: JobState) -> list[JobRecord]:
+    def jobs_in(self, *states: JobState) -> list[JobRecord]:
         """Active jobs in any of ``states``, in planning order."""
         wanted = set(states)
         return [r for r in self.jobs.values() if not r.retired and r.state in wanted]
 
     # -- applying records --------------------------------------------------------------
 
-    def check(self, records: Iterable[dict[str, Any]]) -> None:
+    def check(self, records: Iterable[Record | dict[str, Any]]) -> None:
         """Raise :class:`BadRecord` / :class:`IllegalTransition` if ``records``, applied in
         order, would not all be accepted. Changes nothing."""
         pending: dict[str, JobState | None] = {}
         has_batch = self.batch is not None
-        for record in records:
+        for record in map(to_wire, records):
             kind = record.get("t")
             if kind not in RECORD_TYPES:
                 raise BadRecord(f"unknown record type {kind!r}")
@@ -262,10 +260,13 @@ class LedgerState:
             if state is None:
                 raise BadRecord(f"a {kind!r} record for {identity[:12]}, which was never planned")
             _check_fields(kind, record)
-            pending[identity] = _advance(state, kind)
+            pending[identity] = advance(state, kind)
 
-    def apply(self, record: dict[str, Any]) -> None:
-        """Fold one record into the state; on error raises and changes nothing."""
+    def apply(self, record: Record | dict[str, Any]) -> None:
+        """Fold one record (typed, or a ledger line's JSON object) into the state; on error
+        raises and changes nothing."""
+        if type(record) is not dict:
+            record = to_wire(record)  # type: ignore[arg-type]
         kind = record.get("t")
         if kind == "job":
             self._apply_job(record)
@@ -284,19 +285,16 @@ class LedgerState:
             raise BadRecord(f"a {kind!r} record for a job that was never planned") from None
         except TypeError:
             raise BadRecord(f"a {kind!r} record without a string 'id'") from None
-        try:
-            new = TRANSITIONS[(job.state, kind)]
-        except KeyError:
-            if kind not in RECORD_TYPES:
-                raise BadRecord(f"unknown record type {kind!r}") from None
-            raise IllegalTransition(job.state, kind) from None
+        if kind not in RECORD_TYPES:
+            raise BadRecord(f"unknown record type {kind!r}")
+        new = advance(job.state, kind)
         _UPDATERS[kind](job, record, new)  # each validates what it reads before mutating
 
     def finish_replay(self) -> None:
         """End of the ledger: every job left SUBMITTING lost its answer -> AMBIGUOUS."""
         for job in self.jobs.values():
             if job.state is JobState.SUBMITTING:
-                job.state = TRANSITIONS[(JobState.SUBMITTING, EOF)]
+                job.state = advance(job.state, EOF)
                 job.reason = "the run was sent but its answer was never recorded (crash or kill)"
                 job.code = None
 
@@ -380,13 +378,6 @@ def _check_fields(kind: str, record: dict[str, Any]) -> None:
         value = record.get(name)
         if not isinstance(value, kind_of) or isinstance(value, bool):
             raise BadRecord(f"a {kind!r} record whose {name!r} is missing or of the wrong type")
-
-
-def _advance(state: JobState, kind: str) -> JobState:
-    try:
-        return TRANSITIONS[(state, kind)]
-    except KeyError:
-        raise IllegalTransition(state, kind) from None
 
 
 # Each updater gets the job, the record and the (already legal) new state. They read every
@@ -479,10 +470,6 @@ def _on_reset(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     job.billed = None
 
 
-def _on_job(job: JobRecord, record: dict[str, Any], new: JobState) -> None:  # pragma: no cover
-    raise AssertionError("job records are applied by LedgerState._apply_job")
-
-
 _UPDATERS = {
     "retire": _on_retire,
     "intent": _on_intent,
@@ -493,11 +480,10 @@ _UPDATERS = {
     "failed": _on_failed,
     "ambiguous": _on_ambiguous,
     "reset": _on_reset,
-    "job": _on_job,
-}
+}  # ``job`` and ``batch`` records are applied by LedgerState.apply itself
 
 
-def replay(records: Iterable[dict[str, Any]], *, file: str | None = None, settle: bool = True) -> LedgerState:
+def replay(records: Iterable[Record | dict[str, Any]], *, file: str | None = None, settle: bool = True) -> LedgerState:
     """Fold records (in ledger order) into a :class:`LedgerState`.
 
     A record that is malformed or breaks the lifecycle raises :class:`LedgerCorrupt` with its
@@ -520,7 +506,7 @@ def replay(records: Iterable[dict[str, Any]], *, file: str | None = None, settle
     return state
 
 
-def pin_job_record(spec: JobSpec, rand_seed: int) -> dict[str, Any]:
+def pin_job(spec: JobSpec, rand_seed: int) -> Job:
     """The ``job`` record that plans ``spec``; a random seed becomes ``rand_seed``.
 
     The identity stays the spec's (computed with the random-seed sentinel), so the same
@@ -530,15 +516,19 @@ def pin_job_record(spec: JobSpec, rand_seed: int) -> dict[str, Any]:
     params = dict(spec.params)
     if params.get("seed") in (RANDOM_SEED, ""):
         params["seed"] = int(rand_seed)
-    return {
-        "t": "job",
-        "id": spec.identity,
-        "job": spec.job,
-        "index": spec.index,
-        "repeat": spec.repeat,
-        "model": spec.model,
-        "params": params,
-        "variables": dict(spec.variables),
-        "filename": spec.filename,
-        "known_model": spec.known_model,
-    }
+    return Job(
+        id=spec.identity,
+        job=spec.job,
+        index=spec.index,
+        repeat=spec.repeat,
+        model=spec.model,
+        params=params,
+        variables=dict(spec.variables),
+        filename=spec.filename,
+        known_model=spec.known_model,
+    )
+
+
+def pin_job_record(spec: JobSpec, rand_seed: int) -> dict[str, Any]:
+    """:func:`pin_job` in wire form (a plain dict: tests and benchmarks edit it)."""
+    return to_wire(pin_job(spec, rand_seed))

@@ -4,7 +4,7 @@ The storage host is not the API: no ``Authorization`` header is ever sent here (
 is built from scratch, and the shared client carries no default auth). A file is renamed
 into place only when its size matches ``Content-Length``, its first bytes are a PNG, JPEG
 or WebP image and (PNG, WebP) its last bytes say it is whole; the extension comes from those
-bytes, not from the URL. ``404``/``410`` mean
+bytes (:func:`lumozbatch.core.images.image_kind`), not from the URL. ``404``/``410`` mean
 the signed URL expired: the caller asks ``/check`` for a fresh one.
 """
 
@@ -17,9 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
+
 import httpx
 import trio
 
+from lumozbatch.core.images import EXTENSIONS, image_kind
 from lumozbatch.core.retry import Failure
 
 __all__ = [
@@ -29,7 +31,6 @@ __all__ = [
     "Downloaded",
     "download",
     "ends_complete",
-    "sniff_image",
 ]
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=30.0, pool=10.0)
@@ -55,8 +56,8 @@ class Downloaded:
 class DownloadError(Exception):
     """The file could not be fetched or failed verification (nothing was renamed into place).
 
-    ``failure``/``status`` feed ``core.retry.decide_fetch``; ``expired`` is true for 404/410
-    (ask ``/check`` for a fresh URL).
+    ``failure``/``status`` feed ``core.retry.decide_fetch`` (which, for instance, asks
+    ``/check`` for a fresh URL after a 404/410).
     """
 
     def __init__(
@@ -68,20 +69,6 @@ class DownloadError(Exception):
         self.message = message
         self.permanent = permanent  # trying again cannot help (a bad name, an absurd size)
 
-    @property
-    def expired(self) -> bool:
-        return self.status in (404, 410)
-
-
-def sniff_image(head: bytes) -> str | None:
-    """The extension (with dot) for a PNG, JPEG or WebP file's first bytes, else None."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return ".png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return ".jpg"
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return ".webp"
-    return None
 
 
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -221,12 +208,13 @@ async def _fetch(http: httpx.AsyncClient, url: str, body: _Body, timeout: httpx.
             Failure.SENT_NO_ANSWER,
             f"truncated download: {received} of {expected} bytes",
         )
-    ext = sniff_image(head)
-    if ext is None:
+    kind = image_kind(head)
+    if kind is None:
         raise DownloadError(
             Failure.SENT_NO_ANSWER,
             f"downloaded {received} bytes that are not a PNG, JPEG or WebP image",
         )
+    ext = EXTENSIONS[kind]
     if not ends_complete(ext, head, tail, received):
         raise DownloadError(Failure.SENT_NO_ANSWER, f"truncated download: the {ext[1:]} image ends early")
     return ext

@@ -10,6 +10,8 @@
   group leads the next one. No extra task is required (see :meth:`Ledger.run_writer`).
 * Crash safety: a torn last line (the write in progress when the power went) is cut off at
   open; anything damaged before it is refused (``LedgerCorrupt``), never silently dropped.
+* What it takes: the typed records of :mod:`lumozbatch.core.records`; the runner reaches it
+  through :class:`lumozbatch.shell.store.BatchStore` only.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import gc
 import os
 import re
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import trio
 import yaml
 
-from lumozbatch.core.ledger_codec import LedgerState, RecordReader, encode, replay
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.ledger_codec import JobRecord, LedgerState, RecordReader, encode, replay
+from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
 
 __all__ = [
@@ -46,6 +51,9 @@ LEDGER_DIR = ".lumozbatch"
 LEDGER_FILE = "ledger.jsonl"
 LOCK_FILE = "lock"
 
+#: What ``append`` takes: a typed record, or (for callers not yet moved to
+#: :mod:`lumozbatch.core.records`) the same record already in wire form.
+Appendable = Record | Mapping[str, Any]
 
 
 class LedgerWriteError(LumozbatchError):
@@ -125,7 +133,10 @@ class _Group:
 
 
 class Ledger:
-    """An open, locked ledger. Use :meth:`open`; :meth:`close` (or ``with``) releases it."""
+    """An open, locked ledger. Use :meth:`open`; :meth:`close` (or ``with``) releases it.
+
+    Implements :class:`lumozbatch.shell.store.BatchStore` (what the runner relies on).
+    """
 
     def __init__(self, out_dir: Path, fd: int, lock_fd: int, state: LedgerState, size: int) -> None:
         self.out_dir = out_dir
@@ -193,9 +204,27 @@ class Ledger:
         ledger.repaired_bytes = len(data) - end
         return ledger
 
+    # -- reading (the BatchStore view; ``state`` holds it all) ------------------------------
+
+    @property
+    def batch(self) -> dict[str, Any] | None:
+        return self.state.batch
+
+    def job(self, identity: str) -> JobRecord:
+        return self.state.job(identity)
+
+    def all_jobs(self) -> Iterator[JobRecord]:
+        return self.state.all_jobs()
+
+    def jobs_in(self, *states: JobState) -> list[JobRecord]:
+        return self.state.jobs_in(*states)
+
+    def counts(self) -> dict[str, int]:
+        return self.state.counts()
+
     # -- appending -----------------------------------------------------------------------
 
-    def append_sync(self, *records: dict[str, Any]) -> None:
+    def append_sync(self, *records: Appendable) -> None:
         """Write ``records`` and fsync now, in the calling thread (setup, tests).
 
         Not while async appends are under way (their order would be lost).
@@ -214,7 +243,7 @@ class Ledger:
         for record in stamped:
             self.state.apply(record)
 
-    async def append(self, *records: dict[str, Any]) -> None:
+    async def append(self, *records: Appendable) -> None:
         """Append ``records`` (in order, after every earlier append); returns once durable.
 
         The records are checked against the job lifecycle first (an illegal one raises and
@@ -287,7 +316,7 @@ class Ledger:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _prepare(self, records: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
+    def _prepare(self, records: tuple[Appendable, ...]) -> list[dict[str, Any]]:
         if self._fd is None:
             raise RuntimeError("the ledger is closed")
         if self._broken is not None:
@@ -295,8 +324,7 @@ class Ledger:
                 f"the ledger {self.path} could not be written earlier; stopping",
                 details=[str(self._broken)],
             )
-        now = time.time()
-        stamped = [r if "at" in r else {**r, "at": round(now, 3)} for r in records]
+        stamped = stamp(records, time.time())
         self.state.check(stamped)  # raises before anything is queued or written
         return stamped
 
@@ -360,6 +388,15 @@ class Ledger:
             raise
         self._size += len(data)
         self.fsync_count += 1
+
+
+def stamp(records: tuple[Appendable, ...], now: float) -> list[dict[str, Any]]:
+    """``records`` in wire form, each stamped ``at`` ``now`` unless it has a time already."""
+    at = round(now, 3)
+    wire = [to_wire(r) for r in records]
+    for record in wire:
+        record.setdefault("at", at)
+    return wire
 
 
 def run_in_progress(out_dir: Path) -> int | None:

@@ -9,14 +9,15 @@ front and write nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from lumozbatch.core.jobcategory import spent_generations
+from lumozbatch.core.jobcategory import category_of, spent_generations
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.ledger_codec import JobRecord, JobState, LedgerState, pin_job_record
+from lumozbatch.core.ledger_codec import JobRecord, LedgerState, pin_job
+from lumozbatch.core.records import Record, Reset, Retire
 from lumozbatch.errors import GenerationCapExceeded
 
 __all__ = ["Plan", "check_cap", "plan_batch", "plan_resume"]
@@ -26,7 +27,7 @@ __all__ = ["Plan", "check_cap", "plan_batch", "plan_resume"]
 class Plan:
     """What a run is about to do, before anything is written."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     new: int = 0
     retired: int = 0
     reactivated: int = 0
@@ -69,17 +70,17 @@ def plan_batch(
         if known is None or known.retired:
             # A new job record (also re-activates a retired identity); the seed is pinned
             # now and the ledger keeps it.
-            record = pin_job_record(spec, secrets.randbelow(2**32))
+            record = pin_job(spec, secrets.randbelow(2**32))
             if known is None:
                 plan.new += 1
             else:
                 # Back in the manifest: keep the seed it was pinned to the first time.
-                record["params"] = dict(known.params)
+                record = dataclasses.replace(record, params=dict(known.params))
                 plan.reactivated += 1
             plan.records.append(record)
     for identity, job in state.jobs.items():
         if identity not in wanted and not job.retired:
-            plan.records.append({"t": "retire", "id": identity})
+            plan.records.append(Retire(id=identity))
             plan.retired += 1
     # Jobs already in the ledger that the manifest still wants (re-activated ones too).
     active = [j for j in state.jobs.values() if j.identity in wanted]
@@ -103,24 +104,24 @@ def plan_resume(
 
 def _count(plan: Plan, jobs: list[JobRecord], *, retry_failed: bool, resubmit_ambiguous: bool) -> None:
     for job in jobs:
-        st = job.state
-        if st == JobState.PENDING:
+        category = category_of(job)
+        if category == "new":
             plan.to_submit += 1
-        elif st in (JobState.SUBMITTED, JobState.COMPLETED):
+        elif category == "in_flight":
             plan.in_flight += 1
-        elif st == JobState.DONE:
+        elif category == "done":
             plan.done += 1
-        elif st == JobState.FAILED:
+        elif category == "failed":
             if retry_failed:
-                plan.records.append({"t": "reset", "id": job.identity, "why": "retry-failed"})
+                plan.records.append(Reset(id=job.identity, why="retry-failed"))
                 plan.reset_failed += 1
                 plan.reset_billed += 1 if job.billed else 0
                 plan.to_submit += 1
             else:
                 plan.failed += 1
-        elif st in (JobState.AMBIGUOUS, JobState.SUBMITTING):
+        elif category == "ambiguous":
             if resubmit_ambiguous:
-                plan.records.append({"t": "reset", "id": job.identity, "why": "resubmit-ambiguous"})
+                plan.records.append(Reset(id=job.identity, why="resubmit-ambiguous"))
                 plan.reset_ambiguous += 1
                 plan.to_submit += 1
             else:

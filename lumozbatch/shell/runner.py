@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import signal
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,23 @@ import trio
 from lumozbatch.core.events import Event, EventSink, discard
 from lumozbatch.core.ledger_codec import JobRecord, JobState
 from lumozbatch.core.polling import PollPlanner
+from lumozbatch.core.records import (
+    Accepted,
+    Ambiguous,
+    Completed,
+    Downloaded,
+    Failed,
+    Intent,
+    Record,
+    Unsent,
+)
 from lumozbatch.core.retry import Failure, decide_fetch, decide_run
 from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, download
-from lumozbatch.shell.ledger import Ledger, LedgerWriteError
+from lumozbatch.shell.ledger import LedgerWriteError
 from lumozbatch.shell.results import append_result, read_results
+from lumozbatch.shell.store import BatchStore
 
 __all__ = ["BatchRunner", "RunOptions", "RunOutcome", "exit_code_for", "run_batch"]
 
@@ -71,10 +82,10 @@ class RunOutcome:
     calls: dict[str, int] = field(default_factory=dict)  # requests this run made, by kind
 
 
-def exit_code_for(jobs: Mapping[str, JobRecord]) -> int:
+def exit_code_for(jobs: Mapping[str, JobRecord] | Iterable[JobRecord]) -> int:
     """0 when every live job is downloaded, else 1 (failed, ambiguous, or left pending)."""
-    live = [j for j in jobs.values() if not j.retired]
-    return 0 if all(j.state == JobState.DONE for j in live) else 1
+    records = jobs.values() if isinstance(jobs, Mapping) else jobs
+    return 0 if all(j.state == JobState.DONE for j in records if not j.retired) else 1
 
 
 _PROBING, _OPEN, _DEAD = "probing", "open", "dead"
@@ -96,9 +107,6 @@ class _Gates:
             return True
         return state == _OPEN
 
-    def is_dead(self, model: str) -> bool:
-        return self.state.get(model) == _DEAD
-
     def settle(self, model: str, outcome: str, reason: tuple[str, str | None] | None = None) -> None:
         """The probe ended: ``open`` (model exists), ``dead`` (404), or ``retry`` (unknown yet)."""
         if self.state.get(model) == _DEAD:
@@ -115,11 +123,15 @@ class _Gates:
 
 
 class BatchRunner:
-    """Runs every non-retired unfinished job of an open ledger to completion (or a stop)."""
+    """Runs every non-retired unfinished job of an open store to completion (or a stop).
+
+    ``ledger`` is any :class:`~lumozbatch.shell.store.BatchStore` (the file ledger, or a
+    ``MemoryStore``); the runner only reads jobs through it and appends typed records.
+    """
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: BatchStore,
         client: LumozClient,
         storage: httpx.AsyncClient,
         out_dir: Path,
@@ -148,13 +160,11 @@ class BatchRunner:
         self._shields: set[trio.CancelScope] = set()
         self._stopping = False
         self._accepted_at: dict[str, float] = {}
-        jobs = ledger.state.jobs
-        proven = {j.model for j in jobs.values() if j.request_id is not None or j.url is not None}
+        proven = {j.model for j in ledger.all_jobs() if j.request_id is not None or j.url is not None}
         self._gates = _Gates(proven)
         # Jobs already submitted come first: they hold money and their outputs expire.
-        active = [j for j in jobs.values() if not j.retired]
-        in_flight = [j.identity for j in active if j.state in (JobState.SUBMITTED, JobState.COMPLETED)]
-        pending = [j.identity for j in active if j.state == JobState.PENDING]
+        in_flight = [j.identity for j in ledger.jobs_in(JobState.SUBMITTED, JobState.COMPLETED)]
+        pending = [j.identity for j in ledger.jobs_in(JobState.PENDING)]
         self._queue: deque[str] = deque(in_flight + pending)
         self._purged: set[str] = set()  # dead models whose queued jobs were failed
         self._give_ups = 0  # consecutive calls that exhausted their retries
@@ -192,7 +202,6 @@ class BatchRunner:
                 if domain is None:
                     raise
                 raise domain from group
-        state = self.ledger.state
         if self._auth_error is not None:
             raise AuthenticationError(
                 "the API refused the key (401): check LUMOZ_API_KEY",
@@ -204,7 +213,9 @@ class BatchRunner:
                 details=[f"continue with: lumozbatch resume {self.out_dir}"],
             )
         return RunOutcome(
-            counts=state.counts(), exit_code=exit_code_for(state.jobs), calls=dict(self.calls)
+            counts=self.ledger.counts(),
+            exit_code=exit_code_for(self.ledger.all_jobs()),
+            calls=dict(self.calls),
         )
 
     # -- scheduling ---------------------------------------------------------------------
@@ -225,13 +236,13 @@ class BatchRunner:
     async def _next_job(self) -> JobRecord | None:
         """The next job a worker may carry: jobs in flight first, then pending ones whose model
         is admitted (the head of the queue, unless its model's probe is still out)."""
-        jobs = self.ledger.state.jobs
+        job = self.ledger.job
         while not self._stopping:
             if self._gates.dead_reason.keys() - self._purged:
                 await self._purge_dead_models()
             queue = self._queue
             for position, identity in enumerate(queue):
-                rec = jobs[identity]
+                rec = job(identity)
                 if rec.state != JobState.PENDING or self._gates.admit(rec.model):
                     del queue[position]  # position 0 but while a model's probe is out: O(1)
                     return rec
@@ -243,8 +254,8 @@ class BatchRunner:
     async def _purge_dead_models(self) -> None:
         dead = self._gates.dead_reason.keys() - self._purged
         self._purged |= dead
-        jobs = self.ledger.state.jobs
-        doomed = [jobs[i] for i in self._queue if jobs[i].state == JobState.PENDING and jobs[i].model in dead]
+        queued = [self.ledger.job(i) for i in self._queue]
+        doomed = [j for j in queued if j.state == JobState.PENDING and j.model in dead]
         if not doomed:
             return
         gone = {rec.identity for rec in doomed}
@@ -256,20 +267,20 @@ class BatchRunner:
         records = []
         for rec in doomed:
             reason, code = self._gates.dead_reason[rec.model]
-            records.append({"t": "failed", "id": rec.identity, "reason": f"not sent: {reason}", "code": code, "billed": False})
+            records.append(Failed(id=rec.identity, reason=f"not sent: {reason}", code=code, billed=False))
         await self.ledger.append(*records)  # PENDING --failed--> FAILED: never sent, not billed
         for record, rec in zip(records, doomed):
-            self._emit(self._job_event("failed", rec, reason=record["reason"], code=record["code"]))
+            self._emit(self._job_event("failed", rec, reason=record.reason, code=record.code))
 
     async def _worker(self) -> None:
         while (rec := await self._next_job()) is not None:
             identity = rec.identity
             if rec.state == JobState.PENDING:
                 await self._submit(rec)
-            rec = self.ledger.state.jobs[identity]
+            rec = self.ledger.job(identity)
             if rec.state == JobState.SUBMITTED:
                 await self._poll(rec)
-            rec = self.ledger.state.jobs[identity]
+            rec = self.ledger.job(identity)
             if rec.state == JobState.COMPLETED:
                 await self._fetch(rec)
 
@@ -280,7 +291,7 @@ class BatchRunner:
         settled = False
         try:
             while not self._stopping:
-                outcome = await self._send_run(rec, attempt)
+                outcome = await self._send_run(rec)
                 if outcome is None:
                     settled = True
                     self._gates.settle(rec.model, "open")
@@ -291,18 +302,18 @@ class BatchRunner:
                 reason = outcome.describe()
                 action = decision.action
                 if action == "retry":
-                    await self.ledger.append({"t": "unsent", "id": rec.identity, "reason": reason})
+                    await self.ledger.append(Unsent(id=rec.identity, reason=reason))
                     self._emit(self._job_event("retry", rec, endpoint="run", reason=reason, delay=decision.delay))
                     attempt += 1
                     await trio.sleep(decision.delay)
                     continue
                 if action == "ambiguous":
-                    await self.ledger.append({"t": "ambiguous", "id": rec.identity, "reason": reason})
+                    await self.ledger.append(Ambiguous(id=rec.identity, reason=reason))
                     self._emit(self._job_event("ambiguous", rec, reason=reason))
                     return
                 if action in ("fail_job", "fail_model"):
                     await self.ledger.append(
-                        {"t": "failed", "id": rec.identity, "reason": reason, "code": outcome.code, "billed": False}
+                        Failed(id=rec.identity, reason=reason, code=outcome.code, billed=False)
                     )
                     self._emit(self._job_event("failed", rec, reason=reason, code=outcome.code))
                     settled = True
@@ -312,12 +323,12 @@ class BatchRunner:
                         self._gates.settle(rec.model, "open")  # the model exists; params did not pass
                     return
                 if action == "fatal_auth":
-                    await self.ledger.append({"t": "unsent", "id": rec.identity, "reason": reason})
+                    await self.ledger.append(Unsent(id=rec.identity, reason=reason))
                     self._auth_error = outcome
                     self._stop()
                     return
                 # give_up (or anything new): nothing was created; the job stays pending.
-                await self.ledger.append({"t": "unsent", "id": rec.identity, "reason": reason})
+                await self.ledger.append(Unsent(id=rec.identity, reason=reason))
                 self._emit(self._job_event("warning", rec, reason=f"run not sent after {attempt} attempts: {reason}"))
                 self._gave_up(reason)
                 return
@@ -325,14 +336,14 @@ class BatchRunner:
             if not settled:
                 self._gates.settle(rec.model, "retry")
 
-    async def _send_run(self, rec: JobRecord, attempt: int) -> ApiCallError | None:
+    async def _send_run(self, rec: JobRecord) -> ApiCallError | None:
         """One ``run``: intent, send, record; None when accepted. Shielded once the slot is ours."""
         async with self.client.slot() as slot:
             with trio.CancelScope(shield=True) as shield:
                 shield.deadline = trio.current_time() + self.options.shield_seconds
                 self._shields.add(shield)
                 try:
-                    return await self._send_run_shielded(rec, attempt, slot)
+                    return await self._send_run_shielded(rec, slot)
                 finally:
                     self._shields.discard(shield)
         # Reached only when the shield's deadline (or a second Ctrl-C) cut the call short:
@@ -342,9 +353,9 @@ class BatchRunner:
             message=f"no answer recorded within {self.options.shield_seconds:.0f}s",
         )
 
-    async def _send_run_shielded(self, rec: JobRecord, attempt: int, slot: Any) -> ApiCallError | None:
-        attempts = self.ledger.state.jobs[rec.identity].attempts
-        await self.ledger.append({"t": "intent", "id": rec.identity, "attempt": attempts + 1})
+    async def _send_run_shielded(self, rec: JobRecord, slot: Any) -> ApiCallError | None:
+        attempts = self.ledger.job(rec.identity).attempts
+        await self.ledger.append(Intent(id=rec.identity, attempt=attempts + 1))
         self._emit(self._job_event("submit", rec))
         self.calls["run"] += 1
         try:
@@ -352,12 +363,12 @@ class BatchRunner:
         except ApiCallError as err:
             return err
         now = trio.current_time()
-        records: list[dict[str, Any]] = []
+        records: list[Record] = []
         if answer.request_id is not None:
-            records.append({"t": "accepted", "id": rec.identity, "request_id": answer.request_id})
+            records.append(Accepted(id=rec.identity, request_id=answer.request_id))
         if answer.output:  # finished synchronously (possibly without a request_id)
             records.append(
-                {"t": "completed", "id": rec.identity, "request_id": answer.request_id, "url": answer.output, "output_type": answer.output_type}
+                Completed(id=rec.identity, request_id=answer.request_id, url=answer.output, output_type=answer.output_type)
             )
         try:
             await self.ledger.append(*records)
@@ -409,7 +420,7 @@ class BatchRunner:
                     # The API does not know this request (or refuses to say): it was accepted,
                     # so count it billed; --retry-failed sends it again.
                     reason = f"check refused: {err.describe()}"
-                    await self.ledger.append({"t": "failed", "id": identity, "reason": reason, "code": err.code, "billed": True})
+                    await self.ledger.append(Failed(id=identity, reason=reason, code=err.code, billed=True))
                     self._emit(self._job_event("failed", rec, reason=reason, code=err.code))
                     return
                 self._emit(self._job_event("warning", rec, reason=f"check of request {request_id} gave up: {err.describe()}; left in flight"))
@@ -421,7 +432,7 @@ class BatchRunner:
             now = trio.current_time()
             if answer.completed:
                 await self.ledger.append(
-                    {"t": "completed", "id": identity, "request_id": request_id, "url": answer.output, "output_type": answer.output_type}
+                    Completed(id=identity, request_id=request_id, url=answer.output, output_type=answer.output_type)
                 )
                 if not resumed:
                     self.planner.observe(rec.model, now - started)
@@ -429,7 +440,7 @@ class BatchRunner:
                 return
             if answer.failed:
                 reason = answer.error or "failed"
-                await self.ledger.append({"t": "failed", "id": identity, "reason": reason, "code": "failed", "billed": True})
+                await self.ledger.append(Failed(id=identity, reason=reason, code="failed", billed=True))
                 self._emit(self._job_event("failed", rec, reason=reason, code="failed", request_id=request_id))
                 return
             self._emit(self._job_event("progress", rec, request_id=request_id, progress=answer.progress))
@@ -482,10 +493,8 @@ class BatchRunner:
                     continue
                 await self._download_failed(rec, err.message)
                 return
-            await self.ledger.append(
-                {"t": "downloaded", "id": identity, "file": got.rel, "sha256": got.sha256, "bytes": got.bytes}
-            )
-            await trio.to_thread.run_sync(append_result, self.out_dir, self._result_row(self.ledger.state.jobs[identity]))
+            await self.ledger.append(Downloaded(id=identity, file=got.rel, sha256=got.sha256, bytes=got.bytes))
+            await trio.to_thread.run_sync(append_result, self.out_dir, self._result_row(self.ledger.job(identity)))
             self._emit(self._job_event("downloaded", rec, file=got.rel, bytes=got.bytes, sha256=got.sha256))
             return
 
@@ -493,7 +502,7 @@ class BatchRunner:
         """Paid for, not on disk: the job stays COMPLETED (the reason is recorded) and the
         next run downloads it again."""
         reason = f"download failed: {why}"
-        await self.ledger.append({"t": "failed", "id": rec.identity, "reason": reason, "code": "download", "billed": True})
+        await self.ledger.append(Failed(id=rec.identity, reason=reason, code="download", billed=True))
         self._emit(self._job_event("warning", rec, reason=f"{reason}; resume downloads it again"))
 
     async def _refresh(self, rec: JobRecord) -> str | None:
@@ -557,7 +566,7 @@ class BatchRunner:
         rows = await trio.to_thread.run_sync(read_results, self.out_dir)
         seen = {row.get("identity") for row in rows}
         missing = [
-            j for j in self.ledger.state.jobs.values()
+            j for j in self.ledger.all_jobs()  # retired ones too: their outputs were paid for
             if j.state == JobState.DONE and j.identity not in seen
         ]
         for rec in missing:

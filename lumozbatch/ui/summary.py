@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from lumozbatch.core.jobcategory import category_of
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.money import format_money
+
 __all__ = ["Tally", "group_by_cause", "render_summary", "state_name", "tally"]
 
 _MAX_LABELS = 3
@@ -35,8 +39,8 @@ class Tally:
     done: list[Any]
     failed: list[Any]
     ambiguous: list[Any]
-    pending: list[Any]  # never sent (or sent and certainly not created)
-    in_flight: list[Any]  # accepted and not completed, or completed and not downloaded yet
+    pending: list[Any]  # never sent (or sent and certainly not created): category "new"
+    in_flight: list[Any]  # on the wire, accepted and not completed, or not downloaded yet
     retired: int
 
     @property
@@ -54,17 +58,8 @@ def tally(state: Any, identities: set[str] | None = None) -> Tally:
         elif record.retired:
             out.retired += 1
             continue
-        name = state_name(record)
-        if name == "done":
-            out.done.append(record)
-        elif name == "failed":
-            out.failed.append(record)
-        elif name in ("ambiguous", "submitting"):  # replay turns submitting into ambiguous
-            out.ambiguous.append(record)
-        elif name in ("submitted", "completed"):
-            out.in_flight.append(record)
-        else:
-            out.pending.append(record)
+        category = category_of(record)
+        getattr(out, "pending" if category == "new" else category).append(record)
     return out
 
 
@@ -83,10 +78,6 @@ def group_by_cause(records: Iterable[Any]) -> list[str]:
     return lines
 
 
-def _money(amount: float) -> str:
-    return f"${amount:,.2f}" if amount >= 0.1 or amount == 0 else f"${amount:,.4f}"
-
-
 def _spend(t: Tally, pricing: dict[str, float] | None) -> list[str]:
     if not pricing:
         return []
@@ -94,10 +85,10 @@ def _spend(t: Tally, pricing: dict[str, float] | None) -> list[str]:
     known = [r for r in billed if r.model in pricing]
     unpriced = sorted({r.model for r in billed + t.ambiguous if r.model not in pricing})
     spent = sum(pricing[r.model] for r in known)
-    line = f"spent: {_money(spent)} for {len(known)} generation{'s' if len(known) != 1 else ''}"
+    line = f"spent: {format_money(spent)} for {len(known)} generation{'s' if len(known) != 1 else ''}"
     maybe = [r for r in t.ambiguous if r.model in pricing]
     if maybe:
-        line += f", plus up to {_money(sum(pricing[r.model] for r in maybe))} for {len(maybe)} ambiguous"
+        line += f", plus up to {format_money(sum(pricing[r.model] for r in maybe))} for {len(maybe)} ambiguous"
     lines = [line]
     if unpriced:
         lines.append(f"  (no price known for {', '.join(unpriced)})")
@@ -151,7 +142,7 @@ def render_summary(
         )
         lines.extend(group_by_cause(t.ambiguous))
     if t.in_flight:
-        paid = sum(1 for r in t.in_flight if state_name(r) == "completed")
+        paid = sum(1 for r in t.in_flight if r.state is JobState.COMPLETED)
         note = f" ({paid} generated, not downloaded yet)" if paid else ""
         lines.append(f"  in flight ({len(t.in_flight)}): accepted by the API{note}")
     if t.retired:

@@ -61,3 +61,18 @@ def test_failures_cost_only_when_billed() -> None:
 def test_not_in_the_ledger_is_new_and_every_category_is_named() -> None:
     assert category_of(None) == "new"
     assert CATEGORIES == ("new", "done", "in_flight", "failed", "ambiguous")
+
+
+def test_a_run_on_the_wire_is_in_flight_and_spent() -> None:
+    """A live ledger (not settled) shows SUBMITTING: the run is on the wire, not lost."""
+    record = replay(history("a", "intent"), settle=False).jobs["a"]
+    assert record.state.value == "submitting"
+    assert category_of(record) == "in_flight"
+    assert spent_generations([record]) == 1
+
+
+def test_every_state_has_a_category() -> None:
+    from lumozbatch.core.jobcategory import category_of_state
+    from lumozbatch.core.jobstate import JobState
+
+    assert {category_of_state(s) for s in JobState} == set(CATEGORIES)

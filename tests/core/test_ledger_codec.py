@@ -258,8 +258,8 @@ def test_apply_is_atomic_and_check_simulates_a_batch() -> None:
 
 def test_in_state_and_active_jobs() -> None:
     state = replay([job("a"), job("b"), {"t": "intent", "id": "b", "attempt": 1}, {"t": "accepted", "id": "b", "request_id": 3}, job("c"), {"t": "retire", "id": "c"}])
-    assert [r.identity for r in state.in_state(S.PENDING)] == ["a"]
-    assert [r.identity for r in state.in_state(S.SUBMITTED, S.PENDING)] == ["a", "b"]
+    assert [r.identity for r in state.jobs_in(S.PENDING)] == ["a"]
+    assert [r.identity for r in state.jobs_in(S.SUBMITTED, S.PENDING)] == ["a", "b"]
     assert [r.identity for r in state.active_jobs()] == ["a", "b"]
 
 

@@ -12,7 +12,9 @@ import trio
 from PIL import Image
 
 from lumozbatch.core.retry import Failure
-from lumozbatch.shell.download import DownloadError, download, ends_complete, sniff_image
+from lumozbatch.core.images import image_kind
+from lumozbatch.core.retry import decide_fetch
+from lumozbatch.shell.download import DownloadError, download, ends_complete
 
 
 def _png(size: tuple[int, int] = (8, 8)) -> bytes:
@@ -41,12 +43,13 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*.part"))
 
 
-def test_sniff_image_knows_the_three_formats() -> None:
-    assert sniff_image(_png()) == ".png"
-    assert sniff_image(_jpeg()) == ".jpg"
-    assert sniff_image(_webp()) == ".webp"
-    assert sniff_image(b"<html>nope</html>") is None
-    assert sniff_image(b"RIFF\x00\x00\x00\x00WAVE") is None
+def test_image_kind_knows_the_three_formats() -> None:
+    assert image_kind(_png()) == "png"
+    assert image_kind(_jpeg()) == "jpeg"
+    assert image_kind(_webp()) == "webp"
+    assert image_kind(b"<html>nope</html>") is None
+    assert image_kind(b"RIFF\x00\x00\x00\x00WAVE") is None
+    assert image_kind(b"RIFF") is None
 
 
 async def test_download_verifies_renames_and_never_sends_the_key(tmp_path: Path) -> None:
@@ -133,7 +136,7 @@ async def test_expired_url_is_flagged_for_refresh(tmp_path: Path, status: int) -
     async with _client(lambda r: httpx.Response(status)) as http:
         with pytest.raises(DownloadError) as info:
             await download(http, "http://storage.test/o/x.png", tmp_path, "a")
-    assert info.value.expired
+    assert decide_fetch(info.value.failure, info.value.status, 1, rand=0.0, endpoint="download").action == "refresh"
     assert info.value.status == status
 
 
@@ -141,7 +144,7 @@ async def test_server_error_is_not_expired(tmp_path: Path) -> None:
     async with _client(lambda r: httpx.Response(503)) as http:
         with pytest.raises(DownloadError) as info:
             await download(http, "http://storage.test/o/x.png", tmp_path, "a")
-    assert not info.value.expired
+    assert decide_fetch(info.value.failure, info.value.status, 1, rand=0.0, endpoint="download").action == "retry"
     assert info.value.status == 503
 
 

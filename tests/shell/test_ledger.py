@@ -361,7 +361,7 @@ def test_resubmitting_a_job_left_submitting_by_a_crash_keeps_the_ledger_readable
     with Ledger.open(out, create=False) as ledger:
         assert ledger.state.jobs[ident].state is JobState.AMBIGUOUS
         plan = plan_resume(ledger.state, resubmit_ambiguous=True)
-        assert [r["t"] for r in plan.records] == ["reset"]
+        assert [r.TYPE for r in plan.records] == ["reset"]
         ledger.append_sync(*plan.records)
         ledger.append_sync({"t": "intent", "id": ident, "attempt": 2})
         ledger.append_sync({"t": "accepted", "id": ident, "request_id": 7})

@@ -75,7 +75,7 @@ def test_resets_and_counts() -> None:
     assert plain.records == []
     both = plan_resume(state, retry_failed=True, resubmit_ambiguous=True)
     assert (both.to_submit, both.reset_failed, both.reset_billed, both.reset_ambiguous) == (4, 2, 1, 1)
-    assert sorted(r["why"] for r in both.records) == ["resubmit-ambiguous", "retry-failed", "retry-failed"]
+    assert sorted(r.why for r in both.records) == ["resubmit-ambiguous", "retry-failed", "retry-failed"]
 
 
 def test_cap_counts_the_ledger_plus_the_plan() -> None:

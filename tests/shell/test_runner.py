@@ -1,7 +1,8 @@
 """The run loop against the sandbox in-process, on trio's virtual clock.
 
-Timing-sensitive tests use ``MemoryLedger`` (the real ledger's interface, no file I/O: file
-I/O in threads makes the autojump clock jump); the others use the real on-disk ledger.
+Timing-sensitive tests use ``MemoryStore`` (the real ledger's interface, no file I/O: file
+I/O in threads makes the autojump clock jump); the others use the real on-disk ledger. Both
+pass the same conformance suite (test_store_conformance.py).
 """
 
 from __future__ import annotations
@@ -20,43 +21,20 @@ from PIL import Image
 
 from lumozbatch.core.events import Event
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.ledger_codec import JobState, LedgerState, pin_job_record, replay
+from lumozbatch.core.ledger_codec import JobState, pin_job_record
+from lumozbatch.core.records import Record
 from lumozbatch.errors import AuthenticationError, Interrupted
 from lumozbatch.sandbox.app import create_app
 from lumozbatch.sandbox.config import SandboxConfig
 from lumozbatch.sandbox.server import sandbox_transport
 from lumozbatch.shell.api import LumozClient
 from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.store import MemoryStore
 from lumozbatch.shell.ratelimit import SharedLimiter
 from lumozbatch.shell.runner import BatchRunner, RunOptions, run_batch
 
 WALL0 = 2_000_000_000.0
 FAR = 10.0**9  # seconds: a deadline the virtual clock never reaches in these tests
-
-
-class MemoryLedger:
-    """The runner-facing half of ``shell.ledger.Ledger``, in memory: records + replayed state."""
-
-    def __init__(self, records: Iterable[dict[str, Any]] = ()) -> None:
-        self.records: list[dict[str, Any]] = list(records)
-        self.state: LedgerState = replay(self.records)
-
-    def append_sync(self, *records: dict[str, Any]) -> None:
-        for record in records:
-            self.state.apply(record)
-            self.records.append(record)
-
-    async def append(self, *records: dict[str, Any]) -> None:
-        await trio.sleep(0)  # a checkpoint, like the real group commit
-        self.append_sync(*records)
-
-    async def run_writer(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        await trio.sleep_forever()
-
-    def replayed(self) -> LedgerState:
-        """What a fresh process would read back (SUBMITTING becomes AMBIGUOUS)."""
-        return replay(self.records)
 
 
 def spec(i: int, model: str = "flux-sketch-smudge", **params: Any) -> JobSpec:
@@ -128,7 +106,7 @@ def results(out_dir: Path) -> list[dict[str, Any]]:
 async def test_every_job_lands_once_and_polls_stay_few(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(2.0, 6.0))
     specs = [spec(i) for i in range(40)]
-    ledger = MemoryLedger(planned(specs))
+    ledger = MemoryStore(planned(specs))
     outcome = await run_batch(rig.runner(ledger, concurrency=8))
 
     assert outcome.exit_code == 0
@@ -155,7 +133,7 @@ async def test_a_tight_rate_limit_is_respected_without_429s(tmp_path: Path, auto
     # measured by bench/runner_bench.py: downloads write files in threads, which makes the
     # autojump clock jump, so exact times are not asserted here.
     rig = Rig(tmp_path, latency=(2.0, 6.0), rate_limit=20, rate_window=5.0)
-    ledger = MemoryLedger(planned(spec(i) for i in range(40)))
+    ledger = MemoryStore(planned(spec(i) for i in range(40)))
     outcome = await run_batch(rig.runner(ledger, concurrency=32))
     assert outcome.exit_code == 0
     assert rig.stats.rate_limited == 0
@@ -165,7 +143,7 @@ async def test_a_tight_rate_limit_is_respected_without_429s(tmp_path: Path, auto
 
 async def test_jobs_in_flight_never_exceed_concurrency(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(1.0, 3.0))
-    ledger = MemoryLedger(planned(spec(i) for i in range(30)))
+    ledger = MemoryStore(planned(spec(i) for i in range(30)))
     await run_batch(rig.runner(ledger, concurrency=3))
     live: set[str] = set()
     peak = 0
@@ -181,7 +159,7 @@ async def test_jobs_in_flight_never_exceed_concurrency(tmp_path: Path, autojump_
 
 async def test_a_finished_batch_makes_zero_calls(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 1.0))
-    ledger = MemoryLedger(planned(spec(i) for i in range(5)))
+    ledger = MemoryStore(planned(spec(i) for i in range(5)))
     await run_batch(rig.runner(ledger))
     before = dict(rig.stats.calls)
     outcome = await run_batch(rig.runner(ledger))
@@ -192,7 +170,7 @@ async def test_a_finished_batch_makes_zero_calls(tmp_path: Path, autojump_clock:
 
 async def test_synchronous_answers_are_downloaded_without_polling(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.0, 0.1), sync_threshold=0.5)
-    ledger = MemoryLedger(planned(spec(i) for i in range(4)))
+    ledger = MemoryStore(planned(spec(i) for i in range(4)))
     outcome = await run_batch(rig.runner(ledger))
     assert outcome.exit_code == 0
     assert rig.stats.calls["check"] == 0
@@ -211,7 +189,7 @@ async def test_a_synchronous_answer_without_request_id_is_downloaded(tmp_path: P
             return httpx.Response(200, json={"success": True, "data": {"output": "http://storage.test/o/1.png"}})
         return httpx.Response(200, content=png)
 
-    ledger = MemoryLedger(planned([spec(1)]))
+    ledger = MemoryStore(planned([spec(1)]))
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     runner = BatchRunner(ledger, LumozClient(http, "http://api.test", "k", SharedLimiter()), http, tmp_path)
     outcome = await run_batch(runner)
@@ -227,7 +205,7 @@ async def test_a_synchronous_answer_without_request_id_is_downloaded(tmp_path: P
 async def test_unknown_model_costs_one_request(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 1.0))
     specs = [spec(i, model="no-such-model") for i in range(6)] + [spec(i) for i in range(6, 9)]
-    ledger = MemoryLedger(planned(specs))
+    ledger = MemoryStore(planned(specs))
     outcome = await run_batch(rig.runner(ledger))
     assert outcome.exit_code == 1
     assert rig.stats.calls["run"] == 1 + 3
@@ -241,7 +219,7 @@ async def test_unknown_model_costs_one_request(tmp_path: Path, autojump_clock: A
 
 async def test_first_request_of_a_model_goes_alone(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(3.0, 3.0))
-    ledger = MemoryLedger(planned(spec(i) for i in range(5)))
+    ledger = MemoryStore(planned(spec(i) for i in range(5)))
     await run_batch(rig.runner(ledger))
     submits = rig.kinds("submit")
     accepted = rig.kinds("accepted")
@@ -251,7 +229,7 @@ async def test_first_request_of_a_model_goes_alone(tmp_path: Path, autojump_cloc
 async def test_validation_error_fails_the_job_with_the_apis_details(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 1.0))
     bad = spec(1, guidance=99)
-    ledger = MemoryLedger(planned([bad, spec(2)]))
+    ledger = MemoryStore(planned([bad, spec(2)]))
     outcome = await run_batch(rig.runner(ledger))
     assert outcome.exit_code == 1
     job = ledger.state.jobs[bad.identity]
@@ -263,7 +241,7 @@ async def test_validation_error_fails_the_job_with_the_apis_details(tmp_path: Pa
 
 async def test_failed_generation_is_billed_and_reported(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 1.0), fail_rate=1.0)
-    ledger = MemoryLedger(planned(spec(i) for i in range(3)))
+    ledger = MemoryStore(planned(spec(i) for i in range(3)))
     outcome = await run_batch(rig.runner(ledger))
     assert outcome.exit_code == 1
     for job in ledger.state.jobs.values():
@@ -273,7 +251,7 @@ async def test_failed_generation_is_billed_and_reported(tmp_path: Path, autojump
 
 async def test_bad_key_stops_everything_after_one_request(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path)
-    ledger = MemoryLedger(planned(spec(i) for i in range(5)))
+    ledger = MemoryStore(planned(spec(i) for i in range(5)))
     with pytest.raises(AuthenticationError, match="401"):
         await run_batch(rig.runner(ledger, key="wrong"))
     assert rig.stats.calls["run"] == 1
@@ -286,7 +264,7 @@ async def test_bad_key_stops_everything_after_one_request(tmp_path: Path, autoju
 async def test_server_errors_are_retried_without_duplicates(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 2.0), error_rate=0.3, seed=3)
     specs = [spec(i) for i in range(20)]
-    ledger = MemoryLedger(planned(specs))
+    ledger = MemoryStore(planned(specs))
     outcome = await run_batch(rig.runner(ledger))
     assert rig.stats.server_errors > 0
     assert outcome.exit_code == 0, states(ledger)
@@ -296,7 +274,7 @@ async def test_server_errors_are_retried_without_duplicates(tmp_path: Path, auto
 
 async def test_dropped_run_answers_become_ambiguous_never_resent(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 2.0), drop_rate=0.3, seed=5)
-    ledger = MemoryLedger(planned(spec(i) for i in range(20)))
+    ledger = MemoryStore(planned(spec(i) for i in range(20)))
     outcome = await run_batch(rig.runner(ledger))
     counts = states(ledger)
     assert counts.get("ambiguous", 0) > 0
@@ -312,7 +290,7 @@ async def test_dropped_run_answers_become_ambiguous_never_resent(tmp_path: Path,
 
 async def test_truncated_downloads_are_fetched_again(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 1.0), truncate_rate=0.4, seed=2)
-    ledger = MemoryLedger(planned(spec(i) for i in range(10)))
+    ledger = MemoryStore(planned(spec(i) for i in range(10)))
     outcome = await run_batch(rig.runner(ledger))
     assert rig.stats.truncated > 0
     assert outcome.exit_code == 0
@@ -333,7 +311,7 @@ async def test_expired_output_url_is_refreshed_through_check(tmp_path: Path, aut
             return await inner.handle_async_request(request)
 
     rig.transport = ExpireOnce()
-    ledger = MemoryLedger(planned([spec(1)]))
+    ledger = MemoryStore(planned([spec(1)]))
     outcome = await run_batch(rig.runner(ledger))
     assert outcome.exit_code == 0
     assert len(expired) == 1
@@ -351,7 +329,7 @@ async def test_a_storage_redirect_loop_leaves_the_job_completed_not_the_run_cras
             return await inner.handle_async_request(request)
 
     rig.transport = RedirectLoop()
-    ledger = MemoryLedger(planned(spec(i) for i in range(2)))
+    ledger = MemoryStore(planned(spec(i) for i in range(2)))
     outcome = await run_batch(rig.runner(ledger))
     assert outcome.exit_code == 1
     assert states(ledger) == {"completed": 2}  # paid for, kept for the next run
@@ -365,7 +343,7 @@ async def test_a_failing_api_stops_the_run_instead_of_grinding(tmp_path: Path, a
         calls.append(trio.current_time())
         return httpx.Response(503, json={"success": False, "error": {"code": "internal_server_error", "message": "down"}})
 
-    ledger = MemoryLedger(planned(spec(i) for i in range(10)))
+    ledger = MemoryStore(planned(spec(i) for i in range(10)))
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     events: list[Event] = []
     runner = BatchRunner(
@@ -391,7 +369,7 @@ async def test_outputs_left_undownloaded_are_fetched_on_resume_with_fresh_urls(t
             return await inner.handle_async_request(request)
 
     rig.transport = StorageDown()
-    ledger = MemoryLedger(planned(spec(i) for i in range(3)))
+    ledger = MemoryStore(planned(spec(i) for i in range(3)))
     outcome = await run_batch(rig.runner(ledger))
     assert outcome.exit_code == 1
     assert states(ledger) == {"completed": 3}  # paid for, not on disk: kept for the next run
@@ -399,7 +377,7 @@ async def test_outputs_left_undownloaded_are_fetched_on_resume_with_fresh_urls(t
     await trio.sleep(60)  # the output URLs expire meanwhile
     checks = rig.stats.calls["check"]
     rig.transport = inner
-    outcome = await run_batch(rig.runner(MemoryLedger(ledger.records)))
+    outcome = await run_batch(rig.runner(MemoryStore(ledger.records)))
     assert outcome.exit_code == 0
     assert rig.stats.calls["run"] == 3  # nothing sent twice
     assert rig.stats.calls["check"] == checks + 3  # one refresh per expired URL
@@ -409,9 +387,9 @@ async def test_outputs_left_undownloaded_are_fetched_on_resume_with_fresh_urls(t
 async def test_a_ledger_write_error_surfaces_as_itself(tmp_path: Path, autojump_clock: Any) -> None:
     from lumozbatch.shell.ledger import LedgerWriteError
 
-    class FullDisk(MemoryLedger):
-        async def append(self, *records: dict[str, Any]) -> None:
-            if records[0]["t"] == "intent":
+    class FullDisk(MemoryStore):
+        async def append(self, *records: Record) -> None:
+            if records[0].TYPE == "intent":
                 raise LedgerWriteError("the disk refused a ledger write: No space left on device")
             await super().append(*records)
 
@@ -427,9 +405,9 @@ async def test_a_request_id_the_ledger_could_not_record_is_named_in_the_error(tm
     request's id must at least reach the user (it is the only way to its result)."""
     from lumozbatch.shell.ledger import LedgerWriteError
 
-    class FullDisk(MemoryLedger):
-        async def append(self, *records: dict[str, Any]) -> None:
-            if records[0]["t"] == "accepted":
+    class FullDisk(MemoryStore):
+        async def append(self, *records: Record) -> None:
+            if records[0].TYPE == "accepted":
                 raise LedgerWriteError("the disk refused a ledger write: No space left on device")
             await super().append(*records)
 
@@ -450,7 +428,7 @@ async def test_a_request_id_the_ledger_could_not_record_is_named_in_the_error(tm
 async def test_jobs_found_in_flight_are_polled_not_resubmitted(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(5.0, 5.0))
     specs = [spec(i) for i in range(4)]
-    ledger = MemoryLedger(planned(specs))
+    ledger = MemoryStore(planned(specs))
     runner = rig.runner(ledger)
 
     async def stop_when_all_accepted() -> None:
@@ -463,7 +441,7 @@ async def test_jobs_found_in_flight_are_polled_not_resubmitted(tmp_path: Path, a
         with pytest.raises(Interrupted):
             await run_batch(runner)
     assert states(ledger) == {"submitted": 4}
-    fresh = MemoryLedger(ledger.records)
+    fresh = MemoryStore(ledger.records)
     outcome = await run_batch(rig.runner(fresh))
     assert outcome.exit_code == 0
     assert rig.stats.calls["run"] == 4
@@ -472,7 +450,7 @@ async def test_jobs_found_in_flight_are_polled_not_resubmitted(tmp_path: Path, a
 
 async def test_interrupt_records_every_sent_run(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(1.0, 4.0))
-    ledger = MemoryLedger(planned(spec(i) for i in range(30)))
+    ledger = MemoryStore(planned(spec(i) for i in range(30)))
     runner = rig.runner(ledger, concurrency=6)
 
     async def interrupt_soon() -> None:
@@ -489,7 +467,7 @@ async def test_interrupt_records_every_sent_run(tmp_path: Path, autojump_clock: 
     assert rig.stats.jobs_created == sum(1 for j in replayed.jobs.values() if j.request_id is not None)
     assert rig.kinds("interrupted")
     # and a resume finishes without paying twice
-    fresh = MemoryLedger(ledger.records)
+    fresh = MemoryStore(ledger.records)
     outcome = await run_batch(rig.runner(fresh, concurrency=6))
     assert outcome.exit_code == 0
     assert rig.stats.duplicates() == {}
@@ -498,11 +476,11 @@ async def test_interrupt_records_every_sent_run(tmp_path: Path, autojump_clock: 
 
 async def test_results_rows_missing_after_a_crash_are_restored(tmp_path: Path, autojump_clock: Any) -> None:
     rig = Rig(tmp_path, latency=(0.5, 1.0))
-    ledger = MemoryLedger(planned(spec(i) for i in range(3)))
+    ledger = MemoryStore(planned(spec(i) for i in range(3)))
     await run_batch(rig.runner(ledger))
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     (tmp_path / "results.jsonl").write_text(lines[0] + "\n")  # as if killed before the rest
-    await run_batch(rig.runner(MemoryLedger(ledger.records)))
+    await run_batch(rig.runner(MemoryStore(ledger.records)))
     assert sorted(r["identity"] for r in results(tmp_path)) == sorted(ledger.state.jobs)
 
 
@@ -527,7 +505,7 @@ async def test_runs_on_the_durable_ledger(tmp_path: Path) -> None:
 async def test_an_output_the_disk_refuses_stops_the_run_with_its_reason(tmp_path: Path, autojump_clock: Any) -> None:
     (tmp_path / "j").write_text("a file where the outputs' folder goes")
     rig = Rig(tmp_path, latency=(0.5, 1.0))
-    ledger = MemoryLedger(planned(spec(i) for i in range(20)))
+    ledger = MemoryStore(planned(spec(i) for i in range(20)))
     outcome = await run_batch(rig.runner(ledger, concurrency=2))
     assert outcome.exit_code == 1  # no crash: the run stops, everything paid is recorded
     assert (tmp_path / "j").read_text() == "a file where the outputs' folder goes"

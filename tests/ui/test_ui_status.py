@@ -94,3 +94,21 @@ def test_status_says_why_a_pending_job_was_not_created(batch, tmp_path: Path) ->
     assert "  not sent yet after 1 attempt(s) that created nothing:" in text
     assert f"      connection refused (1 job: portraits#{a[:12]})" in text
     assert "continue:                 lumozbatch resume o" in text
+
+
+def test_a_run_on_the_wire_is_in_flight_in_status_and_summary_alike() -> None:
+    """One vocabulary (core.jobcategory): a live ledger's SUBMITTING job is in flight
+    everywhere, and ambiguous only once replay settles it (its run is over)."""
+    from ui_helpers import Batch
+
+    from lumozbatch.core.ledger_codec import replay
+    from lumozbatch.ui.summary import render_summary
+
+    b = Batch()
+    a = b.job("portraits", {"subject": "a"})
+    b.records.append({"t": "intent", "id": a, "attempt": 1})
+    live = replay(b.records, settle=False)
+    assert status_data(live, out_dir=Path("o"))["counts"]["in_flight"] == 1
+    assert "1 in flight" in render_summary(live, out_dir=Path("o"), command_hint="lumozbatch apply m.yaml", pricing=None)
+    settled = replay(b.records)
+    assert status_data(settled, out_dir=Path("o"))["counts"]["ambiguous"] == 1

@@ -55,7 +55,7 @@ def test_all_done_with_spend(batch) -> None:
     text = render_summary(b.state(), out_dir=Path("o"), command_hint="lumozbatch apply m.yaml",
                           pricing={"flux-sketch-smudge": 0.025})
     assert text.splitlines()[0] == "sketch-portraits: 3 of 3 done"
-    assert "spent: $0.0250 for 1 generation" in text
+    assert "spent: $0.025 for 1 generation" in text
     assert "(no price known for hidream-l1)" in text
     assert text.rstrip().endswith("all done.")
 

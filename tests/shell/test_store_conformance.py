@@ -1,0 +1,183 @@
+"""One suite, every BatchStore: the file ledger and the in-memory store obey the same rules.
+
+The next store (SQLite) joins by adding itself to ``STORES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from lumozbatch.core.jobstate import IllegalTransition, JobState
+from lumozbatch.core.ledger_codec import BadRecord
+from lumozbatch.core.records import (
+    Accepted,
+    Ambiguous,
+    Batch,
+    Completed,
+    Downloaded,
+    Failed,
+    Intent,
+    Job,
+    Reset,
+    Retire,
+    Unsent,
+)
+from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.store import BatchStore, MemoryStore
+
+S = JobState
+
+
+def job(identity: str, index: int = 0) -> Job:
+    return Job(
+        id=identity, job="portraits", index=index, repeat=0, model="flux-sketch-smudge",
+        params={"prompt": identity, "seed": 1}, variables={"n": index}, filename=f"portraits/{identity}",
+    )
+
+
+class Kit:
+    """Makes a store of one kind, and reads it back as a new process would."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        self.out = tmp_path / "out"
+
+    def new(self) -> Any:
+        return Ledger.open(self.out, create=True) if self.kind == "ledger" else MemoryStore()
+
+    def reopen(self, store: Any) -> Any:
+        if self.kind == "ledger":
+            store.close()
+            return Ledger.open(self.out, create=False)
+        return MemoryStore(store.records)
+
+
+STORES = ["ledger", "memory"]
+
+
+@pytest.fixture(params=STORES)
+def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kit]:
+    yield Kit(request.param, tmp_path)
+
+
+@pytest.fixture
+def store(kit: Kit) -> Iterator[Any]:
+    s = kit.new()
+    s.append_sync(Batch(name="b", manifest="m.yaml", api="sandbox"), job("a", 0), job("b", 1), job("c", 2))
+    yield s
+    s.close()
+
+
+def test_it_is_a_batch_store(store: Any) -> None:
+    assert isinstance(store, BatchStore)
+
+
+def test_reads_the_plan_back(store: Any) -> None:
+    assert store.batch["name"] == "b" and store.batch["api"] == "sandbox" and store.batch["v"] == 1
+    assert [j.identity for j in store.all_jobs()] == ["a", "b", "c"]
+    a = store.job("a")
+    assert (a.job, a.index, a.model, a.params, a.variables) == ("portraits", 0, "flux-sketch-smudge", {"prompt": "a", "seed": 1}, {"n": 0})
+    assert a.state is S.PENDING
+    with pytest.raises(KeyError):
+        store.job("never")
+    assert store.counts()["pending"] == 3 and store.counts()["total"] == 3
+
+
+def test_a_whole_lifecycle_and_the_reads_that_follow_it(store: Any, kit: Kit) -> None:
+    store.append_sync(Intent(id="a", attempt=1), Accepted(id="a", request_id=7))
+    store.append_sync(Completed(id="a", request_id=7, url="http://x/a.png", output_type="image"))
+    store.append_sync(Downloaded(id="a", file="portraits/a.png", sha256="0" * 64, bytes=10))
+    store.append_sync(Intent(id="b", attempt=1), Failed(id="b", reason="422", code="validation_error", billed=False))
+    store.append_sync(Retire(id="c"))
+    a = store.job("a")
+    assert (a.state, a.request_id, a.file, a.bytes, a.attempts) == (S.DONE, 7, "portraits/a.png", 10, 1)
+    assert [j.identity for j in store.jobs_in(S.DONE, S.FAILED)] == ["a", "b"]
+    assert store.jobs_in(S.PENDING) == []  # c is retired: not active
+    assert [j.identity for j in store.all_jobs()] == ["a", "b", "c"]
+    counts = store.counts()
+    assert (counts["done"], counts["failed"], counts["retired"], counts["total"]) == (1, 1, 1, 2)
+    again = kit.reopen(store)
+    try:
+        assert again.counts() == counts
+        assert again.job("b").reason == "422" and again.job("b").billed is False
+    finally:
+        again.close()
+
+
+def test_a_refused_record_raises_and_changes_nothing(store: Any, kit: Kit) -> None:
+    before = store.counts()
+    with pytest.raises(IllegalTransition):
+        store.append_sync(Intent(id="a", attempt=1), Downloaded(id="a", file="x", sha256="0", bytes=1))
+    with pytest.raises(BadRecord):
+        store.append_sync(Intent(id="never-planned", attempt=1))
+    with pytest.raises(BadRecord):
+        store.append_sync(Batch(name="b", manifest="m.yaml"))  # a second batch record
+    assert store.counts() == before and store.job("a").attempts == 0
+    again = kit.reopen(store)
+    try:
+        assert again.counts() == before  # nothing of the refused calls was recorded
+    finally:
+        again.close()
+
+
+def test_a_run_left_on_the_wire_reads_back_ambiguous_and_can_be_reset(store: Any, kit: Kit) -> None:
+    store.append_sync(Intent(id="a", attempt=1))
+    assert store.job("a").state is S.SUBMITTING  # live: the run is on the wire
+    again = kit.reopen(store)
+    try:
+        assert again.job("a").state is S.AMBIGUOUS  # the process that sent it is gone
+        again.append_sync(Reset(id="a", why="resubmit-ambiguous"), Intent(id="a", attempt=2))
+        again.append_sync(Ambiguous(id="a", reason="timeout"))
+        assert again.job("a").attempts == 2 and again.job("a").paid_before == 1
+    finally:
+        again.close()
+
+
+def test_every_record_is_stamped_with_its_time(store: Any, kit: Kit) -> None:
+    store.append_sync(Intent(id="a", attempt=1), Unsent(id="a", reason="connection refused", at=5.0))
+    again = kit.reopen(store)
+    try:
+        assert again.batch["at"] > 1_000_000_000  # stamped by the store: wall-clock seconds
+        assert again.job("a").reason == "connection refused"
+    finally:
+        again.close()
+
+
+async def test_async_appends_keep_their_order_and_show_at_once(store: Any, kit: Kit) -> None:
+    async def carry(identity: str) -> None:
+        await store.append(Intent(id=identity, attempt=1))
+        assert store.job(identity).state is S.SUBMITTING
+        await store.append(Accepted(id=identity, request_id=1), Completed(id=identity, request_id=1, url="u"))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(store.run_writer)
+        async with trio.open_nursery() as workers:
+            for identity in ("a", "b", "c"):
+                workers.start_soon(carry, identity)
+        nursery.cancel_scope.cancel()
+    assert store.counts()["completed"] == 3
+    again = kit.reopen(store)
+    try:
+        assert again.counts()["completed"] == 3
+    finally:
+        again.close()
+
+
+async def test_an_async_append_that_is_refused_raises_before_anything_is_recorded(store: Any) -> None:
+    with pytest.raises(IllegalTransition):
+        await store.append(Accepted(id="a", request_id=1))
+    assert store.job("a").state is S.PENDING
+
+
+def test_close_is_idempotent_and_refuses_later_appends(kit: Kit) -> None:
+    s = kit.new()
+    s.close()
+    s.close()
+    with pytest.raises(RuntimeError):
+        s.append_sync(Batch(name="b", manifest="m.yaml"))
+
