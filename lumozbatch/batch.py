@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 from lumozbatch.core.batchrules import check_batch_name, check_same_api
 from lumozbatch.core.events import Event, EventSink, discard
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.ledger_codec import LEDGER_VERSION, LedgerState
+from lumozbatch.core.ledger_codec import LedgerState
 from lumozbatch.core.manifest import Manifest
 from lumozbatch.core.plansummary import PlanSummary, ledger_view, summarize_against
+from lumozbatch.core.records import Batch as BatchRecord
 
 if TYPE_CHECKING:
     from lumozbatch.shell.ledger import Ledger
@@ -136,9 +137,7 @@ class Batch:
         manifest, path, target = self._need_manifest("apply"), self.manifest_path, self.target()
         batch = ledger.state.batch
         if batch is None:
-            ledger.append_sync(
-                {"t": "batch", "v": LEDGER_VERSION, "name": manifest.name, "manifest": str(path), "api": target.api, "at": time.time()}
-            )
+            ledger.append_sync(BatchRecord(name=manifest.name, manifest=str(path), api=target.api, at=time.time()))
         else:
             check_batch_name(batch, manifest.name, self.out_dir)
             check_same_api(batch, target.api, self.out_dir)

@@ -30,6 +30,7 @@ import trio
 import yaml
 
 from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState, RecordReader, encode, replay
 from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
@@ -47,7 +48,7 @@ __all__ = [
     "run_in_progress",
 ]
 
-LEDGER_DIR = ".lumozbatch"
+LEDGER_DIR = STATE_DIR
 LEDGER_FILE = "ledger.jsonl"
 LOCK_FILE = "lock"
 

@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.shell.download import safe_target
 
 __all__ = [
@@ -41,7 +42,6 @@ __all__ = [
     "object_stem",
 ]
 
-STATE_DIR = ".lumozbatch"
 OBJECTS_DIR = f"{STATE_DIR}/objects"
 DISPLACED_DIR = f"{STATE_DIR}/displaced"
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
