@@ -57,7 +57,7 @@ def test_examples_are_valid() -> None:
     assert "sketch-portraits.yaml: valid (1 job, 10 generations)" in result.output
     for path in paths:
         text = Path(path).read_text(encoding="utf-8")
-        assert text.startswith("# yaml-language-server: $schema=../schemas/manifest.schema.json")
+        assert text.startswith("# yaml-language-server: $schema=../schemas/manifest.editor.schema.json")
 
 
 def test_every_error_of_every_file_at_once(tmp_path: Path) -> None:
