@@ -220,6 +220,9 @@ class Ledger:
     def jobs_in(self, *states: JobState) -> list[JobRecord]:
         return self.state.jobs_in(*states)
 
+    def holders(self, file: str) -> list[JobRecord]:
+        return self.state.holders(file)
+
     def counts(self) -> dict[str, int]:
         return self.state.counts()
 

@@ -45,6 +45,10 @@ class BatchStore(Protocol):
     def jobs_in(self, *states: JobState) -> list[JobRecord]:
         """Active (not retired) jobs in any of ``states``, in planning order."""
 
+    def holders(self, file: str) -> list[JobRecord]:
+        """Jobs whose outputs have been shown under the name ``file``, oldest first (their
+        outputs are kept: the name may be re-pointed from one to another)."""
+
     def counts(self) -> dict[str, int]:
         """Active jobs per state name, plus ``retired`` and ``total`` (active)."""
 
@@ -84,6 +88,9 @@ class MemoryStore:
 
     def jobs_in(self, *states: JobState) -> list[JobRecord]:
         return self.state.jobs_in(*states)
+
+    def holders(self, file: str) -> list[JobRecord]:
+        return self.state.holders(file)
 
     def counts(self) -> dict[str, int]:
         return self.state.counts()
