@@ -54,7 +54,8 @@ _DOMAIN = b"lumozbatch-webhook-v1"
 
 
 class Action(enum.StrEnum):
-    """What a delivery means. The first five are answered 2xx, the rest 4xx."""
+    """What a delivery means. The first five are answered 2xx, the rest 4xx, but
+    ``NOT_RECORDED`` (503: recording it failed, the sender should try again)."""
 
     COMPLETE = "complete"  # SUBMITTED job: record its completion (output URL)
     FAIL = "fail"  # SUBMITTED job: record its failure (billed)
@@ -69,6 +70,7 @@ class Action(enum.StrEnum):
     STALE_ATTEMPT = "stale_attempt"  # for an attempt other than the job's current one
     CONTRADICTS = "contradicts"  # another request_id, or an outcome opposite to the known one
     NOT_SENT = "not_sent"  # the job was never submitted (or was refused): nothing can be due
+    NOT_RECORDED = "not_recorded"  # the receiver's record callback failed
 
 
 _STATUS = {
@@ -76,6 +78,7 @@ _STATUS = {
     Action.DUPLICATE: 200, Action.MALFORMED: 400, Action.TOO_LARGE: 413,
     Action.UNSUPPORTED_TYPE: 415, Action.METHOD: 405, Action.UNKNOWN_JOB: 404,
     Action.STALE_ATTEMPT: 409, Action.CONTRADICTS: 409, Action.NOT_SENT: 409,
+    Action.NOT_RECORDED: 503,
 }
 _CHANGES = frozenset({Action.COMPLETE, Action.FAIL, Action.RELINK})
 

@@ -55,7 +55,8 @@ async def serve_h11(app: App, host: str, port: int, *, max_body: int, idle_timeo
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(trio.serve_listeners, handler, listeners,
                                     handler_nursery=nursery))
-        task_status.started(f"http://{bound[0]}:{bound[1]}")
+        host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        task_status.started(f"http://{host}:{bound[1]}")
 
 
 async def _connection(app: App, server: tuple[str, int], max_body: int, idle_timeout: float,
