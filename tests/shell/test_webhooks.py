@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lumozbatch.core.webhook import (
     Action,
@@ -29,6 +31,7 @@ from lumozbatch.shell.webhooks import (
     SECRET_FILE,
     load_or_create_secret,
     parse_listen,
+    receiver_app,
     serve_receiver,
     url_path_prefix,
 )
@@ -304,3 +307,61 @@ async def test_the_sandbox_delivers_to_the_receiver_end_to_end() -> None:
     assert set(unknown) == {"nobody"}  # its path verifies; the store knows no such job
     assert len(store.verdicts) == n + len(duplicates) + len(unknown)
     assert receiver.stats.statuses == {200: n + len(duplicates), 404: strangers}
+
+
+# -- the router, in-process: random requests never reach record by accident -----------------
+
+
+def _call(app, method: str, raw_path: bytes, body: bytes, ctype: bytes | None,
+          query: bytes = b"") -> tuple[int, dict]:
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": raw_path.decode("latin-1"),
+             "raw_path": raw_path, "query_string": query,
+             "headers": [(b"content-type", ctype)] if ctype else []}
+    trio.run(app, scope, receive, send)
+    return sent[0]["status"], json.loads(sent[1]["body"])
+
+
+METHODS = st.sampled_from(["GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "post", "POST"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(METHODS, st.binary(max_size=200), st.binary(max_size=600),
+       st.sampled_from([None, b"application/json", b"application/x-www-form-urlencoded"]))
+def test_random_requests_are_refused_without_reaching_record(method, path, body, ctype) -> None:
+    rec = Recorder()
+    status, answer = _call(receiver_app(SECRET, rec), method, b"/" + path, body, ctype)
+    assert rec.seen == [] and 400 <= status < 500 and answer["ok"] is False
+
+
+@settings(max_examples=200, deadline=None)
+@given(METHODS, st.data())
+def test_only_post_on_the_exact_path_reaches_record(method: str, data) -> None:
+    rec = Recorder()
+    path = hook_path(SECRET, JOB, 1)
+    if data.draw(st.booleans()):  # one character changed
+        i = data.draw(st.integers(0, len(path) - 1))
+        c = data.draw(st.characters(min_codepoint=0x21, max_codepoint=0x7E))
+        path = path[:i] + c + path[i + 1:]
+    status, _ = _call(receiver_app(SECRET, rec), method, path.encode(), json.dumps(DONE).encode(),
+                      b"application/json")
+    valid = method == "POST" and path == hook_path(SECRET, JOB, 1)
+    assert (status == 200) == valid and (rec.seen != []) == valid
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 2**63 - 1).filter(lambda rid: rid != 42))
+def test_a_forged_request_id_is_refused_409(rid: int) -> None:
+    rec = Recorder()
+    body = json.dumps({"data": {**DONE["data"], "request_id": rid}}).encode()
+    status, answer = _call(receiver_app(SECRET, rec), "POST", hook_path(SECRET, JOB, 1).encode(),
+                           body, b"application/json")
+    assert status == 409 and answer == {"ok": False, "result": "contradicts",
+                                        "reason": "this job has another request_id"}
