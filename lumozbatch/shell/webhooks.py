@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -112,8 +113,6 @@ def url_path_prefix(public_url: str) -> str:
 def load_or_create_secret(state_dir: Path) -> bytes:
     """The batch's webhook secret: ``state_dir/webhook-secret``, created once with mode 0600
     from ``secrets.token_bytes(32)``, read back on every later run. Never printed."""
-    import secrets
-
     path = state_dir / SECRET_FILE
     state_dir.mkdir(parents=True, exist_ok=True)
     try:
