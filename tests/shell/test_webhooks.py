@@ -249,48 +249,60 @@ class Store:
         return verdict
 
 
-async def test_the_sandbox_delivers_to_the_receiver_end_to_end() -> None:
+async def _submit(c: httpx.AsyncClient, store: Store, job: str, hook: str) -> bool:
+    """One run, recorded as the runner would; False when its answer was lost (ambiguous)."""
+    store.jobs[job] = KnownJob("submitting", None, 1)
+    try:
+        r = await c.post("/api/v4/run", data={"model_id": "hidream-l1", "prompt": job,
+                                              "webhook": hook})
+    except httpx.TransportError:  # the run's answer was lost: maybe billed
+        if store.jobs[job].state == "submitting":
+            store.jobs[job] = KnownJob("ambiguous", None, 1)
+        return False
+    if store.jobs[job].state == "submitting":
+        store.jobs[job] = KnownJob("submitted", r.json()["data"]["request_id"], 1)
+    return True
+
+
+async def _drive(cfg: SandboxConfig, n: int, *, strangers: bool):
+    """n jobs through the sandbox, webhooks to the receiver; returns what each side saw."""
     store = Store()
-    # latency >= 1 s: each run's answer is recorded long before its webhook can arrive
-    cfg = SandboxConfig(port=0, latency=(1.0, 1.5), sync_threshold=0.0, image_scale=0.125,
-                        webhook_delay=(0.0, 0.3), webhook_dup=0.5, reset_after_create=0.25,
-                        seed=5, rate_limit=0)
-    n = 16
+    ambiguous = set()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             receiver = await nursery.start(serve_receiver, SECRET, store.record)
             running = await nursery.start(serve_sandbox, cfg)
             auth = {"Authorization": f"Bearer {running.api_key}"}
-            ambiguous = set()
             async with httpx.AsyncClient(base_url=running.base_url, headers=auth,
                                          timeout=10) as c:
                 for i in range(n):
-                    job = f"job{i}"
-                    store.jobs[job] = KnownJob("submitting", None, 1)
-                    data = {"model_id": "hidream-l1", "prompt": f"p{i}",
-                            "webhook": hook_url(receiver.url, SECRET, job, 1)}
-                    try:
-                        r = await c.post("/api/v4/run", data=data)
-                    except httpx.TransportError:
-                        ambiguous.add(job)  # the run's answer was lost: maybe billed
-                        if store.jobs[job].state == "submitting":
-                            store.jobs[job] = KnownJob("ambiguous", None, 1)
-                        continue
-                    rid = r.json()["data"]["request_id"]
-                    if store.jobs[job].state == "submitting":
-                        store.jobs[job] = KnownJob("submitted", rid, 1)
-                # strangers: a valid run whose webhook points at a forged or unknown hook
-                tag_forged = hook_url(receiver.url, SECRET, "job0", 1)[:-2] + "xx"
-                unknown = hook_url(receiver.url, SECRET, "nobody", 1)
-                for hook in (tag_forged, unknown):
-                    await c.post("/api/v4/run", data={"model_id": "hidream-l1",
-                                                      "prompt": "stranger", "webhook": hook})
+                    if not await _submit(c, store, f"job{i}",
+                                         hook_url(receiver.url, SECRET, f"job{i}", 1)):
+                        ambiguous.add(f"job{i}")
+                if strangers:  # valid runs whose webhook is a forged or an unknown hook
+                    forged = hook_url(receiver.url, SECRET, "job0", 1)[:-2] + "xx"
+                    for hook in (forged, hook_url(receiver.url, SECRET, "nobody", 1)):
+                        await c.post("/api/v4/run", data={"model_id": "hidream-l1",
+                                                          "prompt": "stranger", "webhook": hook})
+            stats = running.stats
+            created = n + 2 * strangers
             with trio.move_on_after(20):
-                while (running.stats.webhooks_sent + running.stats.webhooks_failed
-                       < n + 2 + running.stats.webhooks_duplicated):
+                while (stats.webhooks_sent + stats.webhooks_failed
+                       < created - stats.webhooks_dropped + stats.webhooks_duplicated):
                     await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
-    stats = running.stats
+    return store, ambiguous, stats, receiver.stats
+
+
+# latency >= 1 s: each run's answer is recorded long before its webhook can arrive
+E2E = dict(port=0, latency=(1.0, 1.5), sync_threshold=0.0, image_scale=0.125, rate_limit=0,
+           webhook_delay=(0.0, 0.3), reset_after_create=0.25)
+
+
+async def test_the_sandbox_delivers_to_the_receiver_end_to_end() -> None:
+    n = 16
+    store, ambiguous, stats, received = await _drive(
+        SandboxConfig(**E2E, webhook_dup=0.5, seed=5), n, strangers=True)
     assert 0 < len(ambiguous) < n and stats.drops == {"run-reset": len(ambiguous)}
     # every job completed and was delivered at least once; the ambiguous ones were relinked
     assert all(store.jobs[f"job{i}"].state == "completed" for i in range(n))
@@ -306,7 +318,22 @@ async def test_the_sandbox_delivers_to_the_receiver_end_to_end() -> None:
     unknown = [job for job, action in store.verdicts if action is Action.UNKNOWN_JOB]
     assert set(unknown) == {"nobody"}  # its path verifies; the store knows no such job
     assert len(store.verdicts) == n + len(duplicates) + len(unknown)
-    assert receiver.stats.statuses == {200: n + len(duplicates), 404: strangers}
+    assert received.statuses == {200: n + len(duplicates), 404: strangers}
+
+
+async def test_lost_webhooks_leave_their_jobs_to_the_polling_fallback() -> None:
+    n = 16
+    store, ambiguous, stats, received = await _drive(
+        SandboxConfig(**E2E, webhook_drop=0.3, seed=2), n, strangers=False)
+    assert 0 < stats.webhooks_dropped < n and ambiguous
+    done = {job for job, known in store.jobs.items() if known.state == "completed"}
+    assert len(done) == n - stats.webhooks_dropped == stats.webhooks_sent
+    # a job whose webhook was lost is where its run left it: submitted (to be polled when
+    # overdue) or ambiguous (still unknown); nothing was invented for it
+    for job in set(store.jobs) - done:
+        assert store.jobs[job].state == ("ambiguous" if job in ambiguous else "submitted")
+        assert job not in store.outputs
+    assert received.statuses == {200: n - stats.webhooks_dropped}
 
 
 # -- the router, in-process: random requests never reach record by accident -----------------
