@@ -617,3 +617,14 @@ async def test_a_connection_refused_after_the_api_answered_is_retried_not_fatal(
     assert outcome.exit_code == 0
     assert [e.kind for e in events].count("submit") == 2  # the refused try is a retry, not a submit
     assert [e.endpoint for e in events if e.kind == "retry"] == ["run"]
+
+
+async def test_a_folder_where_results_jsonl_goes_stops_before_anything_is_sent(tmp_path: Path, autojump_clock: Any) -> None:
+    from lumozbatch.errors import UsageError
+
+    (tmp_path / "results.jsonl").mkdir()
+    rig = Rig(tmp_path, latency=(0.1, 0.2))
+    ledger = MemoryStore(planned(spec(i) for i in range(2)))
+    with pytest.raises(UsageError, match="results.jsonl"):
+        await run_batch(rig.runner(ledger))
+    assert rig.stats.calls["run"] == 0
