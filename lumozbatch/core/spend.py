@@ -59,7 +59,7 @@ class Spend:
                 unpriced.append(model)
         return SpendCost(round(priced, _DIGITS), covered, tuple(sorted(unpriced)))
 
-    def line(self, pricing: Mapping[str, float] | None) -> str:
+    def line(self, pricing: Mapping[str, float] | None, *, label: str = "spent") -> str:
         """``spent: $X for N generations`` (the count alone without prices), as every
         command prints it; empty when nothing was spent."""
         n = self.generations
@@ -67,17 +67,17 @@ class Spend:
             return ""
         noun = "generation" if n == 1 else "generations"
         if not pricing:
-            text = f"spent: {n} {noun}"
+            text = f"{label}: {n} {noun}"
         else:
             cost = self.cost(pricing)
             if cost.unpriced_models:
                 known = "generation" if cost.priced_generations == 1 else "generations"
                 text = (
-                    f"spent: {format_money(cost.priced)} for {cost.priced_generations} {known} with a known "
+                    f"{label}: {format_money(cost.priced)} for {cost.priced_generations} {known} with a known "
                     f"price, {n} {noun} in all (no price known for {', '.join(cost.unpriced_models)})"
                 )
             else:
-                text = f"spent: {format_money(cost.priced)} for {n} {noun}"
+                text = f"{label}: {format_money(cost.priced)} for {n} {noun}"
         if self.ambiguous:
             text += f" ({self.ambiguous} of them ambiguous: sent, answer lost, may have been billed)"
         return text
