@@ -130,11 +130,12 @@ def retired_lines(t: Tally) -> list[str]:
     """What became of the jobs an edited manifest retired: their paid outputs are kept."""
     lines = []
     if t.retired_kept:
-        noun = "job" if t.retired_kept == 1 else "jobs"
-        lines.append(f"  {t.retired_kept} retired {noun} kept their outputs in {STATE_DIR}/objects")
+        what = "job kept its output" if t.retired_kept == 1 else "jobs kept their outputs"
+        lines.append(f"  {t.retired_kept} retired {what} in {STATE_DIR}/objects")
     if t.retired_followed:
-        noun = "job" if t.retired_followed == 1 else "jobs"
-        lines.append(f"  {t.retired_followed} retired {noun} still in flight: followed to their outputs")
+        what = "job" if t.retired_followed == 1 else "jobs"
+        whose = "its output" if t.retired_followed == 1 else "their outputs"
+        lines.append(f"  {t.retired_followed} retired {what} still in flight: followed to {whose}")
     return lines
 
 

@@ -142,7 +142,7 @@ def test_retired_jobs_in_flight_are_followed_and_counted(batch) -> None:
     b.accepted(c)
     b.records.append({"t": "retire", "id": c})
     text = render_summary(b.state(), out_dir=Path("o"), command_hint="lumozbatch resume o", pricing=None)
-    assert "  1 retired job still in flight: followed to their outputs" in text.splitlines()
+    assert "  1 retired job still in flight: followed to its output" in text.splitlines()
     assert "  continue:                 lumozbatch resume o" in text.splitlines()
     assert "spent: 2 generations" in text.splitlines()
 
