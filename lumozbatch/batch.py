@@ -87,7 +87,7 @@ class Batch:
             check_batch_name(state.batch, manifest.name, self.out_dir, planning=True)
             check_same_manifest(state.batch, self._need_key(), self.out_dir, planning=True)
             view = ledger_view(state)
-        return summarize_against(manifest, self.specs, view)
+        return summarize_against(manifest, self.specs, view, out_dir=str(self.out_dir))
 
     def status(self) -> LedgerState:
         """What the ledger knows (``LedgerNotFound``, exit 2, when there is none). No network."""
@@ -221,7 +221,8 @@ class Batch:
         """The text ``lumozbatch plan`` prints, against the ledger as it is before this run."""
         from lumozbatch.ui.plan import render_plan
 
-        return render_plan(summarize_against(self._need_manifest("plan"), self.specs, ledger_view(state)))
+        summary = summarize_against(self._need_manifest("plan"), self.specs, ledger_view(state), out_dir=str(self.out_dir))
+        return render_plan(summary)
 
 
 @dataclass

@@ -8,26 +8,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import click
 
 __all__ = ["plan_cmd"]
-
-
-def folder_line(out_dir: Path) -> str:
-    """Which folder the plan was compared against: the one ``apply`` would use."""
-    from lumozbatch.shell.ledger import ledger_path
-
-    there = "" if ledger_path(out_dir).is_file() else " (no batch there yet)"
-    return f"  compared against {out_dir}{there}"
-
-
-def with_folder_line(text: str, line: str) -> str:
-    """``text`` (``render_plan``'s) with ``line`` after its headline: the counts it follows
-    are the counts against that folder."""
-    lines = text.split("\n")
-    return "\n".join(lines[:2] + [line] + lines[2:])
 
 
 @click.command("plan")
@@ -56,14 +40,14 @@ def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
     new, in_flight = summary.counts["new"], summary.counts["in_flight"]
     if json_out:
         data = plan_data(summary, batch.warnings)
-        data["out_dir"] = str(absolute(batch.out_dir))
+        data["out_dir"] = str(absolute(batch.out_dir))  # the text names it as typed, machines absolute
         # Only a previous run of this batch knows the rate limit; without one there is no ETA.
         data["eta_seconds"] = eta_for(load_snapshot(batch.out_dir), calls_needed(new, in_flight), now=time.time())
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     for warning in batch.warnings:
         click.echo(warning, err=True)
-    click.echo(with_folder_line(render_plan(summary), folder_line(batch.out_dir)), nl=False)
+    click.echo(render_plan(summary), nl=False)
     eta = plan_eta_line(batch.out_dir, new=new, in_flight=in_flight, now=time.time()) if new + in_flight else None
     if eta:
         click.echo(f"  {eta}")
