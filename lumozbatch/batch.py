@@ -196,6 +196,7 @@ class Batch:
 
     def _start_resume(self, ledger: Ledger, resets: Resets, cap: int | None) -> BatchRun:
         from lumozbatch.provenance import git_info
+        from lumozbatch.shell.recorded_pricing import recorded_pricing
         from lumozbatch.shell.planning import check_cap, plan_resume
 
         target = self.target()
@@ -213,7 +214,7 @@ class Batch:
             name=str(batch.get("name") or self.out_dir.name),
             concurrency=DEFAULT_CONCURRENCY,
             command_hint=shlex.join(["lumozbatch", "resume", str(self.out_dir)]),
-            pricing=None,
+            pricing=recorded_pricing(batch),
             result_extra=extra,
         )
 
