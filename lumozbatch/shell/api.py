@@ -140,20 +140,30 @@ def normalize_base_url(url: str) -> str:
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):  # before int: bool is an int
         return "true" if value else "false"
+    if isinstance(value, (Mapping, list, tuple)):
+        # Structure has no form encoding of its own: JSON text, never Python's repr.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value)
+
+
+def _is_flat_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and not any(
+        v is None or isinstance(v, (Mapping, list, tuple)) for v in value
+    )
 
 
 def form_fields(model: str, params: Mapping[str, Any]) -> dict[str, str | list[str]]:
     """The form body of a ``run``: ``model_id`` first, then the parameters as strings.
 
-    ``None`` values are left out (the provider's default applies); lists become repeated
-    fields, as a PHP/curl client would send them.
+    ``None`` values are left out (the provider's default applies); a list of scalars becomes
+    repeated fields, as a PHP/curl client would send it; a mapping, or a list holding lists or
+    mappings, is sent as one field of compact JSON text.
     """
     data: dict[str, str | list[str]] = {"model_id": model}
     for name, value in params.items():
         if value is None or name == "model_id":
             continue
-        if isinstance(value, (list, tuple)):
+        if _is_flat_list(value):
             data[name] = [_form_value(v) for v in value]
         else:
             data[name] = _form_value(value)

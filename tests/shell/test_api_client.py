@@ -313,3 +313,12 @@ async def test_every_call_has_a_deadline(autojump_clock: Any) -> None:
     assert trio.current_time() - start == 30.0
     assert info.value.failure is Failure.SENT_NO_ANSWER  # sent: the run may exist
     assert limiter.core.in_flight == 0
+
+
+def test_form_fields_send_mappings_and_nested_lists_as_json_text() -> None:
+    # An unknown model's free-form params: never Python's repr ({'a': 1}) on the wire.
+    fields = form_fields("m", {"nested": {"a": 1, "b": [True, None]}, "grid": [[1, 2], [3]], "s": "x"})
+    assert fields["nested"] == '{"a":1,"b":[true,null]}'
+    assert fields["grid"] == "[[1,2],[3]]"
+    assert fields["s"] == "x"
+    assert form_fields("m", {"tags": ["a", 2, False]})["tags"] == ["a", "2", "false"]
