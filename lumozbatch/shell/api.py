@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -85,7 +85,8 @@ class ApiCallError(Exception):
 
     ``failure`` says whether anything reached the server: ``CONNECT`` (certainly not),
     ``SENT_NO_ANSWER`` (maybe: the request left, no answer came back, or the answer was not
-    readable) or ``HTTP`` (the server answered ``status`` with an error body).
+    readable, or a 2xx `check` said nothing about the job) or ``HTTP`` (the server answered
+    ``status`` with an error body).
     """
 
     failure: Failure
@@ -308,7 +309,10 @@ class LumozClient:
         body = _answer_body(response, "check")
         data = body.get("data")
         if not isinstance(data, Mapping):
-            raise _error_from(response, body)
+            # A 2xx without the job's status ("success": false and an error, say) tells
+            # nothing about an accepted, paid job: a transient answer, so the check is retried
+            # (bounded; then the job is left in flight), never failed as billed.
+            raise replace(_error_from(response, body), failure=Failure.SENT_NO_ANSWER)
         status = str(data.get("status") or ("failed" if body.get("success") is False else ""))
         output = data.get("output")
         error = data.get("error")
