@@ -168,7 +168,8 @@ def _axis_values(
         return None
     assert source.text is not None
     table, problems = parse_source(source.text, source.shown, suffix, name)
-    diag.errors.extend(problems)
+    for problem in problems:
+        (diag.warnings if problem.severity == "warning" else diag.errors).append(problem)
     return table
 
 
