@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumozbatch.core.where import Where
+from lumozbatch.core.wording import count
 from lumozbatch.errors import Diagnostic
 
 __all__ = ["SUFFIXES", "Table", "parse_source"]
@@ -68,9 +69,9 @@ def _hash_lines_warning(rows: list[tuple[Any, ...]], wheres: list[Where]) -> lis
     if not hashed:
         return []
     first = hashed[0]
-    count = "1 line starts" if len(hashed) == 1 else f"{len(hashed)} lines start"
+    starts = count(len(hashed), "line") + (" starts" if len(hashed) == 1 else " start")
     message = (
-        f"{count} with # (first: line {first.line}): a .txt source has no comments, "
+        f"{starts} with # (first: line {first.line}): a .txt source has no comments, "
         + ("it is a value; delete it if it is a note" if len(hashed) == 1 else "each is a value; delete them if they are notes")
     )
     return [first.diag(message, severity="warning")]

@@ -7,6 +7,7 @@ Pure: no I/O, no clock. Lines start with the run's clock so a log can be read as
 from __future__ import annotations
 
 from lumozbatch.core.events import Event
+from lumozbatch.core.wording import count
 
 __all__ = ["format_bytes", "format_duration", "format_event", "job_label"]
 
@@ -47,7 +48,7 @@ def _counts(counts: dict[str, int] | None) -> str:
         return ""
     shown = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if k != "total" and v]
     total = counts.get("total")
-    head = f"{total} jobs" if total is not None else "jobs"
+    head = count(total, "job") if total is not None else "jobs"
     return f"{head} ({', '.join(shown)})" if shown else head
 
 
