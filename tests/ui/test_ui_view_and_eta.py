@@ -183,3 +183,28 @@ def test_the_live_rate_line_counts_a_long_wait_down_in_minutes() -> None:
     console.print(render(view, 61.0, width=100))
     text = console.export_text()
     assert "waiting 59m00s  (Ctrl-C stops; resume continues)" in text
+
+
+def test_plan_after_one_short_run_goes_by_the_window_it_saw_not_an_hour(tmp_path: Path) -> None:
+    # A run of a few seconds against 600 per 60 s saw one window: plan's ETA for 10 jobs is
+    # seconds, not the "about 3m" of an assumed hour-long window.
+    import trio
+    from email.utils import formatdate
+
+    from lumozbatch.session import save_rate_limit
+    from lumozbatch.shell.ratelimit import SharedLimiter
+    from lumozbatch.ui.ratelimit_file import plan_eta_line
+
+    wall = 2_000_000_000
+    answer = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "570",
+              "X-RateLimit-Reset": str(wall + 60), "Date": formatdate(wall, usegmt=True)}
+
+    async def one_run() -> None:
+        limiter = SharedLimiter()
+        async with limiter.slot() as slot:
+            slot.response(200, answer)
+        save_rate_limit(tmp_path, limiter)
+
+    trio.run(one_run)
+    line = plan_eta_line(tmp_path, new=10, now=load_snapshot(tmp_path).reset_at + 1)
+    assert line == "ETA: about 3s for ~30 API calls under the last rate limit seen (600 per 1m00s)"
