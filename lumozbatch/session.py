@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import trio
 
+from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.events import Event, EventSink
 from lumozbatch.provenance import embed_metadata
 from lumozbatch.sandbox.config import SandboxConfig
@@ -119,5 +120,5 @@ def demo_sandbox_config(out_dir: Path) -> SandboxConfig:
         storage_port=0,
         latency=(0.5, 2.0),
         image_scale=0.25,
-        journal=str(out_dir / ".lumozbatch" / "sandbox-journal.jsonl"),
+        journal=str(out_dir / STATE_DIR / "sandbox-journal.jsonl"),
     )
