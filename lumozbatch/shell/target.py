@@ -63,5 +63,5 @@ def _checked(url: str, source: str, error: type[UsageError] | type[ConfigError])
         return normalize_base_url(url)
     except ConfigError:
         raise error(
-            f"invalid {source} {url!r}: expected http(s)://host[:port], e.g. {DEFAULT_BASE_URL}"
+            f"invalid base URL {url!r} ({source}): expected http(s)://host[:port], e.g. {DEFAULT_BASE_URL}"
         ) from None

@@ -87,7 +87,7 @@ def test_a_malformed_base_url_option_is_a_usage_error(tmp_path: Path, command: s
     result = CliRunner().invoke(main, [command, where, "--base-url", "127.0.0.1:35845", "--out", str(tmp_path / "o")]
                                 if command == "apply" else [command, where, "--base-url", "127.0.0.1:35845"])
     assert result.exit_code == 2, result.output
-    assert "invalid --base-url '127.0.0.1:35845': expected http(s)://host[:port]" in result.output
+    assert "invalid base URL '127.0.0.1:35845' (--base-url): expected http(s)://host[:port]" in result.output
     assert "Traceback" not in result.output
 
 
@@ -95,4 +95,4 @@ def test_a_malformed_lumoz_base_url_is_a_configuration_error(tmp_path: Path) -> 
     env = {"LUMOZ_API_KEY": "k", "LUMOZ_BASE_URL": "127.0.0.1:35845"}
     result = CliRunner().invoke(main, ["apply", str(MANIFESTS / "seed-sweep.yaml"), "--out", str(tmp_path / "o")], env=env)
     assert result.exit_code == 3, result.output
-    assert "invalid LUMOZ_BASE_URL '127.0.0.1:35845'" in result.output
+    assert "invalid base URL '127.0.0.1:35845' (LUMOZ_BASE_URL)" in result.output

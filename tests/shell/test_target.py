@@ -16,13 +16,13 @@ def test_the_option_wins_over_the_environment() -> None:
 
 
 def test_a_bad_option_is_a_usage_error_even_without_a_key() -> None:
-    with pytest.raises(UsageError, match=r"invalid --base-url 'lumozai.com'") as caught:
+    with pytest.raises(UsageError, match=r"invalid base URL 'lumozai.com' \(--base-url\)") as caught:
         resolve_target("lumozai.com", environ={})
     assert not isinstance(caught.value, ConfigError)
 
 
 def test_a_bad_environment_value_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigError, match=r"invalid LUMOZ_BASE_URL 'ftp://x'"):
+    with pytest.raises(ConfigError, match=r"invalid base URL 'ftp://x' \(LUMOZ_BASE_URL\)"):
         resolve_target(environ={"LUMOZ_API_KEY": "k", "LUMOZ_BASE_URL": "ftp://x"})
 
 
