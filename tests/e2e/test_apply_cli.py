@@ -34,9 +34,11 @@ def test_missing_key_is_a_configuration_error(demo: Path) -> None:
     assert "Error: no API key: set LUMOZ_API_KEY" in result.output
 
 
-def test_bad_base_url_is_a_configuration_error(demo: Path) -> None:
+def test_bad_base_url_option_is_a_usage_error(demo: Path) -> None:
+    # #12: a malformed option value is a usage error (2); a malformed LUMOZ_BASE_URL stays a
+    # configuration error (3), see tests/cli/test_edges.py
     result = invoke("apply", str(demo), "--base-url", "lumozai.com", env={"LUMOZ_API_KEY": "k"})
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert "invalid base URL" in result.output
 
 
