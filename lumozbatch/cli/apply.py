@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from lumozbatch.batch import Batch, BatchRun, open_batch, resume_batch
+from lumozbatch.core.wording import count
 
 __all__ = ["apply_cmd", "resume_cmd"]
 
@@ -32,7 +33,7 @@ def _confirm(run: BatchRun, yes: bool, json_out: bool) -> None:
     if run.describe is not None:
         click.echo(run.describe().rstrip("\n"))
     click.echo(
-        f"This run will submit {plan.to_submit} generations "
+        f"This run will submit {count(plan.to_submit, 'generation')} "
         f"({plan.done} already done, {plan.in_flight} in flight, {plan.spent} spent so far)."
     )
     if not click.confirm("Submit them?", default=False):
@@ -102,7 +103,7 @@ def apply_cmd(manifest: Path, out: Path | None, adopt: bool, base_url: str | Non
     batch = open_batch(manifest, out=out, sandbox=sandbox, base_url=base_url)
     batch.target()  # a missing key is exit 3 before anything else is said or written
     for warning in batch.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        click.echo(warning, err=True)  # the diagnostic already says "warning:"
     sys.exit(_run(batch, options, adopt=adopt))
 
 

@@ -57,7 +57,7 @@ def test_plan_several_models_unpriced(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "warning: jobs[1].model: unknown model 'other-model'" in result.output
     assert "hidream-l1: 3 generations, 3 new  x $2.00 = $6.00" in result.output
-    assert "other-model: 1 generations, 1 new" in result.output
+    assert "other-model: 1 generation, 1 new" in result.output
     assert "estimated cost of what apply would submit: $6.00 (no price for other-model)" in result.output
     assert "apply would refuse: 0 already submitted + 4 new > limits.max_generations 3" in result.output
     doc = json.loads(CliRunner().invoke(main, ["plan", "m.yaml", "--json"]).output)
