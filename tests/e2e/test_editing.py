@@ -33,7 +33,7 @@ from editing_support import (
     summary_spent,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
 def _ok(done, code: int = 0) -> None:
