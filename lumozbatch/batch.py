@@ -231,6 +231,7 @@ class BatchRun:
         from lumozbatch.shell.runner import RunOptions
 
         self.record_plan()
+        self._reconcile_outputs(sink)
         sink(self._plan_event())
         options = RunOptions(concurrency=concurrency or self.concurrency)
         try:
@@ -251,6 +252,20 @@ class BatchRun:
                 "failed: each one sent again is paid again."
             )
         return text
+
+    def _reconcile_outputs(self, sink: EventSink) -> None:
+        """After the plan is recorded (a reverted edit has re-activated its jobs): every active
+        done job's name shows its kept output again, for free; what is gone is fetched again."""
+        from lumozbatch.shell.reconcile import reconcile_outputs
+
+        done = reconcile_outputs(self.ledger, self.out_dir)
+        # outputs found gone are fetched again in this run: no longer counted done
+        self.plan.done -= done.missing
+        self.plan.missing += done.missing
+        for path in done.displaced:
+            sink(Event("warning", reason=f"a file that was not one of this batch's outputs was moved to {path}"))
+        if done.restored or done.adopted or done.missing:
+            sink(Event("outputs", counts={"restored": done.restored, "adopted": done.adopted, "missing": done.missing}))
 
     def _plan_event(self) -> Event:
         """The run's first event. After planning, the ledger's active jobs are exactly the

@@ -27,7 +27,7 @@ from lumozbatch.core.records import Missing, Record, Stored
 from lumozbatch.shell.outputs import Health, KnownOutput, OutputTree
 from lumozbatch.shell.store import BatchStore
 
-__all__ = ["OutputSurvey", "Reconciled", "reconcile_outputs", "shown_name", "survey_outputs"]
+__all__ = ["OutputSurvey", "Reconciled", "kept_outputs", "reconcile_outputs", "shown_name", "survey_outputs"]
 
 
 def shown_name(job: JobRecord, ext: str) -> str:
@@ -120,7 +120,7 @@ def _reconcile_one(store: BatchStore, tree: OutputTree, job: JobRecord, done: Re
         done.missing += 1
         return [Missing(id=job.identity, reason=f"{name} and its kept copy were deleted: fetching it again")]
     elif health is not Health.OK:
-        displaced = tree.place(obj, name, others=_kept(store.holders(name), job))
+        displaced = tree.place(obj, name, others=kept_outputs(store.holders(name), job))
         if displaced is not None:
             done.displaced.append(displaced)
         done.restored += 1
@@ -129,7 +129,7 @@ def _reconcile_one(store: BatchStore, tree: OutputTree, job: JobRecord, done: Re
     return []
 
 
-def _kept(holders: Iterable[JobRecord], me: JobRecord) -> list[KnownOutput]:
+def kept_outputs(holders: Iterable[JobRecord], me: JobRecord) -> list[KnownOutput]:
     """The other outputs that have held a name and are kept: safe to re-point it from."""
     return [
         KnownOutput(h.object, h.sha256, h.bytes)

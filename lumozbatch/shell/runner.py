@@ -36,17 +36,19 @@ from lumozbatch.core.records import (
     Accepted,
     Ambiguous,
     Completed,
-    Downloaded,
     Failed,
     Intent,
     Record,
     Unsent,
 )
+from lumozbatch.core.records import Downloaded as DownloadedRecord
 from lumozbatch.core.retry import Failure, decide_fetch, decide_run
 from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
-from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, download
+from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Downloaded, download
 from lumozbatch.shell.ledger import LedgerWriteError
+from lumozbatch.shell.outputs import KnownOutput, OutputTree, object_stem
+from lumozbatch.shell.reconcile import kept_outputs, shown_name
 from lumozbatch.shell.results import append_result, read_results
 from lumozbatch.shell.store import BatchStore
 
@@ -89,6 +91,8 @@ def exit_code_for(jobs: Mapping[str, JobRecord] | Iterable[JobRecord]) -> int:
 
 
 _PROBING, _OPEN, _DEAD = "probing", "open", "dead"
+#: paid for (or being paid for) and not yet kept on disk: followed even when retired
+_PAID_NOT_KEPT = frozenset({JobState.SUBMITTED, JobState.COMPLETED, JobState.MISSING})
 
 
 class _Gates:
@@ -162,12 +166,14 @@ class BatchRunner:
         self._accepted_at: dict[str, float] = {}
         proven = {j.model for j in ledger.all_jobs() if j.request_id is not None or j.url is not None}
         self._gates = _Gates(proven)
-        # Jobs already submitted come first: they hold money and their outputs expire.
-        in_flight = [j.identity for j in ledger.jobs_in(JobState.SUBMITTED, JobState.COMPLETED)]
+        # Jobs already submitted come first: they hold money and their outputs expire. A
+        # retired job whose run was sent is followed too: its output was paid for.
+        in_flight = [j.identity for j in ledger.all_jobs() if j.state in _PAID_NOT_KEPT]
         pending = [j.identity for j in ledger.jobs_in(JobState.PENDING)]
         self._queue: deque[str] = deque(in_flight + pending)
         self._purged: set[str] = set()  # dead models whose queued jobs were failed
         self._give_ups = 0  # consecutive calls that exhausted their retries
+        self._unshown = 0  # outputs kept but not shown under their names (a broken folder)
 
     # -- public -------------------------------------------------------------------------
 
@@ -214,7 +220,7 @@ class BatchRunner:
             )
         return RunOutcome(
             counts=self.ledger.counts(),
-            exit_code=exit_code_for(self.ledger.all_jobs()),
+            exit_code=1 if self._unshown else exit_code_for(self.ledger.all_jobs()),
             calls=dict(self.calls),
         )
 
@@ -281,7 +287,7 @@ class BatchRunner:
             if rec.state == JobState.SUBMITTED:
                 await self._poll(rec)
             rec = self.ledger.job(identity)
-            if rec.state == JobState.COMPLETED:
+            if rec.state in (JobState.COMPLETED, JobState.MISSING):
                 await self._fetch(rec)
 
     # -- submit -------------------------------------------------------------------------
@@ -457,8 +463,9 @@ class BatchRunner:
         while True:
             self.calls["download"] += 1
             try:
+                # Into the store, by identity: no name is touched until the output is whole.
                 got = await download(
-                    self.storage, url, self.out_dir, rec.filename,
+                    self.storage, url, self.out_dir, object_stem(identity),
                     deadline=self.options.download_deadline, embed=self._embedder(rec),
                 )
             except OSError as exc:
@@ -493,10 +500,41 @@ class BatchRunner:
                     continue
                 await self._download_failed(rec, err.message)
                 return
-            await self.ledger.append(Downloaded(id=identity, file=got.rel, sha256=got.sha256, bytes=got.bytes))
-            await trio.to_thread.run_sync(append_result, self.out_dir, self._result_row(self.ledger.job(identity)))
-            self._emit(self._job_event("downloaded", rec, file=got.rel, bytes=got.bytes, sha256=got.sha256))
+            await self._keep(rec, got)
             return
+
+    async def _keep(self, rec: JobRecord, got: Downloaded) -> None:
+        """A verified output is in the store: record it, then show it under its name (an
+        active job's only: a retired job's name may belong to the manifest's jobs now)."""
+        name = shown_name(rec, got.ext)
+        identity = rec.identity
+        await self.ledger.append(
+            DownloadedRecord(id=identity, file=name, sha256=got.sha256, bytes=got.bytes, object=got.rel)
+        )
+        shown = not self.ledger.job(identity).retired and await self._show(rec, got.rel, name)
+        row = self._result_row(self.ledger.job(identity), shown=shown)
+        await trio.to_thread.run_sync(append_result, self.out_dir, row)
+        self._emit(self._job_event("downloaded", rec, file=row["file"], bytes=got.bytes, sha256=got.sha256))
+
+    async def _show(self, rec: JobRecord, obj: str, name: str) -> bool:
+        """Link ``name`` to the kept object; True once it shows it. A failure loses nothing
+        (the output is kept and recorded; the next run shows it)."""
+        others = kept_outputs(self.ledger.holders(name), rec)
+        try:
+            displaced = await trio.to_thread.run_sync(_seal_and_place, OutputTree(self.out_dir), obj, name, others)
+        except (OSError, ValueError) as exc:
+            # Nothing is lost (the output is kept and recorded), but the folder a person
+            # looks at is broken: stop rather than go on filling a store nobody can see.
+            why = getattr(exc, "strerror", None) or exc
+            self._unshown += 1
+            self._emit(self._job_event("warning", rec, reason=f"could not show the output as {name}: {why}; it is kept as {obj}"))
+            if not self._stopping:
+                self._emit(Event("warning", time=trio.current_time(), reason="stopping this run: fix the output folder, then resume (the outputs kept so far are shown then)"))
+                self._stop()
+            return False
+        if displaced is not None:
+            self._emit(self._job_event("warning", rec, reason=f"{name} held a file that was not one of this batch's outputs: moved to {displaced}"))
+        return True
 
     async def _download_failed(self, rec: JobRecord, why: str) -> None:
         """Paid for, not on disk: the job stays COMPLETED (the reason is recorded) and the
@@ -547,7 +585,7 @@ class BatchRunner:
         }
         return lambda tmp: embed(tmp, meta)
 
-    def _result_row(self, rec: JobRecord) -> dict[str, Any]:
+    def _result_row(self, rec: JobRecord, *, shown: bool = True) -> dict[str, Any]:
         return {
             "job": rec.job,
             "identity": rec.identity,
@@ -555,7 +593,9 @@ class BatchRunner:
             "model": rec.model,
             "params": rec.params,
             "request_id": rec.request_id,
-            "file": rec.file,
+            # where a person finds it: its name, or (a retired job's) its kept copy
+            "file": rec.file if shown or rec.object is None else rec.object,
+            "object": rec.object,
             "sha256": rec.sha256,
             "bytes": rec.bytes,
             **self.result_extra,
@@ -587,6 +627,11 @@ class BatchRunner:
 
     def _emit(self, event: Event) -> None:
         self.sink(event)
+
+
+def _seal_and_place(tree: OutputTree, obj: str, name: str, others: list[KnownOutput]) -> str | None:
+    tree.seal(obj)
+    return tree.place(obj, name, others=others)
 
 
 def _first_domain_error(group: BaseExceptionGroup) -> LumozbatchError | None:
