@@ -149,9 +149,7 @@ def _sha256(path: Path) -> str:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.xfail(strict=True, reason="the runner still downloads over the named file (main): "
-                   "downloads into shell.outputs' store are the lead's runner change, not on main yet")
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(edits=st.lists(EDITS, min_size=1, max_size=6))
 def test_edits_and_reverts_never_lose_an_output_nor_pay_twice(edits: list[tuple[str, Any]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
