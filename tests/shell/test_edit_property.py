@@ -109,6 +109,7 @@ class World:
         self.sandbox = create_app(config, clock=time.monotonic)
         self.key = config.api_keys[0]
         self.ever: dict[str, str] = {}  # sha256 -> the file it was first downloaded as
+        self.objects: dict[str, str] = {}  # every kept object ever recorded -> its sha256
 
     def apply(self, version: Version) -> None:
         manifest = self.root / "manifests" / "prop.yaml"
@@ -134,8 +135,12 @@ class World:
         for job in self.store.all_jobs():
             if job.state is JobState.DONE and job.sha256 is not None:
                 self.ever.setdefault(job.sha256, str(job.file))
+                assert job.object is not None, f"{job.file} is not kept in the store"
+                self.objects.setdefault(job.object, job.sha256)
         lost = {digest: name for digest, name in self.ever.items() if digest not in on_disk}
         assert not lost, f"downloaded outputs gone from the output folder: {lost}"
+        for obj, digest in self.objects.items():
+            assert _sha256(self.out / obj) == digest, f"the kept object {obj} changed or vanished"
         for job in self.store.all_jobs():
             if job.retired or job.state is not JobState.DONE:
                 continue
