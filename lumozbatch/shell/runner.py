@@ -43,7 +43,7 @@ from lumozbatch.core.records import (
 )
 from lumozbatch.core.records import Downloaded as DownloadedRecord
 from lumozbatch.core.retry import Failure, decide_fetch, decide_run
-from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
+from lumozbatch.errors import AuthenticationError, ConfigError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Downloaded, download
 from lumozbatch.shell.ledger import LedgerWriteError
@@ -174,6 +174,8 @@ class BatchRunner:
         self._purged: set[str] = set()  # dead models whose queued jobs were failed
         self._give_ups = 0  # consecutive calls that exhausted their retries
         self._unshown = 0  # outputs kept but not shown under their names (a broken folder)
+        self._reached = False  # has the API answered anything in this run?
+        self._unreachable: ApiCallError | None = None  # refused before it ever answered
 
     # -- public -------------------------------------------------------------------------
 
@@ -213,6 +215,11 @@ class BatchRunner:
                 "the API refused the key (401): check LUMOZ_API_KEY",
                 details=[self._auth_error.describe()],
             )
+        if self._unreachable is not None:
+            raise ConfigError(
+                f"cannot reach the API at {self.client.base_url}: {self._unreachable.describe()}",
+                details=["nothing was sent; check --base-url / LUMOZ_BASE_URL and that the service is up, then run again"],
+            )
         if self.interrupts:
             raise Interrupted(
                 "interrupted; every request sent was recorded, the batch is resumable",
@@ -233,6 +240,23 @@ class BatchRunner:
         if self._give_ups >= self.options.max_consecutive_give_ups and not self._stopping:
             self._emit(Event("warning", time=trio.current_time(), reason=f"the API keeps failing ({reason}); stopping this run, resume it later"))
             self._stop()
+
+    def _note_reach(self, err: ApiCallError | None) -> bool:
+        """Whether the call reached the API (an answer, or a request that left our side)."""
+        if err is not None and err.failure is Failure.CONNECT:
+            return False
+        self._reached = True
+        return True
+
+    def _refused_from_the_start(self, err: ApiCallError) -> bool:
+        """A connection refused (or a name that does not resolve) before the API ever
+        answered in this run is a configuration error: the caller records what it must,
+        then the run stops (``_stop_unreachable``), not after every retry."""
+        return err.failure is Failure.CONNECT and not self._reached
+
+    def _stop_unreachable(self, err: ApiCallError) -> None:
+        self._unreachable = err
+        self._stop()
 
     def _stop(self) -> None:
         self._stopping = True
@@ -302,10 +326,14 @@ class BatchRunner:
                     settled = True
                     self._gates.settle(rec.model, "open")
                     return
+                reason = outcome.describe()
+                if self._refused_from_the_start(outcome):
+                    await self.ledger.append(Unsent(id=rec.identity, reason=reason))
+                    self._stop_unreachable(outcome)
+                    return
                 decision = decide_run(
                     outcome.failure, outcome.status, outcome.code, attempt, rand=self.rand()
                 )
-                reason = outcome.describe()
                 action = decision.action
                 if action == "retry":
                     await self.ledger.append(Unsent(id=rec.identity, reason=reason))
@@ -362,12 +390,15 @@ class BatchRunner:
     async def _send_run_shielded(self, rec: JobRecord, slot: Any) -> ApiCallError | None:
         attempts = self.ledger.job(rec.identity).attempts
         await self.ledger.append(Intent(id=rec.identity, attempt=attempts + 1))
-        self._emit(self._job_event("submit", rec))
         self.calls["run"] += 1
         try:
             answer = await self.client.run(rec.model, rec.params, slot=slot)
         except ApiCallError as err:
+            if self._note_reach(err):
+                self._emit(self._job_event("submit", rec))  # it left: a request was sent
             return err
+        self._note_reach(None)
+        self._emit(self._job_event("submit", rec))
         now = trio.current_time()
         records: list[Record] = []
         if answer.request_id is not None:
@@ -412,6 +443,10 @@ class BatchRunner:
             try:
                 answer = await self.client.check(request_id)
             except ApiCallError as err:
+                if self._refused_from_the_start(err):
+                    self._stop_unreachable(err)
+                    return  # still in flight; the next run polls it again
+                self._note_reach(err)
                 decision = decide_fetch(err.failure, err.status, attempt, rand=self.rand())
                 if decision.action == "retry":
                     attempt += 1
@@ -432,6 +467,7 @@ class BatchRunner:
                 self._emit(self._job_event("warning", rec, reason=f"check of request {request_id} gave up: {err.describe()}; left in flight"))
                 self._gave_up(err.describe())
                 return
+            self._note_reach(None)
             polls += 1
             attempt = 1
             self._give_ups = 0

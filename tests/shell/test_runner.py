@@ -564,3 +564,67 @@ async def test_a_retired_job_in_flight_is_followed_to_its_output(tmp_path: Path,
     row = next(r for r in results(tmp_path) if r["identity"] == gone.identity)
     assert row["file"] == job.object
     assert outcome.exit_code == 0
+
+
+async def test_a_dead_api_is_a_configuration_error_at_once_and_nothing_is_called_submitted(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    from lumozbatch.errors import ConfigError
+
+    tries: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        tries.append(request.url.path)
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    ledger = MemoryStore(planned(spec(i) for i in range(3)))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
+    events: list[Event] = []
+    runner = BatchRunner(ledger, LumozClient(http, "http://127.0.0.1:9", "k", SharedLimiter()), http, tmp_path, sink=events.append)
+    start = trio.current_time()
+    with pytest.raises(ConfigError) as info:
+        await run_batch(runner)
+    assert "cannot reach the API at http://127.0.0.1:9" in str(info.value)
+    assert info.value.exit_code == 3
+    assert trio.current_time() - start < 10
+    assert tries == ["/api/v4/run"]  # the probe alone, once
+    assert [e.kind for e in events if e.kind == "submit"] == []
+    assert {j.state for j in ledger.state.jobs.values()} == {JobState.PENDING}  # nothing spent
+
+
+async def test_a_connection_refused_after_the_api_answered_is_retried_not_fatal(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, format="PNG")
+    runs = 0
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        nonlocal runs
+        if request.url.path == "/api/v4/run":
+            runs += 1
+            if runs == 2:
+                raise httpx.ConnectError("refused once", request=request)
+            return httpx.Response(200, json={"success": True, "data": {"output": f"http://storage.test/o/{runs}.png"}})
+        return httpx.Response(200, content=buf.getvalue())
+
+    ledger = MemoryStore(planned(spec(i) for i in range(2)))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(flaky))
+    events: list[Event] = []
+    runner = BatchRunner(ledger, LumozClient(http, "http://api.test", "k", SharedLimiter()), http, tmp_path,
+                         options=RunOptions(concurrency=1), sink=events.append)
+    outcome = await run_batch(runner)
+    assert outcome.exit_code == 0
+    assert [e.kind for e in events].count("submit") == 2  # the refused try is a retry, not a submit
+    assert [e.endpoint for e in events if e.kind == "retry"] == ["run"]
+
+
+async def test_a_folder_where_results_jsonl_goes_stops_before_anything_is_sent(tmp_path: Path, autojump_clock: Any) -> None:
+    from lumozbatch.errors import UsageError
+
+    (tmp_path / "results.jsonl").mkdir()
+    rig = Rig(tmp_path, latency=(0.1, 0.2))
+    ledger = MemoryStore(planned(spec(i) for i in range(2)))
+    with pytest.raises(UsageError, match="results.jsonl"):
+        await run_batch(rig.runner(ledger))
+    assert rig.stats.calls["run"] == 0
