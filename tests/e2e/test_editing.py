@@ -17,7 +17,7 @@ import pytest
 from lumozbatch.core.money import format_money
 from lumozbatch.shell.ledger import run_in_progress
 
-from e2e_support import env_for, ledger, run_cli, start_cli
+from e2e_support import env_for, ledger, results, run_cli, start_cli
 from editing_support import (
     PRICE,
     Spec,
@@ -43,7 +43,7 @@ def _ok(done, code: int = 0) -> None:
 # -- story 1: an edit that gives the names to new generations; the revert is free ----------
 
 
-@pytest.mark.xfail(strict=True, reason="plan --json names_changing/back_for_free (B) and downloads into the store (lead's runner) are not on main yet")
+@pytest.mark.xfail(strict=True, reason="plan --json names_changing/back_for_free/out_dir and the text line (B, A) are not on main yet")
 def test_story1_changed_prompt_keeps_old_images_and_revert_is_free(tmp_path: Path, start_sandbox) -> None:
     sandbox = start_sandbox("--latency", "0.05-0.2")
     env = env_for(sandbox)
@@ -55,6 +55,7 @@ def test_story1_changed_prompt_keeps_old_images_and_revert_is_free(tmp_path: Pat
     _ok(run_cli(["apply", "manifests/one.yaml", "--quiet"], env=env, cwd=repo))
     first = snapshot(out, spec.names)
     assert created(sandbox.stats()) == 4
+    assert {r["file"]: r["sha256"] for r in results(out)} == {n: d for n, (d, _) in first.items()}
 
     spec.style = "ink"  # the prompt text changes, the names do not
     spec.write(manifest)
@@ -180,7 +181,7 @@ def test_story3_the_same_manifest_from_other_folders_pays_nothing_again(tmp_path
 # -- story 4: retired is not abandoned -------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="plan --json followed (B) and following retired jobs in flight (lead's runner) are not on main yet")
+@pytest.mark.xfail(strict=True, reason="plan --json followed and status --json spent (B) are not on main yet")
 def test_story4_jobs_in_flight_then_retired_are_still_downloaded(tmp_path: Path, start_sandbox) -> None:
     sandbox = start_sandbox("--latency", "4-6", "--sync-threshold", "0")
     env = env_for(sandbox)
@@ -281,7 +282,7 @@ def test_story5_spent_is_what_the_sandbox_created_everywhere(tmp_path: Path, sta
 # -- story 6: an output deleted by hand ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="reconcile_outputs in apply, survey_outputs in status (lead, B) and --regenerate-missing (A) are not on main yet")
+@pytest.mark.xfail(strict=True, reason="status reporting missing outputs (B), ui.summary.tally knowing the missing category (B; apply crashes on main) and --regenerate-missing (A) are not on main yet")
 def test_story6_deleted_outputs_are_noticed_restored_or_paid_again_knowingly(tmp_path: Path, start_sandbox) -> None:
     journal = tmp_path / "provider-journal.jsonl"
     sandbox = start_sandbox("--latency", "0.05-0.2", "--journal", str(journal))
