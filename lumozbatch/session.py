@@ -17,6 +17,7 @@ import trio
 
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.events import Event, EventSink
+from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.provenance import embed_metadata
 from lumozbatch.sandbox.config import SandboxConfig
 from lumozbatch.shell.api import LumozClient
@@ -85,6 +86,8 @@ async def drive(
             counts=outcome.counts,
             out_dir=str(out_dir),
             exit_code=outcome.exit_code,
+            # SPEC 4 "Spent": the same number as plan, status and the summary (retired jobs included)
+            extra={"spent": spent_generations(ledger.all_jobs())},
         )
     )
     return outcome
