@@ -118,7 +118,7 @@ def doc(stdout: str) -> dict[str, Any]:
     return json.loads(stdout)
 
 
-_SPENT = re.compile(r"spent: \$([0-9][0-9,]*\.[0-9]+) for (\d+) generations?")
+_SPENT = re.compile(r"spent: (\$[0-9][0-9,]*\.[0-9]+) for (\d+) generations?")
 
 
 def summary_spent(stderr: str) -> tuple[str, int]:
