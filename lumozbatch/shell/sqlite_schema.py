@@ -1,0 +1,256 @@
+"""Every SQL statement of the SQLite ledger (``.lumozbatch/state.db``), and its rows.
+
+All the SQL lives here, so that the next engine (PostgreSQL) can swap this module and keep
+:mod:`lumozbatch.shell.sqlite_store`'s logic; it is portable where that costs nothing
+(``INSERT ... ON CONFLICT``, window functions, no ``AUTOINCREMENT``, no SQLite-only types).
+
+The schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; :data:`MIGRATIONS` brings an
+older database forward on open):
+
+``batch``: one row, the batch header.
+    ``name``, ``manifest`` (its path), ``api``, ``v`` (record version), ``at`` (unix seconds),
+    ``record`` (the ``batch`` record, JSON).
+``jobs``: one row per identity ever planned, its current state.
+    ``seq`` planning order (primary key), ``identity`` (unique), ``job`` (manifest job id),
+    ``job_index``, ``repeat``, ``model``, ``filename``, ``state`` (``pending`` ... ``ambiguous``),
+    ``retired`` (0/1: gone from the manifest), ``request_id``, ``file``, ``sha256``,
+    ``bytes``, ``reason``, ``code``, ``billed`` (0/1/NULL), ``attempts``, ``paid_before``,
+    ``record`` (every field of the job, JSON: the columns above are copies for queries).
+``steps``: append-only, every record ever appended, in order.
+    ``seq`` (primary key), ``at`` (unix seconds), ``t`` (record type), ``identity`` (NULL for
+    ``batch``), ``record`` (the record, JSON, exactly as a ``ledger.jsonl`` line holds it).
+``meta``: ``key`` / ``value`` pairs (``imported``: the ``ledger.jsonl`` this database was
+    imported from, with its size and sha256).
+
+A job left ``submitting`` by a run that died is read as ``ambiguous`` (settled in its row
+when the next run opens the batch, as the JSONL replay settles it at its end; no step is
+written for it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.ledger_codec import JobRecord
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None
+
+SCHEMA_VERSION = 1
+
+#: version -> the statements that bring a database at ``version - 1`` to ``version``
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE batch (
+            only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+            name TEXT NOT NULL, manifest TEXT, api TEXT, v INTEGER, at REAL,
+            record TEXT NOT NULL)""",
+        """CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY,
+            identity TEXT NOT NULL UNIQUE,
+            job TEXT NOT NULL, job_index INTEGER NOT NULL, repeat INTEGER NOT NULL,
+            model TEXT NOT NULL, filename TEXT NOT NULL,
+            state TEXT NOT NULL, retired INTEGER NOT NULL,
+            request_id INTEGER, file TEXT, sha256 TEXT, bytes INTEGER,
+            reason TEXT, code TEXT, billed INTEGER,
+            attempts INTEGER NOT NULL, paid_before INTEGER NOT NULL,
+            record TEXT NOT NULL)""",
+        "CREATE INDEX jobs_by_state ON jobs (state, retired, seq)",
+        "CREATE INDEX jobs_by_model ON jobs (model)",
+        "CREATE INDEX jobs_by_job ON jobs (job)",
+        """CREATE TABLE steps (
+            seq INTEGER PRIMARY KEY, at REAL, t TEXT NOT NULL, identity TEXT,
+            record TEXT NOT NULL)""",
+        "CREATE INDEX steps_by_identity ON steps (identity, seq)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+}
+
+# -- connection setup ----------------------------------------------------------------------
+
+#: WAL: readers never block the writer. synchronous=FULL: in WAL mode every commit fsyncs
+#: the WAL, so a committed step survives power loss (NORMAL would only sync at checkpoints:
+#: an intent acknowledged before its ``run`` was sent could vanish). Group commit pays it once
+#: per group of concurrent steps.
+WRITER_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = OFF",
+)
+READER_PRAGMAS = ("PRAGMA query_only = ON",)
+BUSY_TIMEOUT_S = 10.0
+
+# -- statements ------------------------------------------------------------------------------
+
+#: the job columns copied out of the record, in table order, and the JobRecord field of each
+JOB_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("identity", "identity"),
+    ("job", "job"),
+    ("job_index", "index"),
+    ("repeat", "repeat"),
+    ("model", "model"),
+    ("filename", "filename"),
+    ("state", "state"),
+    ("retired", "retired"),
+    ("request_id", "request_id"),
+    ("file", "file"),
+    ("sha256", "sha256"),
+    ("bytes", "bytes"),
+    ("reason", "reason"),
+    ("code", "code"),
+    ("billed", "billed"),
+    ("attempts", "attempts"),
+    ("paid_before", "paid_before"),
+)
+_COLS = ", ".join(c for c, _ in JOB_COLUMNS)
+_UPDATES = ", ".join(f"{c} = excluded.{c}" for c, _ in JOB_COLUMNS if c != "identity")
+
+UPSERT_JOB = (
+    f"INSERT INTO jobs (seq, {_COLS}, record) VALUES (?, {', '.join('?' * len(JOB_COLUMNS))}, ?) "
+    f"ON CONFLICT (identity) DO UPDATE SET {_UPDATES}, record = excluded.record"
+)
+INSERT_STEP = "INSERT INTO steps (at, t, identity, record) VALUES (?, ?, ?, ?)"
+INSERT_BATCH = "INSERT INTO batch (only_row, name, manifest, api, v, at, record) VALUES (1, ?, ?, ?, ?, ?, ?)"
+SELECT_BATCH = "SELECT record FROM batch"
+SELECT_MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM jobs"
+SELECT_JOB = "SELECT seq, record FROM jobs WHERE identity = ?"
+SELECT_SUBMITTING = "SELECT seq, record FROM jobs WHERE state = 'submitting'"
+SELECT_META = "SELECT value FROM meta WHERE key = ?"
+UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+#: jobs passed over (the writer's not-yet-committed ones), as one JSON array parameter
+_NOT_IN = "identity NOT IN (SELECT value FROM json_each(?))"
+
+
+def _where(states: tuple[str, ...] | None, retired: bool | None, exclude: bool) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if states is not None:
+        clauses.append(f"+state IN ({', '.join('?' * len(states))})")  # +: scan in seq order
+        params.extend(states)
+    if retired is not None:
+        clauses.append("+retired = ?")
+        params.append(int(retired))
+    if exclude:
+        clauses.append(_NOT_IN)
+    return " AND ".join(clauses), params
+
+
+def select_jobs_page(states: tuple[str, ...] | None, retired: bool | None, *, exclude: bool) -> tuple[str, list[Any]]:
+    """A page of jobs after a ``seq`` in planning order; params: ``[after, *filters, (excluded,) limit]``."""
+    where, params = _where(states, retired, exclude)
+    sql = f"SELECT seq, record FROM jobs WHERE seq > ?{' AND ' + where if where else ''} ORDER BY seq LIMIT ?"
+    return sql, params
+
+
+def select_jobs_by_identity(count: int) -> str:
+    return f"SELECT seq, record FROM jobs WHERE identity IN ({', '.join('?' * count)})"
+
+
+def select_counts(*, settle: bool, exclude: bool) -> str:
+    """(state, retired, n); ``settle``: a job left submitting counts as ambiguous."""
+    state = "CASE state WHEN 'submitting' THEN 'ambiguous' ELSE state END" if settle else "state"
+    where = f" WHERE {_NOT_IN}" if exclude else ""
+    return f"SELECT {state} AS s, retired, COUNT(*) FROM jobs{where} GROUP BY s, retired"
+
+
+def select_counts_by(column: str, *, settle: bool, exclude: bool) -> str:
+    """(column, state, n) over active jobs, in planning order of each column value's first
+    job; ``column`` is ``job`` or ``model``."""
+    if column not in ("job", "model"):
+        raise ValueError(f"cannot count by {column!r}")
+    state = "CASE state WHEN 'submitting' THEN 'ambiguous' ELSE state END" if settle else "state"
+    where = f" AND {_NOT_IN}" if exclude else ""
+    return (
+        f"SELECT {column}, {state} AS s, COUNT(*) FROM jobs WHERE retired = 0{where} "
+        f"GROUP BY {column}, s ORDER BY MIN(seq)"
+    )
+
+
+def select_spent(*, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The generation cap's count (:func:`lumozbatch.core.jobcategory.spent_generations`) as SQL."""
+    marks = ", ".join("?" * len(spent_states))
+    where = f" WHERE {_NOT_IN}" if exclude else ""
+    sql = (
+        "SELECT COALESCE(SUM(paid_before + CASE WHEN state IN "
+        f"({marks}) OR (state = 'failed' AND billed = 1) THEN 1 ELSE 0 END), 0) FROM jobs{where}"
+    )
+    return sql, list(spent_states)
+
+
+def select_causes(*, exclude: bool) -> str:
+    """Active jobs in one state grouped by (code, reason), biggest first, with the first
+    ``?`` identities of each in planning order; params: ``[state, (excluded,) examples]``."""
+    where = f" AND {_NOT_IN}" if exclude else ""
+    return (
+        "SELECT code, reason, n, identity, seq FROM ("
+        " SELECT code, reason, identity, seq,"
+        "  COUNT(*) OVER (PARTITION BY code, reason) AS n,"
+        "  ROW_NUMBER() OVER (PARTITION BY code, reason ORDER BY seq) AS rn"
+        f" FROM jobs WHERE state = ? AND retired = 0{where}"
+        ") AS grouped WHERE rn <= ? ORDER BY n DESC, code, reason, seq"
+    )
+
+
+SELECT_STEPS_PAGE = "SELECT seq, record FROM steps WHERE seq > ? ORDER BY seq LIMIT ?"
+SELECT_STEPS_OF = "SELECT seq, record FROM steps WHERE identity = ? AND seq > ? ORDER BY seq LIMIT ?"
+
+# -- rows ------------------------------------------------------------------------------------
+
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobRecord))
+_JOB_FIELD_SET = frozenset(_JOB_FIELDS)
+
+
+def dumps(obj: Any) -> str:
+    """JSON as the JSONL ledger writes it (no NaN, non-ASCII kept)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str) -> Any:
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except ValueError:  # ints beyond 64 bits: json reads them
+            pass
+    return json.loads(text)
+
+
+def job_row(seq: int, job: JobRecord) -> tuple[Any, ...]:
+    """The ``jobs`` row of ``job``: every field in ``record``, a few copied into columns.
+
+    Generic over JobRecord's fields, so a field added to it is kept with no change here.
+    """
+    values = {name: getattr(job, name) for name in _JOB_FIELDS}
+    columns = tuple(_column_value(values[field]) for _, field in JOB_COLUMNS)
+    return (seq, *columns, dumps(values))
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, JobState):
+        return value.value
+    return value
+
+
+def job_from_record(text: str) -> JobRecord:
+    """The JobRecord a ``jobs.record`` holds (fields it does not know are left out: a newer
+    writer's; fields it lacks take their defaults: an older writer's)."""
+    values = loads(text)
+    job = JobRecord(**{k: v for k, v in values.items() if k in _JOB_FIELD_SET})
+    job.state = JobState(job.state)
+    return job
+
+
+def step_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    """The ``steps`` row of one stamped wire record."""
+    identity = record.get("id")
+    return (record.get("at"), record["t"], identity if isinstance(identity, str) else None, dumps(record))
+
+
+def batch_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record.get("name"), record.get("manifest"), record.get("api"), record.get("v"), record.get("at"), dumps(record))

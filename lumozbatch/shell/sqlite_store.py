@@ -1,0 +1,624 @@
+"""The batch state in SQLite: ``<out>/.lumozbatch/state.db``, a :class:`BatchStore`.
+
+* One run per batch: ``.lumozbatch/lock`` is flocked for the life of a writable store, as
+  :class:`lumozbatch.shell.ledger.Ledger` does (a second opener gets ``LockHeld``, exit 4).
+* Durable and in order: WAL with ``synchronous=FULL`` (every commit fsyncs the WAL, so an
+  acknowledged step survives kill -9 and power loss; an uncommitted one is gone whole).
+  Concurrent ``await append(...)`` calls share one transaction, committed in a worker thread
+  by whichever appender finds no commit under way (group commit, as the JSONL ledger does).
+* One fold: every record goes through :meth:`LedgerState.check` / :meth:`LedgerState.apply`
+  on the few jobs it names (loaded from the database), so the lifecycle table and the
+  JSONL replay decide every state; a refused record raises and changes nothing. The job row
+  keeps the whole :class:`JobRecord` as JSON, so new fields need no change here.
+* Memory flat in the batch size: nothing is held but the jobs whose steps are not committed
+  yet (shown at once by every read, as the protocol asks); reads stream from SQL in pages.
+* Readers never block the run: :meth:`SqliteStore.open_snapshot` takes no lock and reads one
+  consistent snapshot while a run writes.
+* Migration: a folder with only a ``ledger.jsonl`` is imported on first open
+  (:mod:`lumozbatch.shell.sqlite_import`); the schema is :mod:`lumozbatch.shell.sqlite_schema`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from lumozbatch.core.jobcategory import spent_generations
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.ledger_codec import JobRecord, LedgerState
+from lumozbatch.errors import LedgerNotFound, UsageError
+from lumozbatch.shell import sqlite_schema as sql
+from lumozbatch.shell.ledger import (
+    LEDGER_DIR,
+    LEDGER_FILE,
+    LOCK_FILE,
+    Appendable,
+    LedgerWriteError,
+    _fsync_dir,
+    _take_lock,
+    run_in_progress,
+    stamp,
+)
+from lumozbatch.shell.sqlite_import import finish_import, import_ledger
+
+__all__ = ["STATE_FILE", "Cause", "SqliteStore", "state_path"]
+
+STATE_FILE = "state.db"
+_IN_CHUNK = 500  # identities per IN (...) query
+_S = JobState
+#: the states the generation cap counts as spent (as :func:`spent_generations` does)
+_SPENT_STATES = tuple(s.value for s in (_S.SUBMITTING, _S.SUBMITTED, _S.COMPLETED, _S.DONE, _S.AMBIGUOUS))
+
+
+def state_path(out_dir: Path) -> Path:
+    return Path(out_dir) / LEDGER_DIR / STATE_FILE
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """Active jobs in one state that share a (code, reason): ``failures()``'s groups."""
+
+    code: str | None
+    reason: str | None
+    count: int
+    identities: tuple[str, ...]  # the first few, in planning order
+
+
+class _Group:
+    """Steps and job rows queued together; ``done`` once committed (or failed)."""
+
+    __slots__ = ("batch", "done", "error", "gen", "rows", "steps")
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+        self.done = False
+        self.error: BaseException | None = None
+        self.steps: list[tuple[Any, ...]] = []
+        self.rows: dict[str, tuple[Any, ...]] = {}
+        self.batch: tuple[Any, ...] | None = None
+
+
+@dataclass(slots=True)
+class _Change:
+    """What one append does: rows to commit, and the jobs as they now stand."""
+
+    steps: list[tuple[Any, ...]]
+    rows: dict[str, tuple[Any, ...]]
+    batch: dict[str, Any] | None
+    jobs: list[tuple[str, int, JobRecord]]
+    next_seq: int
+
+
+def _settled_reason() -> str | None:
+    probe = JobRecord("", "", 0, 0, "", {}, {}, "", state=_S.SUBMITTING)
+    LedgerState(jobs={"": probe}).finish_replay()
+    return probe.reason
+
+
+class SqliteStore:
+    """An open batch state. :meth:`open` (locked, writable) or :meth:`open_snapshot` (no
+    lock, read-only); :meth:`close` (or ``with``) releases it."""
+
+    def __init__(
+        self, out_dir: Path, *, db: sqlite3.Connection | None, reader: sqlite3.Connection,
+        lock_fd: int | None, settle: bool,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = state_path(out_dir)
+        self.commit_count = 0  # transactions committed by appends (group commit: < appends)
+        self._db = db  # the writer's connection; None for a snapshot
+        self._reader = reader
+        self._lock_fd = lock_fd
+        self._settle = settle  # a snapshot of a dead run's batch: submitting reads as ambiguous
+        self._closed = False
+        row = reader.execute(sql.SELECT_BATCH).fetchone()
+        self._batch: dict[str, Any] | None = sql.loads(row[0]) if row else None
+        self._next_seq = reader.execute(sql.SELECT_MAX_SEQ).fetchone()[0] + 1
+        # jobs changed by appends not committed yet: identity -> (seq, job, group gen)
+        self._pending: dict[str, tuple[int, JobRecord, int]] = {}
+        self._gen = 0
+        self._group: _Group | None = None
+        self._flushing = False
+        self._flushed: trio.Event | None = None
+        self._broken: BaseException | None = None
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, out_dir: Path, *, create: bool) -> SqliteStore:
+        """Lock the batch in ``out_dir``, migrate or import it, and settle what a dead run left.
+
+        ``create=False`` and neither ``state.db`` nor ``ledger.jsonl``: :class:`LedgerNotFound`.
+        Another live run holds the lock: :class:`LockHeld`.
+        """
+        out_dir = Path(out_dir)
+        meta = out_dir / LEDGER_DIR
+        path, jsonl = meta / STATE_FILE, meta / LEDGER_FILE
+        if not create and not path.is_file() and not jsonl.is_file():
+            raise _not_found(out_dir)
+        lock_fd = _lock(out_dir, meta)
+        db = reader = None
+        try:
+            existed = path.exists()
+            db = _connect(path, sql.WRITER_PRAGMAS)
+            _migrate(db, path, jsonl)
+            if not existed:
+                _fsync_dir(meta)  # the new file's entry (SQLite syncs the WAL's itself)
+            finish_import(db, jsonl, _fsync_dir)
+            reader = _connect(path, sql.READER_PRAGMAS)
+            store = cls(out_dir, db=db, reader=reader, lock_fd=lock_fd, settle=False)
+            store._settle_left_submitting()
+            return store
+        except BaseException as exc:
+            for conn in (reader, db):
+                if conn is not None:
+                    conn.close()
+            os.close(lock_fd)
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise UsageError(f"cannot open the batch state {path}: {exc}") from None
+            raise
+
+    @classmethod
+    def open_snapshot(cls, out_dir: Path, *, live: bool | None = None) -> SqliteStore:
+        """A read-only, lock-free view of one consistent moment (status, plan, gallery).
+
+        While a run is live (``live=None``: detected from the lock file), a job whose ``run``
+        is on the wire stays SUBMITTING; otherwise it reads AMBIGUOUS.
+        """
+        path = state_path(out_dir)
+        if not path.is_file():
+            raise _not_found(Path(out_dir))
+        if live is None:
+            live = run_in_progress(out_dir) is not None
+        try:
+            reader = sqlite3.connect(
+                path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None,
+                check_same_thread=False, timeout=sql.BUSY_TIMEOUT_S,
+            )
+            version = reader.execute("PRAGMA user_version").fetchone()[0]
+            if version != sql.SCHEMA_VERSION:
+                reader.close()
+                raise _version_error(path, version) if version > sql.SCHEMA_VERSION else _not_found(Path(out_dir))
+            reader.execute("BEGIN")  # held until close: every read sees the same moment
+            return cls(out_dir, db=None, reader=reader, lock_fd=None, settle=not live)
+        except sqlite3.Error as exc:
+            raise UsageError(f"cannot read the batch state {path}: {exc}") from None
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def batch(self) -> dict[str, Any] | None:
+        return self._batch
+
+    def job(self, identity: str) -> JobRecord:
+        found = self._load(identity)
+        if found is None:
+            raise KeyError(identity)
+        return found[1]
+
+    def all_jobs(self) -> Iterator[JobRecord]:
+        return self.iter_jobs()
+
+    def jobs_in(self, *states: JobState) -> list[JobRecord]:
+        return list(self.iter_jobs(states, retired=False))
+
+    def iter_jobs(
+        self, states: Iterable[JobState] | None = None, *, retired: bool | None = None, chunk: int = 1000
+    ) -> Iterator[JobRecord]:
+        """Jobs in planning order, streamed ``chunk`` rows at a time: those in ``states``
+        (None: any), retired or not (None: both). Pages are read as they are reached."""
+        wanted = None if states is None else frozenset(JobState(s) for s in states)
+        sql_states = None if wanted is None else tuple(sorted(s.value for s in self._stored_as(wanted)))
+        after = 0
+        while True:
+            exclude = list(self._pending)
+            query, params = sql.select_jobs_page(sql_states, retired, exclude=bool(exclude))
+            args = [after, *params, *([sql.dumps(exclude)] if exclude else []), chunk]
+            rows = self._reader.execute(query, args).fetchall()
+            last = rows[-1][0] if len(rows) == chunk else float("inf")
+            page = [(seq, sql.job_from_record(text)) for seq, text in rows]
+            page += [(seq, job) for seq, job, _ in self._pending.values() if after < seq <= last]
+            page.sort(key=lambda item: item[0])
+            for _, job in page:
+                job = self._settled(job)
+                if (wanted is None or job.state in wanted) and (retired is None or job.retired is retired):
+                    yield job
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
+
+    def jobs_by_identity(self, identities: Iterable[str]) -> dict[str, JobRecord]:
+        """The planned jobs among ``identities`` (plan and re-runs compare a batch at a time)."""
+        out: dict[str, JobRecord] = {}
+        todo: list[str] = []
+        for identity in identities:
+            hit = self._pending.get(identity)
+            if hit is not None:
+                out[identity] = hit[1]
+            else:
+                todo.append(identity)
+        for start in range(0, len(todo), _IN_CHUNK):
+            part = todo[start:start + _IN_CHUNK]
+            for _, text in self._reader.execute(sql.select_jobs_by_identity(len(part)), part):
+                job = self._settled(sql.job_from_record(text))
+                out[job.identity] = job
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Active jobs per state name, plus ``retired`` and ``total`` (active): one query."""
+        out = {state.value: 0 for state in JobState}
+        retired = 0
+        exclude = list(self._pending)
+        query = sql.select_counts(settle=self._settle, exclude=bool(exclude))
+        for state, is_retired, n in self._reader.execute(query, [sql.dumps(exclude)] if exclude else []):
+            if is_retired:
+                retired += n
+            else:
+                out[state] += n
+        for _, job, _ in self._pending.values():
+            if job.retired:
+                retired += 1
+            else:
+                out[job.state.value] += 1
+        out["retired"] = retired
+        out["total"] = sum(out[state.value] for state in JobState)
+        return out
+
+    def counts_by(self, column: str) -> dict[str, dict[str, int]]:
+        """Active jobs per ``job`` (manifest job id) or ``model``, then per state name."""
+        out: dict[str, dict[str, int]] = {}
+        exclude = list(self._pending)
+        query = sql.select_counts_by(column, settle=self._settle, exclude=bool(exclude))
+        for key, state, n in self._reader.execute(query, [sql.dumps(exclude)] if exclude else []):
+            out.setdefault(key, {s.value: 0 for s in JobState})[state] += n
+        for _, job, _ in self._pending.values():
+            if not job.retired:
+                key = job.job if column == "job" else job.model
+                out.setdefault(key, {s.value: 0 for s in JobState})[job.state.value] += 1
+        return out
+
+    def spent(self) -> int:
+        """Generations that may have cost money, retired jobs included (the generation cap's
+        count, :func:`lumozbatch.core.jobcategory.spent_generations`), as one query."""
+        exclude = list(self._pending)
+        query, params = sql.select_spent(exclude=bool(exclude), spent_states=_SPENT_STATES)
+        total = self._reader.execute(query, params + ([sql.dumps(exclude)] if exclude else [])).fetchone()[0]
+        return int(total) + spent_generations(job for _, job, _ in self._pending.values())
+
+    def failures(self, state: JobState = JobState.FAILED, *, examples: int = 3) -> list[Cause]:
+        """Active jobs in ``state`` grouped by (code, reason), biggest group first, each with
+        its first ``examples`` identities in planning order."""
+        state = JobState(state)
+        counts: dict[tuple[str | None, str | None], int] = {}
+        members: dict[tuple[str | None, str | None], list[tuple[int, str]]] = {}
+        exclude = list(self._pending)
+        query = sql.select_causes(exclude=bool(exclude))
+        sources = [(state, False)]
+        if self._settle and state is _S.AMBIGUOUS:
+            sources.append((_S.SUBMITTING, True))  # read as ambiguous, with replay's reason
+        for source, relabel in sources:
+            args = [source.value, *([sql.dumps(exclude)] if exclude else []), examples]
+            seen = set()
+            for code, reason, n, identity, seq in self._reader.execute(query, args):
+                key = (None, _settled_reason()) if relabel else (code, reason)
+                if (key, code, reason) not in seen:
+                    seen.add((key, code, reason))
+                    counts[key] = counts.get(key, 0) + n
+                members.setdefault(key, []).append((seq, identity))
+        for seq, job, _ in self._pending.values():
+            if job.state is state and not job.retired:
+                key = (job.code, job.reason)
+                counts[key] = counts.get(key, 0) + 1
+                members.setdefault(key, []).append((seq, job.identity))
+        causes = [
+            Cause(code, reason, n, tuple(i for _, i in sorted(members[(code, reason)])[:examples]))
+            for (code, reason), n in counts.items()
+        ]
+        causes.sort(key=lambda c: -c.count)
+        return causes
+
+    def steps(self, identity: str | None = None, *, chunk: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every committed step (a wire record with its ``at``), in order; of one job if given."""
+        after = 0
+        while True:
+            if identity is None:
+                rows = self._reader.execute(sql.SELECT_STEPS_PAGE, (after, chunk)).fetchall()
+            else:
+                rows = self._reader.execute(sql.SELECT_STEPS_OF, (identity, after, chunk)).fetchall()
+            for _, text in rows:
+                yield sql.loads(text)
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0]
+
+    # -- appending -----------------------------------------------------------------------
+
+    def append_sync(self, *records: Appendable) -> None:
+        """Commit ``records`` now, in the calling thread (setup, tests); not while async
+        appends are pending (their order would be lost)."""
+        if self._flushing or self._group is not None:
+            raise RuntimeError("append_sync() while async appends are pending")
+        change = self._prepare(records)
+        batch = sql.batch_row(change.batch) if change.batch is not None and self._batch is None else None
+        try:
+            self._commit(change.steps, change.rows, batch)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from exc
+        self._show(change, gen=None)
+
+    async def append(self, *records: Appendable) -> None:
+        """Append ``records`` after every earlier append; returns once committed.
+
+        Checked against the job lifecycle first (a refused record raises, nothing queued);
+        every read shows them at once. Not cancellable: a caller told "cancelled" could not
+        know whether its intent reached the disk.
+        """
+        change = self._prepare(records)
+        if self._group is None:
+            self._gen += 1
+            self._group = _Group(self._gen)
+        group = self._group
+        if change.batch is not None and self._batch is None:
+            group.batch = sql.batch_row(change.batch)
+        group.steps.extend(change.steps)
+        group.rows.update(change.rows)
+        self._show(change, gen=group.gen)
+        with trio.CancelScope(shield=True):
+            await self._wait_durable(group)
+
+    async def flush(self) -> None:
+        """Return once everything appended so far is committed."""
+        with trio.CancelScope(shield=True):
+            if self._group is not None:
+                await self._wait_durable(self._group)
+            while self._flushing:
+                await self._flushed_event().wait()
+
+    async def run_writer(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Companion task for the runner's nursery: appends commit themselves; when the
+        nursery is cancelled this commits anything still queued, shielded, and returns."""
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            await self.flush()
+
+    def close(self) -> None:
+        """Commit anything still queued, then release the database and the lock. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            group = self._group
+            if group is not None and not self._flushing and self._broken is None:
+                self._group = None
+                try:
+                    self._commit(group.steps, group.rows, group.batch)
+                finally:
+                    group.done = True
+        finally:
+            self._reader.close()
+            if self._db is not None:
+                self._db.close()
+            if self._lock_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._lock_fd, 0)  # no pid left behind: nobody is running
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- internals: the fold -------------------------------------------------------------
+
+    def _load(self, identity: str) -> tuple[int, JobRecord] | None:
+        hit = self._pending.get(identity)
+        if hit is not None:
+            return hit[0], hit[1]
+        row = self._reader.execute(sql.SELECT_JOB, (identity,)).fetchone()
+        return None if row is None else (row[0], self._settled(sql.job_from_record(row[1])))
+
+    def _prepare(self, records: tuple[Appendable, ...]) -> _Change:
+        """Stamp, check and fold ``records`` into the jobs they name (loaded, or the pending
+        ones, which are mutated: what the caller shows at once)."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        if self._db is None:
+            raise RuntimeError("a snapshot is read-only")
+        if self._broken is not None:
+            raise LedgerWriteError(
+                f"the batch state {self.path} could not be written earlier; stopping",
+                details=[str(self._broken)],
+            )
+        wire = stamp(records, time.time())
+        state = LedgerState(batch=self._batch)
+        seqs: dict[str, int] = {}
+        for record in wire:
+            identity = record.get("id")
+            if isinstance(identity, str) and identity not in state.jobs:
+                found = self._load(identity)
+                if found is not None:
+                    seqs[identity], state.jobs[identity] = found
+        state.check(wire)  # raises before anything is changed or queued
+        for record in wire:
+            state.apply(record)
+        next_seq = self._next_seq
+        jobs = []
+        for identity, job in state.jobs.items():
+            if identity not in seqs:
+                seqs[identity] = next_seq
+                next_seq += 1
+            jobs.append((identity, seqs[identity], job))
+        return _Change(
+            steps=[sql.step_row(r) for r in wire],
+            rows={identity: sql.job_row(seq, job) for identity, seq, job in jobs},
+            batch=state.batch if self._batch is None else None,
+            jobs=jobs,
+            next_seq=next_seq,
+        )
+
+    def _show(self, change: _Change, *, gen: int | None) -> None:
+        """Make ``change`` what reads see: committed (``gen=None``) or pending in group ``gen``."""
+        if change.batch is not None:
+            self._batch = change.batch
+        self._next_seq = change.next_seq
+        if gen is not None:
+            for identity, seq, job in change.jobs:
+                self._pending[identity] = (seq, job, gen)
+
+    def _settled(self, job: JobRecord) -> JobRecord:
+        if self._settle and job.state is _S.SUBMITTING:
+            LedgerState(jobs={job.identity: job}).finish_replay()
+        return job
+
+    def _stored_as(self, wanted: frozenset[JobState]) -> frozenset[JobState]:
+        """The stored states that may read as one of ``wanted`` (a superset; reads filter)."""
+        if self._settle and _S.AMBIGUOUS in wanted:
+            return wanted | {_S.SUBMITTING}
+        return wanted
+
+    def _settle_left_submitting(self) -> None:
+        """A job left SUBMITTING by a run that died lost its answer: AMBIGUOUS, in its row."""
+        rows = self._reader.execute(sql.SELECT_SUBMITTING).fetchall()
+        if not rows:
+            return
+        state = LedgerState(jobs={})
+        seqs = {}
+        for seq, text in rows:
+            job = sql.job_from_record(text)
+            state.jobs[job.identity], seqs[job.identity] = job, seq
+        state.finish_replay()
+        try:
+            self._commit([], {i: sql.job_row(seqs[i], j) for i, j in state.jobs.items()}, None)
+        except sqlite3.Error as exc:
+            raise self._write_error(exc) from exc
+
+    # -- internals: committing -----------------------------------------------------------
+
+    def _commit(self, steps: list[tuple[Any, ...]], rows: dict[str, tuple[Any, ...]], batch: tuple[Any, ...] | None) -> None:
+        """One transaction (any thread; one at a time); on failure roll back, refuse more."""
+        db = self._db
+        assert db is not None
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if batch is not None:
+                db.execute(sql.INSERT_BATCH, batch)
+            db.executemany(sql.INSERT_STEP, steps)
+            db.executemany(sql.UPSERT_JOB, rows.values())
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._broken = exc
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise
+        self.commit_count += 1
+
+    def _write_error(self, exc: BaseException) -> LedgerWriteError:
+        return LedgerWriteError(
+            f"could not write the batch state {self.path}: {exc}",
+            details=["the run stops so that nothing is sent without a record; "
+                     "free the disk, then `lumozbatch resume`"],
+        )
+
+    def _flushed_event(self) -> trio.Event:
+        if self._flushed is None:
+            self._flushed = trio.Event()
+        return self._flushed
+
+    async def _wait_durable(self, group: _Group) -> None:
+        while not group.done:
+            if self._flushing:
+                await self._flushed_event().wait()
+            else:
+                await self._flush_once()
+        if group.error is not None:
+            raise self._write_error(group.error) from group.error
+
+    async def _flush_once(self) -> None:
+        self._flushing = True
+        try:
+            await trio.lowlevel.checkpoint()  # appenders of this same tick join the group
+            group, self._group = self._group, None
+            assert group is not None
+            try:
+                await trio.to_thread.run_sync(self._commit, group.steps, group.rows, group.batch)
+            except sqlite3.Error as exc:
+                group.error = exc
+            else:
+                self._pending = {k: v for k, v in self._pending.items() if v[2] != group.gen}
+            finally:
+                group.done = True
+        finally:
+            self._flushing = False
+            event = self._flushed_event()
+            self._flushed = trio.Event()
+            event.set()
+
+
+def _not_found(out_dir: Path) -> LedgerNotFound:
+    return LedgerNotFound(
+        f"no ledger in {out_dir}: nothing has been run there yet",
+        details=["run `lumozbatch apply MANIFEST` first (or point at the right folder)"],
+    )
+
+
+def _version_error(path: Path, version: int) -> UsageError:
+    return UsageError(f"{path} has schema version {version}: written by a newer lumozbatch")
+
+
+def _lock(out_dir: Path, meta: Path) -> int:
+    try:
+        missing = [f for f in (meta, *meta.parents) if not f.is_dir()]
+        meta.mkdir(parents=True, exist_ok=True)
+        for folder in reversed(missing):  # each new folder's entry must survive power loss
+            _fsync_dir(folder.parent)
+        return _take_lock(meta / LOCK_FILE, out_dir)
+    except OSError as exc:
+        raise UsageError(f"cannot use {out_dir} as the output folder: {exc.strerror or exc}") from None
+
+
+def _connect(path: Path, pragmas: tuple[str, ...]) -> sqlite3.Connection:
+    # isolation_level=None: we BEGIN and COMMIT ourselves; the writer's connection is used by
+    # one thread at a time (the committing one), never concurrently
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=sql.BUSY_TIMEOUT_S)
+    for pragma in pragmas:
+        conn.execute(pragma)
+    return conn
+
+
+def _migrate(db: sqlite3.Connection, path: Path, jsonl: Path) -> None:
+    """Bring the schema to :data:`SCHEMA_VERSION` (importing ``jsonl`` into a new one), in
+    one transaction: a crash leaves the database as it was."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > sql.SCHEMA_VERSION:
+        raise _version_error(path, version)
+    if version == sql.SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for step in range(version + 1, sql.SCHEMA_VERSION + 1):
+            for statement in sql.MIGRATIONS[step]:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+        if version == 0 and jsonl.is_file():
+            import_ledger(db, jsonl)
+        db.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+        raise
