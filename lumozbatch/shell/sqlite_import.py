@@ -55,9 +55,13 @@ def import_ledger(db: sqlite3.Connection, path: Path) -> int:
     empty schema); returns the number of jobs. A damaged ledger raises ``LedgerCorrupt``."""
     data = path.read_bytes()
     steps: list[tuple[Any, ...]] = []
+    seqs: dict[str, int] = {}  # as replay orders the jobs: by their first ``job`` record
 
     def keep(record: dict[str, Any]) -> None:
-        steps.append(sql.step_row(record))
+        identity = record.get("id")
+        if record.get("t") == "job" and isinstance(identity, str):
+            seqs.setdefault(identity, len(seqs) + 1)
+        steps.append(sql.step_row(record, sql.dumps(record), seqs.get(identity)))  # type: ignore[arg-type]
         if len(steps) >= _STEP_CHUNK:
             db.executemany(sql.INSERT_STEP, steps)
             steps.clear()

@@ -24,6 +24,7 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,7 @@ __all__ = ["STATE_FILE", "Cause", "SqliteStore", "state_path"]
 
 STATE_FILE = "state.db"
 _IN_CHUNK = 500  # identities per IN (...) query
+_RECENT = 4096  # committed jobs kept for the fold: several times any concurrency
 _S = JobState
 #: the states the generation cap counts as spent (as :func:`spent_generations` does)
 _SPENT_STATES = tuple(s.value for s in (_S.SUBMITTING, _S.SUBMITTED, _S.COMPLETED, _S.DONE, _S.AMBIGUOUS))
@@ -124,6 +126,9 @@ class SqliteStore:
         self._next_seq = reader.execute(sql.SELECT_MAX_SEQ).fetchone()[0] + 1
         # jobs changed by appends not committed yet: identity -> (seq, job, group gen)
         self._pending: dict[str, tuple[int, JobRecord, int]] = {}
+        # jobs committed lately (the ones in flight are read again and again): identity ->
+        # (seq, job); only this writer changes the rows, so it never goes stale
+        self._recent: OrderedDict[str, tuple[int, JobRecord]] = OrderedDict()
         self._gen = 0
         self._group: _Group | None = None
         self._flushing = False
@@ -327,12 +332,18 @@ class SqliteStore:
 
     def steps(self, identity: str | None = None, *, chunk: int = 1000) -> Iterator[dict[str, Any]]:
         """Every committed step (a wire record with its ``at``), in order; of one job if given."""
+        job_seq = None
+        if identity is not None:
+            found = self._reader.execute(sql.SELECT_JOB, (identity,)).fetchone()
+            if found is None:
+                return
+            job_seq = found[0]
         after = 0
         while True:
             if identity is None:
                 rows = self._reader.execute(sql.SELECT_STEPS_PAGE, (after, chunk)).fetchall()
             else:
-                rows = self._reader.execute(sql.SELECT_STEPS_OF, (identity, after, chunk)).fetchall()
+                rows = self._reader.execute(sql.SELECT_STEPS_OF, (job_seq, after, chunk)).fetchall()
             for _, text in rows:
                 yield sql.loads(text)
             if len(rows) < chunk:
@@ -351,8 +362,11 @@ class SqliteStore:
         try:
             self._commit(change.steps, change.rows, batch)
         except sqlite3.Error as exc:
+            for identity, _, _ in change.jobs:  # folded, not recorded: read the rows again
+                self._recent.pop(identity, None)
             raise self._write_error(exc) from exc
         self._show(change, gen=None)
+        self._remember((identity, seq, job) for identity, seq, job in change.jobs)
 
     async def append(self, *records: Appendable) -> None:
         """Append ``records`` after every earlier append; returns once committed.
@@ -430,6 +444,9 @@ class SqliteStore:
         hit = self._pending.get(identity)
         if hit is not None:
             return hit[0], hit[1]
+        recent = self._recent.get(identity)
+        if recent is not None:
+            return recent
         row = self._reader.execute(sql.SELECT_JOB, (identity,)).fetchone()
         return None if row is None else (row[0], self._settled(sql.job_from_record(row[1])))
 
@@ -455,6 +472,7 @@ class SqliteStore:
                 if found is not None:
                     seqs[identity], state.jobs[identity] = found
         state.check(wire)  # raises before anything is changed or queued
+        texts = [sql.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
         for record in wire:
             state.apply(record)
         next_seq = self._next_seq
@@ -465,7 +483,7 @@ class SqliteStore:
                 next_seq += 1
             jobs.append((identity, seqs[identity], job))
         return _Change(
-            steps=[sql.step_row(r) for r in wire],
+            steps=[sql.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
             rows={identity: sql.job_row(seq, job) for identity, seq, job in jobs},
             batch=state.batch if self._batch is None else None,
             jobs=jobs,
@@ -480,6 +498,14 @@ class SqliteStore:
         if gen is not None:
             for identity, seq, job in change.jobs:
                 self._pending[identity] = (seq, job, gen)
+
+    def _remember(self, jobs: Iterable[tuple[str, int, JobRecord]]) -> None:
+        recent = self._recent
+        for identity, seq, job in jobs:
+            recent[identity] = (seq, job)
+            recent.move_to_end(identity)
+        while len(recent) > _RECENT:
+            recent.popitem(last=False)
 
     def _settled(self, job: JobRecord) -> JobRecord:
         if self._settle and job.state is _S.SUBMITTING:
@@ -560,7 +586,10 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 group.error = exc
             else:
-                self._pending = {k: v for k, v in self._pending.items() if v[2] != group.gen}
+                done = [(k, v[0], v[1]) for k, v in self._pending.items() if v[2] == group.gen]
+                for identity, _, _ in done:
+                    del self._pending[identity]
+                self._remember(done)
             finally:
                 group.done = True
         finally:
