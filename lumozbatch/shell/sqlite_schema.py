@@ -65,8 +65,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             attempts INTEGER NOT NULL, paid_before INTEGER NOT NULL,
             record TEXT NOT NULL)""",
         "CREATE INDEX jobs_by_state ON jobs (state, retired, seq)",
-        "CREATE INDEX jobs_by_model ON jobs (model)",
-        "CREATE INDEX jobs_by_job ON jobs (job)",
+        # counts per manifest job / model read these alone (covering); paid_before > 0 is rare
+        "CREATE INDEX jobs_by_job ON jobs (job, state, retired)",
+        "CREATE INDEX jobs_by_model ON jobs (model, state, retired)",
+        "CREATE INDEX jobs_paid_before ON jobs (paid_before) WHERE paid_before > 0",
         """CREATE TABLE steps (
             seq INTEGER PRIMARY KEY, at REAL, t TEXT NOT NULL, job_seq INTEGER, identity TEXT,
             record TEXT NOT NULL)""",
@@ -132,57 +134,54 @@ UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO 
 _NOT_IN = "identity NOT IN (SELECT value FROM json_each(?))"
 
 
-def _where(states: tuple[str, ...] | None, retired: bool | None, exclude: bool) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if states is not None:
-        clauses.append(f"+state IN ({', '.join('?' * len(states))})")  # +: scan in seq order
-        params.extend(states)
+def select_jobs_page(state: str | None, retired: bool | None, *, exclude: bool) -> tuple[str, list[Any]]:
+    """A page of jobs after a ``seq``, in planning order; params: ``[after, *filters,
+    (excluded,) limit]``. With ``state`` and ``retired`` both given it walks the
+    ``(state, retired, seq)`` index (only matching rows are read); else the table in seq order.
+    """
+    clauses, params = ["seq > ?"], []
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
     if retired is not None:
-        clauses.append("+retired = ?")
+        clauses.append("retired = ?")
         params.append(int(retired))
     if exclude:
         clauses.append(_NOT_IN)
-    return " AND ".join(clauses), params
-
-
-def select_jobs_page(states: tuple[str, ...] | None, retired: bool | None, *, exclude: bool) -> tuple[str, list[Any]]:
-    """A page of jobs after a ``seq`` in planning order; params: ``[after, *filters, (excluded,) limit]``."""
-    where, params = _where(states, retired, exclude)
-    sql = f"SELECT seq, record FROM jobs WHERE seq > ?{' AND ' + where if where else ''} ORDER BY seq LIMIT ?"
-    return sql, params
+    return f"SELECT seq, record FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?", params
 
 
 def select_jobs_by_identity(count: int) -> str:
     return f"SELECT seq, record FROM jobs WHERE identity IN ({', '.join('?' * count)})"
 
 
-def select_counts(*, settle: bool, exclude: bool) -> str:
-    """(state, retired, n); ``settle``: a job left submitting counts as ambiguous."""
-    state = "CASE state WHEN 'submitting' THEN 'ambiguous' ELSE state END" if settle else "state"
+def select_counts(*, exclude: bool) -> str:
+    """(state, retired, n), read from the state index alone."""
     where = f" WHERE {_NOT_IN}" if exclude else ""
-    return f"SELECT {state} AS s, retired, COUNT(*) FROM jobs{where} GROUP BY s, retired"
+    return f"SELECT state, retired, COUNT(*) FROM jobs{where} GROUP BY state, retired"
 
 
-def select_counts_by(column: str, *, settle: bool, exclude: bool) -> str:
+def select_counts_by(column: str, *, exclude: bool) -> str:
     """(column, state, n) over active jobs, in planning order of each column value's first
-    job; ``column`` is ``job`` or ``model``."""
+    job; ``column`` is ``job`` or ``model`` (each has a covering index)."""
     if column not in ("job", "model"):
         raise ValueError(f"cannot count by {column!r}")
-    state = "CASE state WHEN 'submitting' THEN 'ambiguous' ELSE state END" if settle else "state"
     where = f" AND {_NOT_IN}" if exclude else ""
     return (
-        f"SELECT {column}, {state} AS s, COUNT(*) FROM jobs WHERE retired = 0{where} "
-        f"GROUP BY {column}, s ORDER BY MIN(seq)"
+        f"SELECT {column}, state, COUNT(*) FROM jobs WHERE retired = 0{where} "
+        f"GROUP BY {column}, state ORDER BY MIN(seq)"
     )
 
 
 def select_spent(*, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, list[Any]]:
-    """The generation cap's count (:func:`lumozbatch.core.jobcategory.spent_generations`) as SQL."""
+    """The generation cap's count (:func:`lumozbatch.core.jobcategory.spent_generations`) as
+    SQL, each term answered by an index; params: ``[*these, (excluded,)]`` (it repeats them)."""
     marks = ", ".join("?" * len(spent_states))
-    where = f" WHERE {_NOT_IN}" if exclude else ""
+    also = f" AND {_NOT_IN}" if exclude else ""
     sql = (
-        "SELECT COALESCE(SUM(paid_before + CASE WHEN state IN "
-        f"({marks}) OR (state = 'failed' AND billed = 1) THEN 1 ELSE 0 END), 0) FROM jobs{where}"
+        f"SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ({marks}){also})"
+        f" + (SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND billed = 1{also})"
+        f" + (SELECT COALESCE(SUM(paid_before), 0) FROM jobs WHERE paid_before > 0{also})"
     )
     return sql, list(spent_states)
 

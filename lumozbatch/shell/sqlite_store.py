@@ -219,26 +219,36 @@ class SqliteStore:
         self, states: Iterable[JobState] | None = None, *, retired: bool | None = None, chunk: int = 1000
     ) -> Iterator[JobRecord]:
         """Jobs in planning order, streamed ``chunk`` rows at a time: those in ``states``
-        (None: any), retired or not (None: both). Pages are read as they are reached."""
+        (None: any), retired or not (None: both). Pages are read as they are reached; with
+        ``states``, one index walk per (state, retired) merged by seq reads only those jobs."""
         wanted = None if states is None else frozenset(JobState(s) for s in states)
-        sql_states = None if wanted is None else tuple(sorted(s.value for s in self._stored_as(wanted)))
+        retired_values = (False, True) if retired is None else (retired,)
+        streams: list[tuple[str | None, bool | None]] = (
+            [(None, retired)] if wanted is None
+            else [(s.value, r) for s in sorted(self._stored_as(wanted)) for r in retired_values]
+        )
         after = 0
         while True:
             exclude = list(self._pending)
-            query, params = sql.select_jobs_page(sql_states, retired, exclude=bool(exclude))
-            args = [after, *params, *([sql.dumps(exclude)] if exclude else []), chunk]
-            rows = self._reader.execute(query, args).fetchall()
-            last = rows[-1][0] if len(rows) == chunk else float("inf")
-            page = [(seq, sql.job_from_record(text)) for seq, text in rows]
+            extra = [sql.dumps(exclude)] if exclude else []
+            fetched: list[tuple[int, str]] = []
+            last = float("inf")  # the page ends where the first full stream does
+            for state, is_retired in streams:
+                query, params = sql.select_jobs_page(state, is_retired, exclude=bool(exclude))
+                rows = self._reader.execute(query, [after, *params, *extra, chunk]).fetchall()
+                if len(rows) == chunk:
+                    last = min(last, rows[-1][0])
+                fetched += rows
+            page = [(seq, sql.job_from_record(text)) for seq, text in fetched if seq <= last]
             page += [(seq, job) for seq, job, _ in self._pending.values() if after < seq <= last]
             page.sort(key=lambda item: item[0])
             for _, job in page:
                 job = self._settled(job)
                 if (wanted is None or job.state in wanted) and (retired is None or job.retired is retired):
                     yield job
-            if len(rows) < chunk:
+            if last == float("inf"):
                 return
-            after = rows[-1][0]
+            after = int(last)
 
     def jobs_by_identity(self, identities: Iterable[str]) -> dict[str, JobRecord]:
         """The planned jobs among ``identities`` (plan and re-runs compare a batch at a time)."""
@@ -262,8 +272,9 @@ class SqliteStore:
         out = {state.value: 0 for state in JobState}
         retired = 0
         exclude = list(self._pending)
-        query = sql.select_counts(settle=self._settle, exclude=bool(exclude))
+        query = sql.select_counts(exclude=bool(exclude))
         for state, is_retired, n in self._reader.execute(query, [sql.dumps(exclude)] if exclude else []):
+            state = self._read_as(state)
             if is_retired:
                 retired += n
             else:
@@ -281,9 +292,9 @@ class SqliteStore:
         """Active jobs per ``job`` (manifest job id) or ``model``, then per state name."""
         out: dict[str, dict[str, int]] = {}
         exclude = list(self._pending)
-        query = sql.select_counts_by(column, settle=self._settle, exclude=bool(exclude))
+        query = sql.select_counts_by(column, exclude=bool(exclude))
         for key, state, n in self._reader.execute(query, [sql.dumps(exclude)] if exclude else []):
-            out.setdefault(key, {s.value: 0 for s in JobState})[state] += n
+            out.setdefault(key, {s.value: 0 for s in JobState})[self._read_as(state)] += n
         for _, job, _ in self._pending.values():
             if not job.retired:
                 key = job.job if column == "job" else job.model
@@ -294,8 +305,9 @@ class SqliteStore:
         """Generations that may have cost money, retired jobs included (the generation cap's
         count, :func:`lumozbatch.core.jobcategory.spent_generations`), as one query."""
         exclude = list(self._pending)
-        query, params = sql.select_spent(exclude=bool(exclude), spent_states=_SPENT_STATES)
-        total = self._reader.execute(query, params + ([sql.dumps(exclude)] if exclude else [])).fetchone()[0]
+        query, states = sql.select_spent(exclude=bool(exclude), spent_states=_SPENT_STATES)
+        extra = [sql.dumps(exclude)] if exclude else []
+        total = self._reader.execute(query, [*states, *extra * 3]).fetchone()[0]  # one per term
         return int(total) + spent_generations(job for _, job, _ in self._pending.values())
 
     def failures(self, state: JobState = JobState.FAILED, *, examples: int = 3) -> list[Cause]:
@@ -309,11 +321,12 @@ class SqliteStore:
         sources = [(state, False)]
         if self._settle and state is _S.AMBIGUOUS:
             sources.append((_S.SUBMITTING, True))  # read as ambiguous, with replay's reason
+        settled = (None, _settled_reason())
         for source, relabel in sources:
             args = [source.value, *([sql.dumps(exclude)] if exclude else []), examples]
             seen = set()
             for code, reason, n, identity, seq in self._reader.execute(query, args):
-                key = (None, _settled_reason()) if relabel else (code, reason)
+                key = settled if relabel else (code, reason)
                 if (key, code, reason) not in seen:
                     seen.add((key, code, reason))
                     counts[key] = counts.get(key, 0) + n
@@ -511,6 +524,10 @@ class SqliteStore:
         if self._settle and job.state is _S.SUBMITTING:
             LedgerState(jobs={job.identity: job}).finish_replay()
         return job
+
+    def _read_as(self, state: str) -> str:
+        """A stored state name as this store reads it (a dead run's submitting: ambiguous)."""
+        return _S.AMBIGUOUS.value if self._settle and state == _S.SUBMITTING.value else state
 
     def _stored_as(self, wanted: frozenset[JobState]) -> frozenset[JobState]:
         """The stored states that may read as one of ``wanted`` (a superset; reads filter)."""
