@@ -25,6 +25,7 @@ from typing import Any
 from lumozbatch.core.ledger_codec import RecordReader, replay
 from lumozbatch.errors import UsageError
 from lumozbatch.shell import sqlite_schema as sql
+from lumozbatch.shell.ledger import _gc_paused
 
 __all__ = ["IMPORTED_SUFFIX", "finish_import", "import_ledger"]
 
@@ -61,12 +62,13 @@ def import_ledger(db: sqlite3.Connection, path: Path) -> int:
         identity = record.get("id")
         if record.get("t") == "job" and isinstance(identity, str):
             seqs.setdefault(identity, len(seqs) + 1)
-        steps.append(sql.step_row(record, sql.dumps(record), seqs.get(identity)))  # type: ignore[arg-type]
+        steps.append(sql.step_row(record, sql.dumps_checked(record), seqs.get(identity)))  # type: ignore[arg-type]
         if len(steps) >= _STEP_CHUNK:
             db.executemany(sql.INSERT_STEP, steps)
             steps.clear()
 
-    state = replay(_TeeReader(data, file=str(path), sink=keep), file=str(path), settle=False)
+    with _gc_paused():  # half a million records that all survive: nothing for the GC to free
+        state = replay(_TeeReader(data, file=str(path), sink=keep), file=str(path), settle=False)
     db.executemany(sql.INSERT_STEP, steps)
     if state.batch is not None:
         db.execute(sql.INSERT_BATCH, sql.batch_row(state.batch))
