@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 from lumozbatch.core.batchrules import check_batch_name, check_same_api
 from lumozbatch.core.events import Event, EventSink, discard
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.ledger_codec import LEDGER_VERSION, LedgerState
+from lumozbatch.core.ledger_codec import LedgerState
 from lumozbatch.core.manifest import Manifest
 from lumozbatch.core.plansummary import PlanSummary, ledger_view, summarize_against
+from lumozbatch.core.records import Batch as BatchRecord
 
 if TYPE_CHECKING:
     from lumozbatch.shell.ledger import Ledger
@@ -136,9 +137,7 @@ class Batch:
         manifest, path, target = self._need_manifest("apply"), self.manifest_path, self.target()
         batch = ledger.state.batch
         if batch is None:
-            ledger.append_sync(
-                {"t": "batch", "v": LEDGER_VERSION, "name": manifest.name, "manifest": str(path), "api": target.api, "at": time.time()}
-            )
+            ledger.append_sync(BatchRecord(name=manifest.name, manifest=str(path), api=target.api, at=time.time()))
         else:
             check_batch_name(batch, manifest.name, self.out_dir)
             check_same_api(batch, target.api, self.out_dir)
@@ -232,6 +231,7 @@ class BatchRun:
         from lumozbatch.shell.runner import RunOptions
 
         self.record_plan()
+        self._reconcile_outputs(sink)
         sink(self._plan_event())
         options = RunOptions(concurrency=concurrency or self.concurrency)
         try:
@@ -252,6 +252,20 @@ class BatchRun:
                 "failed: each one sent again is paid again."
             )
         return text
+
+    def _reconcile_outputs(self, sink: EventSink) -> None:
+        """After the plan is recorded (a reverted edit has re-activated its jobs): every active
+        done job's name shows its kept output again, for free; what is gone is fetched again."""
+        from lumozbatch.shell.reconcile import reconcile_outputs
+
+        done = reconcile_outputs(self.ledger, self.out_dir)
+        # outputs found gone are fetched again in this run: no longer counted done
+        self.plan.done -= done.missing
+        self.plan.missing += done.missing
+        for path in done.displaced:
+            sink(Event("warning", reason=f"a file that was not one of this batch's outputs was moved to {path}"))
+        if done.restored or done.adopted or done.missing:
+            sink(Event("outputs", counts={"restored": done.restored, "adopted": done.adopted, "missing": done.missing}))
 
     def _plan_event(self) -> Event:
         """The run's first event. After planning, the ledger's active jobs are exactly the

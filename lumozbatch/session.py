@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import trio
 
+from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.events import Event, EventSink
+from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.provenance import embed_metadata
 from lumozbatch.sandbox.config import SandboxConfig
 from lumozbatch.shell.api import LumozClient
@@ -84,6 +86,8 @@ async def drive(
             counts=outcome.counts,
             out_dir=str(out_dir),
             exit_code=outcome.exit_code,
+            # SPEC 4 "Spent": the same number as plan, status and the summary (retired jobs included)
+            extra={"spent": spent_generations(ledger.all_jobs())},
         )
     )
     return outcome
@@ -119,5 +123,5 @@ def demo_sandbox_config(out_dir: Path) -> SandboxConfig:
         storage_port=0,
         latency=(0.5, 2.0),
         image_scale=0.25,
-        journal=str(out_dir / ".lumozbatch" / "sandbox-journal.jsonl"),
+        journal=str(out_dir / STATE_DIR / "sandbox-journal.jsonl"),
     )

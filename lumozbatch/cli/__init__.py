@@ -19,11 +19,13 @@ from lumozbatch.errors import LumozbatchError
 COMMANDS: dict[str, str] = {
     "apply": "apply:apply_cmd",
     "gallery": "gallery:gallery_cmd",
+    "init": "init:init_cmd",
     "models": "models:models_cmd",
     "plan": "plan:plan_cmd",
     "reproduce": "reproduce:reproduce_cmd",
     "resume": "apply:resume_cmd",
     "sandbox": "sandbox:sandbox_cmd",
+    "schema": "schema:schema_cmd",
     "status": "status:status_cmd",
     "validate": "validate:validate_cmd",
 }

@@ -10,7 +10,12 @@ import click
 import trio
 
 from lumozbatch.errors import UsageError
-from lumozbatch.sandbox.config import SandboxConfig, parse_latency, parse_rate_limit
+from lumozbatch.sandbox.config import (
+    SandboxConfig,
+    parse_latency,
+    parse_rate_limit,
+    parse_seconds_range,
+)
 from lumozbatch.sandbox.server import RunningSandbox, serve_sandbox
 
 
@@ -24,6 +29,13 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, 
 def _latency(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
     try:
         return parse_latency(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _delay(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        return parse_seconds_range(value, "webhook delay")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -53,6 +65,15 @@ _share = click.FloatRange(0.0, 1.0)
 @click.option("--drop-rate", default=0.0, show_default=True, type=_share,
               help="Share of API calls whose connection is closed unanswered "
                    "(run: AFTER creating the job; check: before answering).")
+@click.option("--reset-after-create", default=0.0, show_default=True, type=_share,
+              help="Share of runs whose connection is reset right AFTER creating the job "
+                   "(billed, no answer: the client's job is ambiguous).")
+@click.option("--webhook-delay", default="0", show_default=True, callback=_delay,
+              metavar="SECONDS|MIN-MAX", help="Extra wait of each webhook after its job is done.")
+@click.option("--webhook-drop", default=0.0, show_default=True, type=_share,
+              help="Share of webhook deliveries lost (never posted).")
+@click.option("--webhook-dup", default=0.0, show_default=True, type=_share,
+              help="Share of webhook deliveries posted twice.")
 @click.option("--truncate-rate", default=0.0, show_default=True, type=_share,
               help="Share of downloads cut short (full Content-Length, fewer bytes).")
 @click.option("--output-ttl", default=3600.0, show_default=True, type=click.FloatRange(0.001),
@@ -70,7 +91,8 @@ _share = click.FloatRange(0.0, 1.0)
 def sandbox_cmd(host: str, port: int, storage_port: int | None, api_keys: tuple[str, ...],
                 rate_limit: tuple[int, float], latency: tuple[float, float],
                 sync_threshold: float, fail_rate: float, error_rate: float, drop_rate: float,
-                truncate_rate: float, output_ttl: float, image_scale: float,
+                reset_after_create: float, webhook_delay: tuple[float, float],
+                webhook_drop: float, webhook_dup: float, truncate_rate: float, output_ttl: float, image_scale: float,
                 forbidden: tuple[str, ...], server: str, journal: str | None, seed: int) -> None:
     """Serve a local LumozAI-compatible API (run, check, output files) for free.
 
@@ -84,6 +106,8 @@ def sandbox_cmd(host: str, port: int, storage_port: int | None, api_keys: tuple[
             fail_rate=fail_rate, error_rate=error_rate, drop_rate=drop_rate,
             truncate_rate=truncate_rate, output_ttl=output_ttl, image_scale=image_scale,
             forbidden_models=forbidden, seed=seed, server=server, journal=journal,
+            reset_after_create=reset_after_create, webhook_delay=webhook_delay,
+            webhook_drop=webhook_drop, webhook_dup=webhook_dup,
         )
     except ValueError as exc:
         raise UsageError(f"invalid sandbox settings: {exc}") from None

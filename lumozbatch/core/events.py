@@ -17,6 +17,9 @@ ambiguous      a ``run`` was sent but its answer was lost (job fields, ``reason`
 retry          a call will be retried (``endpoint``, ``reason``, ``delay``, job fields if any)
 rate_limit     the limiter's state changed (``limit``, ``remaining``, ``reset_in``,
                ``wait`` = seconds we now hold back, 0 when sending freely)
+outputs        before the run, the files on disk were checked against the ledger (``counts``:
+               ``restored`` names shown again from kept copies, ``adopted`` outputs from before
+               the store now kept, ``missing`` outputs gone from disk, fetched again)
 interrupted    Ctrl-C: no more submissions; answers in flight are being recorded
 finished       the run is over (``counts``, ``out_dir``, ``exit_code``)
 warning        something worth a line (``reason``)
@@ -43,6 +46,7 @@ KINDS = frozenset(
         "retry",
         "rate_limit",
         "interrupted",
+        "outputs",
         "finished",
         "warning",
     }

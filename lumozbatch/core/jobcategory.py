@@ -7,6 +7,8 @@ done       the output is on disk: DONE
 in_flight  sent and not on disk yet: SUBMITTING, SUBMITTED, COMPLETED
 failed     the API refused it or reported it failed (``--retry-failed`` re-sends)
 ambiguous  sent, answer lost: maybe billed (``--resubmit-ambiguous`` re-sends)
+missing    downloaded once, then deleted from disk: fetched again for free while the
+           provider keeps it (``--regenerate-missing`` pays for it again): MISSING
 =========  =====================================================================
 
 SUBMITTING is in flight: a reader only ever sees it in the ledger of a live run (the ``run``
@@ -22,9 +24,9 @@ from collections.abc import Iterable
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord
 
-__all__ = ["CATEGORIES", "category_of", "category_of_state", "spent_generations"]
+__all__ = ["CATEGORIES", "category_of", "category_of_state", "spent_by_model", "spent_generations"]
 
-CATEGORIES = ("new", "done", "in_flight", "failed", "ambiguous")
+CATEGORIES = ("new", "done", "in_flight", "failed", "ambiguous", "missing")
 
 _CATEGORY = {
     JobState.PENDING: "new",
@@ -34,11 +36,12 @@ _CATEGORY = {
     JobState.DONE: "done",
     JobState.FAILED: "failed",
     JobState.AMBIGUOUS: "ambiguous",
+    JobState.MISSING: "missing",
 }
 
 # Submissions that may have cost money; a failure costs only when the API billed it.
 _SPENT = frozenset(
-    {JobState.SUBMITTING, JobState.SUBMITTED, JobState.COMPLETED, JobState.DONE, JobState.AMBIGUOUS}
+    {JobState.SUBMITTING, JobState.SUBMITTED, JobState.COMPLETED, JobState.DONE, JobState.AMBIGUOUS, JobState.MISSING}
 )
 
 
@@ -59,3 +62,14 @@ def spent_generations(jobs: Iterable[JobRecord]) -> int:
         j.paid_before + (1 if j.state in _SPENT or (j.state is JobState.FAILED and j.billed) else 0)
         for j in jobs
     )
+
+
+def spent_by_model(jobs: Iterable[JobRecord]) -> dict[str, int]:
+    """:func:`spent_generations` per model (models with nothing spent are left out): what a
+    cost is computed from, so that cost is always spent times price."""
+    out: dict[str, int] = {}
+    for j in jobs:
+        n = spent_generations((j,))
+        if n:
+            out[j.model] = out.get(j.model, 0) + n
+    return out

@@ -14,8 +14,13 @@ COMPLETED -downloaded-> DONE`` (a ``run`` that answers with its output at once m
 ``PENDING --failed--> FAILED``: not sent because its model does not exist (not billed).
 ``COMPLETED --failed--> COMPLETED``: a download failure; the output was paid for and the next
 run downloads it again. ``COMPLETED --completed--> COMPLETED``: a fresh URL from ``/check``.
+``DONE --stored--> DONE``: the output is kept in the store or shown under a new name.
+``DONE --missing--> MISSING``: the output was deleted from its name and from the store; it is
+fetched again like a COMPLETED one (a fresh URL from ``/check`` if need be) and is DONE once
+downloaded. ``MISSING --reset--> PENDING`` is ``apply --regenerate-missing`` paying again for
+an output the provider no longer has, knowingly.
 ``job`` and ``retire`` records describe the plan and never move the state.
-Only ``reset`` leaves FAILED or AMBIGUOUS (to PENDING); nothing leaves DONE. ``SUBMITTING
+Only ``reset`` leaves FAILED or AMBIGUOUS (to PENDING); only a lost output leaves DONE. ``SUBMITTING
 --reset--> PENDING`` is that same reset as replay meets it: a crash left the intent last.
 ``eof`` is not a record: :func:`lumozbatch.core.ledger_codec.replay` applies it at the end of
 the ledger, so a job left SUBMITTING (crash or kill -9 between send and record) is AMBIGUOUS.
@@ -44,6 +49,7 @@ class JobState(enum.StrEnum):
     DONE = "done"  # the output is on disk
     FAILED = "failed"  # the API refused the job or reported it failed
     AMBIGUOUS = "ambiguous"  # a `run` was sent and its answer lost: maybe billed
+    MISSING = "missing"  # paid and downloaded once; the output is gone from disk: fetch again
 
 
 #: Pseudo record type applied once per job at the end of a replay.
@@ -67,6 +73,16 @@ TRANSITIONS: dict[tuple[JobState, str], JobState] = {
     (_S.COMPLETED, "completed"): _S.COMPLETED,
     (_S.COMPLETED, "failed"): _S.COMPLETED,
     (_S.COMPLETED, "downloaded"): _S.DONE,
+    # the output is kept in the store (adopted from an older layout) or shown under a new name
+    (_S.DONE, "stored"): _S.DONE,
+    # deleted by hand from its name and from the store: fetch it again (it was paid for)
+    (_S.DONE, "missing"): _S.MISSING,
+    (_S.MISSING, "completed"): _S.MISSING,  # a fresh URL from /check
+    (_S.MISSING, "failed"): _S.MISSING,  # the download failed again; still paid for
+    (_S.MISSING, "downloaded"): _S.DONE,
+    (_S.MISSING, "stored"): _S.DONE,  # a copy turned up again (put back by hand)
+    # apply --regenerate-missing: a lost output the provider no longer has is paid for again
+    (_S.MISSING, "reset"): _S.PENDING,
     (_S.FAILED, "reset"): _S.PENDING,
     (_S.AMBIGUOUS, "reset"): _S.PENDING,
     # on disk, a job whose run's answer a crash lost is still SUBMITTING (replay settles it

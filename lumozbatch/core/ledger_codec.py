@@ -171,9 +171,10 @@ class JobRecord:
     request_id: int | None = None
     url: str | None = None
     output_type: str | None = None
-    file: str | None = None
+    file: str | None = None  # the output's name (relative to the output folder)
     sha256: str | None = None
     bytes: int | None = None
+    object: str | None = None  # where the output is kept (``.lumozbatch/objects/...``)
     reason: str | None = None  # why it failed / is ambiguous / last download error
     code: str | None = None  # the API's error code, when it gave one
     attempts: int = 0  # `run` requests sent so far (intent records), over the job's life
@@ -198,6 +199,9 @@ class LedgerState:
 
     batch: dict[str, Any] | None = None
     jobs: dict[str, JobRecord] = field(default_factory=dict)
+    #: output name -> identities whose outputs have been shown under it, oldest first: the
+    #: outputs a name may be re-pointed away from (they stay in the store)
+    named: dict[str, list[str]] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         """Jobs per state name (active jobs only), plus ``retired`` and ``total`` (active)."""
@@ -228,6 +232,10 @@ class LedgerState:
         wanted = set(states)
         return [r for r in self.jobs.values() if not r.retired and r.state in wanted]
 
+    def holders(self, file: str) -> list[JobRecord]:
+        """The jobs whose outputs have been shown under the name ``file``, oldest first."""
+        return [self.jobs[i] for i in self.named.get(file, ())]
+
     # -- applying records --------------------------------------------------------------
 
     def check(self, records: Iterable[Record | dict[str, Any]]) -> None:
@@ -244,6 +252,9 @@ class LedgerState:
                     raise BadRecord("a second 'batch' record")
                 _check_version(record)
                 has_batch = True
+                continue
+            if kind == "moved":
+                _check_moved(record, has_batch)
                 continue
             identity = record.get("id")
             if not isinstance(identity, str):
@@ -277,6 +288,11 @@ class LedgerState:
             _check_version(record)
             self.batch = record
             return
+        if kind == "moved":
+            _check_moved(record, self.batch is not None)
+            assert self.batch is not None
+            self.batch = {**self.batch, "manifest": record["manifest"], "manifest_key": record["manifest_key"]}
+            return
         try:
             job = self.jobs[record["id"]]
         except KeyError:
@@ -289,6 +305,11 @@ class LedgerState:
             raise BadRecord(f"unknown record type {kind!r}")
         new = advance(job.state, kind)
         _UPDATERS[kind](job, record, new)  # each validates what it reads before mutating
+        if kind in _NAMING and job.file is not None:
+            holders = self.named.setdefault(job.file, [])
+            if job.identity in holders:
+                holders.remove(job.identity)
+            holders.append(job.identity)
 
     def finish_replay(self) -> None:
         """End of the ledger: every job left SUBMITTING lost its answer -> AMBIGUOUS."""
@@ -327,6 +348,16 @@ class LedgerState:
         known.variables = record["variables"]
         known.filename = record["filename"]
         known.known_model = record.get("known_model", known.known_model)
+
+
+_NAMING = frozenset({"downloaded", "stored"})  # records that show an output under a name
+
+
+def _check_moved(record: dict[str, Any], has_batch: bool) -> None:
+    if not has_batch:
+        raise BadRecord("a 'moved' record before the 'batch' record")
+    if type(record.get("manifest")) is not str or type(record.get("manifest_key")) is not str:
+        raise BadRecord("a 'moved' record without a string 'manifest' and 'manifest_key'")
 
 
 def _check_version(record: dict[str, Any]) -> None:
@@ -370,6 +401,7 @@ _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     "accepted": (("request_id", int),),
     "completed": (("url", str),),
     "downloaded": (("file", str),),
+    "stored": (("object", str), ("file", str)),
 }
 
 
@@ -428,21 +460,41 @@ def _on_completed(job: JobRecord, record: dict[str, Any], new: JobState) -> None
 
 def _on_downloaded(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     file, sha256, size = record.get("file"), record.get("sha256"), record.get("bytes")
+    kept = record.get("object")
     if type(file) is not str:
         _check_fields("downloaded", record)
+    if kept is not None and type(kept) is not str:
+        raise BadRecord("a 'downloaded' record whose 'object' is not a string")
     job.state = new
     job.file = file
     job.sha256 = sha256
     job.bytes = size
+    job.object = kept
     job.reason = None
     job.code = None
+
+
+def _on_stored(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    kept, file = record.get("object"), record.get("file")
+    if type(kept) is not str or type(file) is not str:
+        _check_fields("stored", record)
+    job.state = new
+    job.object = kept
+    job.file = file
+
+
+def _on_missing(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    job.state = new  # MISSING: its URL (or a fresh one from /check) fetches it again
+    job.object = None
+    job.reason = record.get("reason")
+    job.code = "missing"
 
 
 def _on_failed(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     reason, code = record.get("reason"), record.get("code")
     billed = record.get("billed")
-    if job.state is JobState.COMPLETED:
-        # a download failure: the output is paid for and stays COMPLETED; keep the why
+    if job.state is JobState.COMPLETED or job.state is JobState.MISSING:
+        # a download failure: the output is paid for and stays where it is; keep the why
         job.reason, job.code = reason, code
         return
     job.state = new
@@ -460,7 +512,8 @@ def _on_ambiguous(job: JobRecord, record: dict[str, Any], new: JobState) -> None
 
 def _on_reset(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     if job.state is not JobState.FAILED or job.billed:
-        job.paid_before += 1  # AMBIGUOUS (or SUBMITTING left by a crash), or a billed failure
+        # AMBIGUOUS (or SUBMITTING left by a crash), a billed failure, or a paid output lost
+        job.paid_before += 1
     job.state = new
     job.request_id = None
     job.url = None
@@ -477,10 +530,12 @@ _UPDATERS = {
     "accepted": _on_accepted,
     "completed": _on_completed,
     "downloaded": _on_downloaded,
+    "stored": _on_stored,
+    "missing": _on_missing,
     "failed": _on_failed,
     "ambiguous": _on_ambiguous,
     "reset": _on_reset,
-}  # ``job`` and ``batch`` records are applied by LedgerState.apply itself
+}  # ``job``, ``batch`` and ``moved`` records are applied by LedgerState.apply itself
 
 
 def replay(records: Iterable[Record | dict[str, Any]], *, file: str | None = None, settle: bool = True) -> LedgerState:

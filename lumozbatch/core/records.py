@@ -3,14 +3,20 @@
 The ledger is one JSON object per line; ``"t"`` names the record type and the other keys are
 the fields below, in the order shown (the order is the byte format: an old ledger and a new
 one must read alike). ``at`` is the wall-clock time the ledger stamped on the record (unix
-seconds, 3 decimals); it is written last and left out while unset. Every other field is
-always written, ``None`` as ``null``.
+seconds, 3 decimals); it is written last and left out while unset. Fields added after the
+first version (``manifest_key``, ``object``) are likewise left out while ``None``, so every
+record an older lumozbatch wrote is still written byte for byte. Every other field is always
+written, ``None`` as ``null``.
 
 ==========  ==========================================================================
 type        fields (besides ``at``), and what the record means
 ==========  ==========================================================================
-batch       ``v`` ledger version, ``name`` the batch, ``manifest`` its path, ``api`` the
-            API it runs against (``None`` in ledgers older than that field). First line.
+batch       ``v`` ledger version, ``name`` the batch, ``manifest`` its path as typed,
+            ``api`` the API it runs against, ``manifest_key`` the manifest's path in its
+            git work tree, else its absolute path (what anchors the folder to one
+            manifest). Fields added later are ``None`` in older ledgers. First line.
+moved       ``manifest``, ``manifest_key``: ``apply --adopt``: the batch's manifest was
+            moved or renamed; the folder now belongs to this one.
 job         ``id`` identity, ``job`` manifest job id, ``index``, ``repeat``, ``model``,
             ``params`` (random seed pinned), ``variables``, ``filename``, ``known_model``:
             the job is planned (again: a re-planned identity is active again).
@@ -21,12 +27,20 @@ unsent      ``id``, ``reason``: that ``run`` certainly created nothing (connect 
 accepted    ``id``, ``request_id``: the ``run`` answered with a request id.
 completed   ``id``, ``request_id`` (may be ``None`` for a synchronous answer), ``url``,
             ``output_type``: the output URL is known (again: a fresh URL).
-downloaded  ``id``, ``file`` (relative to the output folder), ``sha256``, ``bytes``.
+downloaded  ``id``, ``file`` (its name, relative to the output folder), ``sha256``,
+            ``bytes``, ``object`` (where the output is kept, ``.lumozbatch/objects/...``;
+            ``None`` in ledgers from before the store).
+stored      ``id``, ``object``, ``file``: a done job's output is kept at ``object`` and shown
+            at ``file`` (an output from before the store adopted into it, or a name that
+            changed because the manifest did).
+missing     ``id``, ``reason``: a done job's output is gone from its name and from the
+            store: it must be fetched again (from the provider while it keeps it).
 failed      ``id``, ``reason``, ``code`` (the API's error code, ``"failed"``,
             ``"download"``...), ``billed`` (may the provider have charged it?). After
             ``completed`` it is a download failure: the job stays completed.
 ambiguous   ``id``, ``reason``: the ``run`` was sent and its answer lost (maybe billed).
-reset       ``id``, ``why`` (``retry-failed`` / ``resubmit-ambiguous``): send it again.
+reset       ``id``, ``why`` (``retry-failed`` / ``resubmit-ambiguous`` /
+            ``regenerate-missing``): send it again (knowingly paid again).
 ==========  ==========================================================================
 
 :func:`to_wire` / :func:`from_wire` convert between these classes and the JSON objects of the
@@ -51,9 +65,12 @@ __all__ = [
     "Failed",
     "Intent",
     "Job",
+    "Missing",
+    "Moved",
     "Record",
     "Reset",
     "Retire",
+    "Stored",
     "Unsent",
     "from_wire",
     "stamped",
@@ -81,6 +98,15 @@ class Batch(Record):
     name: str
     manifest: str
     api: str | None = None
+    manifest_key: str | None = None
+    at: float | None = None
+
+
+@_record
+class Moved(Record):
+    TYPE: ClassVar[str] = "moved"
+    manifest: str
+    manifest_key: str
     at: float | None = None
 
 
@@ -147,6 +173,24 @@ class Downloaded(Record):
     file: str
     sha256: str
     bytes: int
+    object: str | None = None
+    at: float | None = None
+
+
+@_record
+class Stored(Record):
+    TYPE: ClassVar[str] = "stored"
+    id: str
+    object: str
+    file: str
+    at: float | None = None
+
+
+@_record
+class Missing(Record):
+    TYPE: ClassVar[str] = "missing"
+    id: str
+    reason: str
     at: float | None = None
 
 
@@ -178,13 +222,19 @@ class Reset(Record):
 
 RECORD_CLASSES: dict[str, type[Record]] = {
     cls.TYPE: cls
-    for cls in (Batch, Job, Retire, Intent, Unsent, Accepted, Completed, Downloaded, Failed, Ambiguous, Reset)
+    for cls in (
+        Batch, Moved, Job, Retire, Intent, Unsent, Accepted, Completed, Downloaded, Stored, Missing, Failed,
+        Ambiguous, Reset,
+    )
 }
 
 # field names per class, in byte order (``at`` last); computed once: the runner writes ~8 a job
 _FIELDS: dict[type[Record], tuple[str, ...]] = {
     cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in RECORD_CLASSES.values()  # type: ignore[arg-type]
 }
+
+
+_OMITTED_WHEN_NONE = frozenset({"at", "manifest_key", "object"})
 
 
 def to_wire(record: Record | Mapping[str, Any]) -> dict[str, Any]:
@@ -199,7 +249,7 @@ def to_wire(record: Record | Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"t": record.TYPE}
     for name in _FIELDS[type(record)]:
         value = getattr(record, name)
-        if name == "at" and value is None:
+        if value is None and name in _OMITTED_WHEN_NONE:
             continue
         out[name] = value
     return out

@@ -6,14 +6,20 @@ Layers: ``config`` (knobs) and the pure parts (``params``, ``ratelimit``, ``jobs
 ``journal`` remembers created jobs across restarts.
 """
 
-from lumozbatch.sandbox.app import DropConnection, Sandbox, create_app
-from lumozbatch.sandbox.config import SandboxConfig, parse_latency, parse_rate_limit
+from lumozbatch.sandbox.app import DropConnection, ResetConnection, Sandbox, create_app
+from lumozbatch.sandbox.config import (
+    SandboxConfig,
+    parse_latency,
+    parse_rate_limit,
+    parse_seconds_range,
+)
 from lumozbatch.sandbox.params import submission_key
 from lumozbatch.sandbox.server import RunningSandbox, sandbox_transport, serve_sandbox
 from lumozbatch.sandbox.stats import SandboxStats
 
 __all__ = [
     "DropConnection",
+    "ResetConnection",
     "RunningSandbox",
     "Sandbox",
     "SandboxConfig",
@@ -21,6 +27,7 @@ __all__ = [
     "create_app",
     "parse_latency",
     "parse_rate_limit",
+    "parse_seconds_range",
     "sandbox_transport",
     "serve_sandbox",
     "submission_key",

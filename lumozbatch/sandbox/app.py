@@ -12,7 +12,11 @@ Choices the pages leave open (the README's sandbox section lists them too):
   client can refresh an expired link; the old one answers 410 Gone;
 - the webhook body is exactly what ``/check`` would answer when the job finishes;
 - ``drop_rate`` on ``run`` closes the connection AFTER the job was created (a real ambiguous
-  submission: it was paid, and its request_id never reached the client).
+  submission: it was paid, and its request_id never reached the client);
+  ``reset_after_create`` does the same with a TCP reset, at once after creation;
+- webhook knobs are drawn when the job is created (in creation order, so a seed replays the
+  same outcomes whatever the timing): its delay, whether it is lost, whether it is posted twice
+  (the second post follows the first one's answer, whatever it was).
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from lumozbatch.sandbox.ratelimit import FixedWindowLimiter
 from lumozbatch.sandbox.stats import SandboxStats
 from lumozbatch.sandbox.wire import (
     BodyError,
+    DropConnection,
     Receive,
+    ResetConnection,
     Scope,
     Send,
     header,
@@ -47,7 +53,14 @@ from lumozbatch.sandbox.wire import (
     send_json,
 )
 
-__all__ = ["IN_PROCESS_API", "IN_PROCESS_STORAGE", "DropConnection", "Sandbox", "create_app"]
+__all__ = [
+    "IN_PROCESS_API",
+    "IN_PROCESS_STORAGE",
+    "DropConnection",
+    "ResetConnection",
+    "Sandbox",
+    "create_app",
+]
 
 #: Origins of an in-process sandbox (no socket): ``sandbox_transport`` routes them.
 IN_PROCESS_API = "http://api.sandbox.test"
@@ -60,14 +73,6 @@ _ERRORS = {
     429: ("rate_limit_exceeded", "You've exceeded your rate limit."),
     500: ("internal_server_error", "An unexpected error occurred on our servers."),
 }
-
-
-class DropConnection(Exception):
-    """Raised by the app: close the connection now, without (finishing) the answer.
-
-    The socket server closes the TCP connection; ``sandbox_transport`` raises
-    ``httpx.RemoteProtocolError`` as a client facing a closed connection would see it.
-    """
 
 
 def _trio_or_monotonic() -> float:
@@ -122,6 +127,10 @@ class Sandbox:
         self._errors = random.Random(f"{seed}:error")
         self._drops = random.Random(f"{seed}:drop")
         self._truncates = random.Random(f"{seed}:truncate")
+        self._resets = random.Random(f"{seed}:reset-after-create")
+        self._hook_delays = random.Random(f"{seed}:webhook-delay")
+        self._hook_drops = random.Random(f"{seed}:webhook-drop")
+        self._hook_dups = random.Random(f"{seed}:webhook-dup")
 
     def reset(self) -> None:
         """Forget every job, output and counter, and restart the random knobs from the seed."""
@@ -160,21 +169,34 @@ class Sandbox:
                     self._webhook_client = None
 
     def _schedule_webhook(self, job: Job) -> None:
+        # drawn now, in creation order, so that a seed gives the same outcomes whatever the timing
+        lo, hi = self.config.webhook_delay
+        delay = lo if hi == lo else self._hook_delays.uniform(lo, hi)
+        lost = self._roll(self._hook_drops, self.config.webhook_drop)
+        posts = 2 if self._roll(self._hook_dups, self.config.webhook_dup) else 1
         if self._nursery is None:
             self.stats.webhooks_skipped += 1
+        elif lost:
+            self.stats.webhooks_dropped += 1
         else:
-            self._nursery.start_soon(self._deliver_webhook, job, self._webhook_client)
+            if posts == 2:
+                self.stats.webhooks_duplicated += 1
+            self._nursery.start_soon(self._deliver_webhook, job, self._webhook_client, delay,
+                                     posts)
 
-    async def _deliver_webhook(self, job: Job, client: Any) -> None:
+    async def _deliver_webhook(self, job: Job, client: Any, delay: float, posts: int) -> None:
         import httpx
 
-        await trio.sleep(max(0.0, job.done_at - self.clock()))
-        _, payload = self._check_answer(job, self.clock())
-        try:
-            answer = await client.post(job.webhook, json=payload)
-        except httpx.HTTPError:
-            self.stats.webhooks_failed += 1
-        else:
+        await trio.sleep(max(0.0, job.done_at + delay - self.clock()))
+        for _ in range(posts):
+            _, payload = self._check_answer(job, self.clock())
+            try:
+                answer = await client.post(job.webhook, json=payload)
+            except httpx.HTTPError:
+                self.stats.webhooks_failed += 1
+                self.stats.webhook_statuses["error"] += 1
+                continue
+            self.stats.webhook_statuses[str(answer.status_code)] += 1
             if answer.is_success:
                 self.stats.webhooks_sent += 1
             else:
@@ -321,6 +343,9 @@ class Sandbox:
             self.stats.jobs_failed += 1
         if job.webhook:
             self._schedule_webhook(job)
+        if self._roll(self._resets, self.config.reset_after_create):
+            self.stats.drops["run-reset"] += 1
+            raise ResetConnection("run reset after the job was created")
         data: dict[str, Any] = {"request_id": job.request_id}
         if job.latency < self.config.sync_threshold and not job.fails:
             await trio.sleep(job.latency)  # a quick job: the run call waits for it

@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 
-__all__ = ["SandboxConfig", "parse_latency", "parse_rate_limit"]
+__all__ = ["SandboxConfig", "parse_latency", "parse_rate_limit", "parse_seconds_range"]
 
 DEFAULT_KEY = "sandbox-key"
 
@@ -23,6 +23,11 @@ class SandboxConfig:
     ``"model"`` (no key may use it: 403) or ``"key:model"`` (that key may not). ``server``
     picks the socket server: ``"h11"`` (the sandbox's own loop, half the CPU per call) or
     ``"hypercorn"``.
+
+    Webhooks: each delivery waits ``webhook_delay`` (min, max) seconds after its job finishes
+    (drawn uniformly); a ``webhook_drop`` share is lost (never posted) and a ``webhook_dup``
+    share is posted twice. ``reset_after_create``: share of ``run`` calls whose connection is
+    reset right after the job was created (it exists and is billed; the client gets no answer).
     """
 
     host: str = "127.0.0.1"
@@ -43,6 +48,10 @@ class SandboxConfig:
     forbidden_models: tuple[str, ...] = ()
     server: str = "h11"
     webhook_timeout: float = 5.0
+    webhook_delay: tuple[float, float] = (0.0, 0.0)
+    webhook_drop: float = 0.0
+    webhook_dup: float = 0.0
+    reset_after_create: float = 0.0
     max_body_bytes: int = 1 << 20
     render_cache_size: int = 256
     journal: str | None = None  # a file that remembers created jobs across restarts
@@ -52,6 +61,8 @@ class SandboxConfig:
         self.forbidden_models = tuple(self.forbidden_models)
         lo, hi = (float(v) for v in self.latency)
         self.latency = (lo, hi)
+        hook_lo, hook_hi = (float(v) for v in self.webhook_delay)
+        self.webhook_delay = (hook_lo, hook_hi)
         problems = []
         if not self.api_keys or any(not k for k in self.api_keys):
             problems.append("at least one non-empty API key is needed")
@@ -61,7 +72,10 @@ class SandboxConfig:
             problems.append("rate_window must be > 0")
         if not 0 <= lo <= hi:
             problems.append("latency must be 0 <= MIN <= MAX")
-        for name in ("fail_rate", "error_rate", "drop_rate", "truncate_rate"):
+        if not 0 <= hook_lo <= hook_hi:
+            problems.append("webhook_delay must be 0 <= MIN <= MAX")
+        for name in ("fail_rate", "error_rate", "drop_rate", "truncate_rate", "webhook_drop",
+                     "webhook_dup", "reset_after_create"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be between 0 and 1")
         if not self.output_ttl > 0:
@@ -93,6 +107,10 @@ class SandboxConfig:
             f"error-rate={_num(self.error_rate)}",
             f"drop-rate={_num(self.drop_rate)}",
             f"truncate-rate={_num(self.truncate_rate)}",
+            f"reset-after-create={_num(self.reset_after_create)}",
+            f"webhook-delay={_num(self.webhook_delay[0])}-{_num(self.webhook_delay[1])}s",
+            f"webhook-drop={_num(self.webhook_drop)}",
+            f"webhook-dup={_num(self.webhook_dup)}",
             f"output-ttl={_num(self.output_ttl)}s",
             f"image-scale={_num(self.image_scale)}",
             f"seed={self.seed}",
@@ -120,16 +138,21 @@ def parse_rate_limit(text: str) -> tuple[int, float]:
     return int(m.group(1)), window
 
 
-_LATENCY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?))?\s*s?\s*$")
+_SECONDS_RANGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:-\s*(\d+(?:\.\d+)?))?\s*s?\s*$")
+
+
+def parse_seconds_range(text: str, what: str = "range") -> tuple[float, float]:
+    """``"1-3"`` -> (1.0, 3.0); ``"0.5"`` -> (0.5, 0.5). ``what`` names it in the error."""
+    m = _SECONDS_RANGE.match(text)
+    if not m:
+        raise ValueError(f"{what} {text!r} is not SECONDS or MIN-MAX seconds (e.g. 1-3)")
+    lo = float(m.group(1))
+    hi = float(m.group(2)) if m.group(2) else lo
+    if hi < lo:
+        raise ValueError(f"{what} {text!r}: MAX is below MIN")
+    return lo, hi
 
 
 def parse_latency(text: str) -> tuple[float, float]:
     """``"1-3"`` -> (1.0, 3.0); ``"0.5"`` -> (0.5, 0.5)."""
-    m = _LATENCY.match(text)
-    if not m:
-        raise ValueError(f"latency {text!r} is not MIN-MAX seconds (e.g. 1-3)")
-    lo = float(m.group(1))
-    hi = float(m.group(2)) if m.group(2) else lo
-    if hi < lo:
-        raise ValueError(f"latency {text!r}: MAX is below MIN")
-    return lo, hi
+    return parse_seconds_range(text, "latency")

@@ -7,12 +7,19 @@ per call), and the sandbox shares two cores with the client it is benchmarked ag
 loop also closes a connection mid-answer directly (``DropConnection``), where hypercorn needs
 its internals reached. ``SandboxConfig.server = "hypercorn"`` still serves with hypercorn.
 
-It serves exactly what the sandbox needs: bodies read whole (bounded), answers sent as the app
+It serves exactly what the sandbox needs: bodies read whole (bounded: a declared
+``Content-Length`` over the cap is refused 413 before any of the body is read, and a chunked
+body is cut at the cap, so no more than ``max_body`` is ever buffered), answers sent as the app
 gives them, ``Expect: 100-continue``, an idle timeout between requests, 400 for garbage.
+``DropConnection`` closes the connection, ``ResetConnection`` resets it (RST). Any ASGI app
+that reads its body from ``receive`` can be served: the webhook receiver of
+``lumozbatch.shell.webhooks`` is the other one.
 """
 
 from __future__ import annotations
 
+import socket
+import struct
 import sys
 import traceback
 from http import HTTPStatus
@@ -23,7 +30,7 @@ from typing import Any
 import h11
 import trio
 
-from lumozbatch.sandbox.app import DropConnection
+from lumozbatch.sandbox.wire import DropConnection, ResetConnection
 
 __all__ = ["serve_h11"]
 
@@ -35,6 +42,10 @@ class _Close(Exception):
     """End this connection now (after whatever was already sent)."""
 
 
+class _Reset(_Close):
+    """End this connection with a TCP reset."""
+
+
 async def serve_h11(app: App, host: str, port: int, *, max_body: int, idle_timeout: float = 30.0,
                     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED) -> None:
     """Serves ``app`` until cancelled; ``task_status.started`` gets ``http://host:port``."""
@@ -44,7 +55,8 @@ async def serve_h11(app: App, host: str, port: int, *, max_body: int, idle_timeo
     async with trio.open_nursery() as nursery:
         await nursery.start(partial(trio.serve_listeners, handler, listeners,
                                     handler_nursery=nursery))
-        task_status.started(f"http://{bound[0]}:{bound[1]}")
+        host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        task_status.started(f"http://{host}:{bound[1]}")
 
 
 async def _connection(app: App, server: tuple[str, int], max_body: int, idle_timeout: float,
@@ -64,12 +76,22 @@ async def _connection(app: App, server: tuple[str, int], max_body: int, idle_tim
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
+    except _Reset:
+        _abort(stream)
     except (_Close, trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
         return
     except h11.RemoteProtocolError as exc:
         await _refuse(conn, stream, exc.error_status_hint, "Bad Request")
     finally:
         await stream.aclose()
+
+
+def _abort(stream: trio.SocketStream) -> None:
+    """Linger 0: the close that follows sends RST instead of FIN."""
+    try:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
 
 
 async def _read_request(conn: h11.Connection, stream: trio.SocketStream, max_body: int,
@@ -92,6 +114,9 @@ async def _read_request(conn: h11.Connection, stream: trio.SocketStream, max_bod
             conn.receive_data(data)
         elif isinstance(event, h11.Request):
             request = event
+            if _declared_length(event) > max_body:
+                await _refuse(conn, stream, 413, "Payload Too Large")
+                raise _Close
         elif isinstance(event, h11.Data):
             size += len(event.data)
             if size > max_body:
@@ -155,6 +180,8 @@ async def _answer(app: App, conn: h11.Connection, stream: trio.SocketStream,
 
     try:
         await app(scope, receive, send)
+    except ResetConnection:
+        raise _Reset from None
     except DropConnection:
         raise _Close from None
     except Exception:  # a sandbox bug: say it, and answer like a server would
@@ -180,6 +207,13 @@ async def _refuse(conn: h11.Connection, stream: trio.SocketStream, status: int,
         await stream.send_all(data)
     except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
         pass
+
+
+def _declared_length(request: h11.Request) -> int:
+    for name, value in request.headers:
+        if name == b"content-length":
+            return int(value)  # h11 has checked that it is a number
+    return 0
 
 
 def _reason(status: int) -> bytes:

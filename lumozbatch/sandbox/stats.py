@@ -18,7 +18,13 @@ class SandboxStats:
     ``submissions`` counts jobs CREATED per distinct parameter set (``submission_key``: model_id
     + params, webhook excluded) — a value above 1 means that generation was paid more than once.
     ``calls`` counts requests per endpoint (``run``, ``check``, ``storage``, ``other``), whatever
-    their answer. ``drops`` counts connections closed without an answer, per endpoint.
+    their answer. ``drops`` counts connections closed without an answer, per endpoint
+    (``run-reset``: the ``reset_after_create`` knob).
+
+    Webhooks, per delivery: ``webhooks_sent`` posts answered 2xx, ``webhooks_failed`` posts
+    answered otherwise or not at all, ``webhook_statuses`` every post's status (``"error"``: no
+    answer); per job: ``webhooks_dropped`` lost by the knob, ``webhooks_duplicated`` posted
+    twice, ``webhooks_skipped`` not deliverable (an in-process sandbox without its background).
     """
 
     submissions: Counter[str] = field(default_factory=Counter)
@@ -37,6 +43,9 @@ class SandboxStats:
     webhooks_sent: int = 0
     webhooks_failed: int = 0
     webhooks_skipped: int = 0
+    webhooks_dropped: int = 0
+    webhooks_duplicated: int = 0
+    webhook_statuses: Counter[str] = field(default_factory=Counter)
 
     @property
     def storage_saw_authorization(self) -> bool:
@@ -80,4 +89,7 @@ class SandboxStats:
             "webhooks_sent": self.webhooks_sent,
             "webhooks_failed": self.webhooks_failed,
             "webhooks_skipped": self.webhooks_skipped,
+            "webhooks_dropped": self.webhooks_dropped,
+            "webhooks_duplicated": self.webhooks_duplicated,
+            "webhook_statuses": dict(sorted(self.webhook_statuses.items())),
         }

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from lumozbatch.sandbox.app import DropConnection, Sandbox
+from lumozbatch.sandbox.app import Sandbox
+from lumozbatch.sandbox.wire import DropConnection, ResetConnection
 
 __all__ = ["SandboxTransport"]
 
@@ -95,6 +96,8 @@ class SandboxTransport(httpx.AsyncBaseTransport):
 
         try:
             await app(scope, receive, send)
+        except ResetConnection:
+            raise httpx.ReadError("[Errno 104] Connection reset by peer", request=request) from None
         except DropConnection:
             if start is None:
                 raise httpx.RemoteProtocolError(

@@ -16,7 +16,9 @@ from urllib.parse import parse_qsl
 
 __all__ = [
     "BodyError",
+    "DropConnection",
     "Receive",
+    "ResetConnection",
     "Scope",
     "Send",
     "header",
@@ -39,6 +41,19 @@ class BodyError(Exception):
     def __init__(self, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.status = status
+
+
+class DropConnection(Exception):
+    """Raised by the app: close the connection now, without (finishing) the answer.
+
+    The socket server closes the TCP connection; ``sandbox_transport`` raises
+    ``httpx.RemoteProtocolError`` as a client facing a closed connection would see it.
+    """
+
+
+class ResetConnection(DropConnection):
+    """Like ``DropConnection``, but as a TCP reset (RST): the client reads "connection reset by
+    peer" (``httpx.ReadError``). Servers that cannot reset close the connection instead."""
 
 
 def header(scope: Scope, name: bytes) -> str | None:

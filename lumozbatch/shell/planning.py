@@ -2,7 +2,8 @@
 
 ``plan_batch`` computes without writing: new ``job`` records (random seeds pinned once,
 here), ``retire`` records for ledger jobs gone from the manifest, ``reset`` records for
-``--retry-failed`` / ``--resubmit-ambiguous``, and how many generations the run would
+``--retry-failed`` / ``--resubmit-ambiguous`` / ``--regenerate-missing``, and how many
+generations the run would
 submit against how many the ledger already counts as spent, so ``apply`` can refuse up
 front and write nothing.
 """
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 
 from lumozbatch.core.jobcategory import category_of, spent_generations
 from lumozbatch.core.jobspec import JobSpec
+from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState, pin_job
 from lumozbatch.core.records import Record, Reset, Retire
 from lumozbatch.errors import GenerationCapExceeded
 
-__all__ = ["Plan", "check_cap", "plan_batch", "plan_resume"]
+__all__ = ["Plan", "Resets", "check_cap", "plan_batch", "plan_resume"]
 
 
 @dataclass(slots=True)
@@ -34,11 +36,15 @@ class Plan:
     reset_failed: int = 0
     reset_billed: int = 0  # failed jobs that were billed and will be paid again
     reset_ambiguous: int = 0
+    reset_missing: int = 0  # lost outputs paid for again (--regenerate-missing)
     to_submit: int = 0  # pending after the plan: each will cost one generation
     in_flight: int = 0  # accepted but not downloaded: polled/downloaded, no new cost
     done: int = 0
     failed: int = 0
     ambiguous: int = 0
+    missing: int = 0  # downloaded once, gone from disk: fetched again for free if possible
+    #: retired jobs whose run was sent and is not settled: still polled and downloaded
+    followed: int = 0
     spent: int = 0  # generations the ledger already counts as paid or possibly paid
 
     def counts(self) -> dict[str, int]:
@@ -49,9 +55,20 @@ class Plan:
             "in_flight": self.in_flight,
             "failed": self.failed,
             "ambiguous": self.ambiguous,
+            "missing": self.missing,
             "retired": self.retired,
-            "total": self.to_submit + self.done + self.in_flight + self.failed + self.ambiguous,
+            "followed": self.followed,
+            "total": self.to_submit + self.done + self.in_flight + self.failed + self.ambiguous + self.missing,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Resets:
+    """What the user asked to send again, knowingly (each one may be paid again)."""
+
+    retry_failed: bool = False
+    resubmit_ambiguous: bool = False
+    regenerate_missing: bool = False
 
 
 def plan_batch(
@@ -60,6 +77,7 @@ def plan_batch(
     *,
     retry_failed: bool = False,
     resubmit_ambiguous: bool = False,
+    regenerate_missing: bool = False,
 ) -> Plan:
     """The records ``apply`` appends for ``specs`` (the manifest's jobs, in order)."""
     plan = Plan()
@@ -79,30 +97,42 @@ def plan_batch(
                 plan.reactivated += 1
             plan.records.append(record)
     for identity, job in state.jobs.items():
-        if identity not in wanted and not job.retired:
-            plan.records.append(Retire(id=identity))
-            plan.retired += 1
+        if identity not in wanted:
+            if not job.retired:
+                plan.records.append(Retire(id=identity))
+                plan.retired += 1
+            plan.followed += job.state in _FOLLOWED
     # Jobs already in the ledger that the manifest still wants (re-activated ones too).
     active = [j for j in state.jobs.values() if j.identity in wanted]
-    _count(plan, active, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+    _count(plan, active, Resets(retry_failed, resubmit_ambiguous, regenerate_missing))
     plan.to_submit += plan.new
     plan.spent = spent_generations(state.jobs.values())
     return plan
 
 
 def plan_resume(
-    state: LedgerState, *, retry_failed: bool = False, resubmit_ambiguous: bool = False
+    state: LedgerState,
+    *,
+    retry_failed: bool = False,
+    resubmit_ambiguous: bool = False,
+    regenerate_missing: bool = False,
 ) -> Plan:
     """The batch exactly as the ledger holds it: every non-retired job."""
     plan = Plan()
     active = [j for j in state.jobs.values() if not j.retired]
     plan.retired = sum(1 for j in state.jobs.values() if j.retired)
-    _count(plan, active, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+    plan.followed = sum(1 for j in state.jobs.values() if j.retired and j.state in _FOLLOWED)
+    _count(plan, active, Resets(retry_failed, resubmit_ambiguous, regenerate_missing))
     plan.spent = spent_generations(state.jobs.values())
     return plan
 
 
-def _count(plan: Plan, jobs: list[JobRecord], *, retry_failed: bool, resubmit_ambiguous: bool) -> None:
+# A retired job in one of these states was paid for and is followed to its output anyway.
+_FOLLOWED = frozenset({JobState.SUBMITTED, JobState.COMPLETED, JobState.MISSING})
+
+
+def _count(plan: Plan, jobs: list[JobRecord], resets: Resets) -> None:
+    retry_failed, resubmit_ambiguous = resets.retry_failed, resets.resubmit_ambiguous
     for job in jobs:
         category = category_of(job)
         if category == "new":
@@ -126,6 +156,15 @@ def _count(plan: Plan, jobs: list[JobRecord], *, retry_failed: bool, resubmit_am
                 plan.to_submit += 1
             else:
                 plan.ambiguous += 1
+        elif category == "missing":
+            # Paid again only once fetching it for free has failed (the provider no longer
+            # has it): a job just found missing is first fetched again at no cost.
+            if resets.regenerate_missing and job.code != "missing":
+                plan.records.append(Reset(id=job.identity, why="regenerate-missing"))
+                plan.reset_missing += 1
+                plan.to_submit += 1
+            else:
+                plan.missing += 1
 
 
 def check_cap(plan: Plan, cap: int | None, *, source: str) -> None:

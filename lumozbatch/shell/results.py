@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lumozbatch.core.ledger_codec import decode_lines
+from lumozbatch.errors import UsageError
 
 __all__ = ["REQUIRED_KEYS", "RESULTS_FILE", "append_result", "read_results", "results_path"]
 
@@ -85,6 +86,11 @@ def read_results(out_dir: Path) -> list[dict[str, Any]]:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
+    except OSError as exc:  # a folder in its place, no permission: say so before anything is sent
+        raise UsageError(
+            f"cannot read {path}: {exc.strerror or exc}",
+            details=[f"{RESULTS_FILE} is lumozbatch's list of downloaded outputs; move whatever is there aside"],
+        ) from None
     rows, _ = decode_lines(data, file=str(path), require_type=False)
     latest: dict[str, dict[str, Any]] = {}
     anonymous: list[tuple[int, dict[str, Any]]] = []

@@ -36,17 +36,19 @@ from lumozbatch.core.records import (
     Accepted,
     Ambiguous,
     Completed,
-    Downloaded,
     Failed,
     Intent,
     Record,
     Unsent,
 )
+from lumozbatch.core.records import Downloaded as DownloadedRecord
 from lumozbatch.core.retry import Failure, decide_fetch, decide_run
-from lumozbatch.errors import AuthenticationError, Interrupted, LumozbatchError
+from lumozbatch.errors import AuthenticationError, ConfigError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
-from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, download
+from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Downloaded, download
 from lumozbatch.shell.ledger import LedgerWriteError
+from lumozbatch.shell.outputs import KnownOutput, OutputTree, object_stem
+from lumozbatch.shell.reconcile import kept_outputs, shown_name
 from lumozbatch.shell.results import append_result, read_results
 from lumozbatch.shell.store import BatchStore
 
@@ -89,6 +91,8 @@ def exit_code_for(jobs: Mapping[str, JobRecord] | Iterable[JobRecord]) -> int:
 
 
 _PROBING, _OPEN, _DEAD = "probing", "open", "dead"
+#: paid for (or being paid for) and not yet kept on disk: followed even when retired
+_PAID_NOT_KEPT = frozenset({JobState.SUBMITTED, JobState.COMPLETED, JobState.MISSING})
 
 
 class _Gates:
@@ -162,12 +166,16 @@ class BatchRunner:
         self._accepted_at: dict[str, float] = {}
         proven = {j.model for j in ledger.all_jobs() if j.request_id is not None or j.url is not None}
         self._gates = _Gates(proven)
-        # Jobs already submitted come first: they hold money and their outputs expire.
-        in_flight = [j.identity for j in ledger.jobs_in(JobState.SUBMITTED, JobState.COMPLETED)]
+        # Jobs already submitted come first: they hold money and their outputs expire. A
+        # retired job whose run was sent is followed too: its output was paid for.
+        in_flight = [j.identity for j in ledger.all_jobs() if j.state in _PAID_NOT_KEPT]
         pending = [j.identity for j in ledger.jobs_in(JobState.PENDING)]
         self._queue: deque[str] = deque(in_flight + pending)
         self._purged: set[str] = set()  # dead models whose queued jobs were failed
         self._give_ups = 0  # consecutive calls that exhausted their retries
+        self._unshown = 0  # outputs kept but not shown under their names (a broken folder)
+        self._reached = False  # has the API answered anything in this run?
+        self._unreachable: ApiCallError | None = None  # refused before it ever answered
 
     # -- public -------------------------------------------------------------------------
 
@@ -207,6 +215,11 @@ class BatchRunner:
                 "the API refused the key (401): check LUMOZ_API_KEY",
                 details=[self._auth_error.describe()],
             )
+        if self._unreachable is not None:
+            raise ConfigError(
+                f"cannot reach the API at {self.client.base_url}: {self._unreachable.describe()}",
+                details=["nothing was sent; check --base-url / LUMOZ_BASE_URL and that the service is up, then run again"],
+            )
         if self.interrupts:
             raise Interrupted(
                 "interrupted; every request sent was recorded, the batch is resumable",
@@ -214,7 +227,7 @@ class BatchRunner:
             )
         return RunOutcome(
             counts=self.ledger.counts(),
-            exit_code=exit_code_for(self.ledger.all_jobs()),
+            exit_code=1 if self._unshown else exit_code_for(self.ledger.all_jobs()),
             calls=dict(self.calls),
         )
 
@@ -227,6 +240,23 @@ class BatchRunner:
         if self._give_ups >= self.options.max_consecutive_give_ups and not self._stopping:
             self._emit(Event("warning", time=trio.current_time(), reason=f"the API keeps failing ({reason}); stopping this run, resume it later"))
             self._stop()
+
+    def _note_reach(self, err: ApiCallError | None) -> bool:
+        """Whether the call reached the API (an answer, or a request that left our side)."""
+        if err is not None and err.failure is Failure.CONNECT:
+            return False
+        self._reached = True
+        return True
+
+    def _refused_from_the_start(self, err: ApiCallError) -> bool:
+        """A connection refused (or a name that does not resolve) before the API ever
+        answered in this run is a configuration error: the caller records what it must,
+        then the run stops (``_stop_unreachable``), not after every retry."""
+        return err.failure is Failure.CONNECT and not self._reached
+
+    def _stop_unreachable(self, err: ApiCallError) -> None:
+        self._unreachable = err
+        self._stop()
 
     def _stop(self) -> None:
         self._stopping = True
@@ -281,7 +311,7 @@ class BatchRunner:
             if rec.state == JobState.SUBMITTED:
                 await self._poll(rec)
             rec = self.ledger.job(identity)
-            if rec.state == JobState.COMPLETED:
+            if rec.state in (JobState.COMPLETED, JobState.MISSING):
                 await self._fetch(rec)
 
     # -- submit -------------------------------------------------------------------------
@@ -296,10 +326,14 @@ class BatchRunner:
                     settled = True
                     self._gates.settle(rec.model, "open")
                     return
+                reason = outcome.describe()
+                if self._refused_from_the_start(outcome):
+                    await self.ledger.append(Unsent(id=rec.identity, reason=reason))
+                    self._stop_unreachable(outcome)
+                    return
                 decision = decide_run(
                     outcome.failure, outcome.status, outcome.code, attempt, rand=self.rand()
                 )
-                reason = outcome.describe()
                 action = decision.action
                 if action == "retry":
                     await self.ledger.append(Unsent(id=rec.identity, reason=reason))
@@ -356,12 +390,15 @@ class BatchRunner:
     async def _send_run_shielded(self, rec: JobRecord, slot: Any) -> ApiCallError | None:
         attempts = self.ledger.job(rec.identity).attempts
         await self.ledger.append(Intent(id=rec.identity, attempt=attempts + 1))
-        self._emit(self._job_event("submit", rec))
         self.calls["run"] += 1
         try:
             answer = await self.client.run(rec.model, rec.params, slot=slot)
         except ApiCallError as err:
+            if self._note_reach(err):
+                self._emit(self._job_event("submit", rec))  # it left: a request was sent
             return err
+        self._note_reach(None)
+        self._emit(self._job_event("submit", rec))
         now = trio.current_time()
         records: list[Record] = []
         if answer.request_id is not None:
@@ -406,6 +443,10 @@ class BatchRunner:
             try:
                 answer = await self.client.check(request_id)
             except ApiCallError as err:
+                if self._refused_from_the_start(err):
+                    self._stop_unreachable(err)
+                    return  # still in flight; the next run polls it again
+                self._note_reach(err)
                 decision = decide_fetch(err.failure, err.status, attempt, rand=self.rand())
                 if decision.action == "retry":
                     attempt += 1
@@ -426,6 +467,7 @@ class BatchRunner:
                 self._emit(self._job_event("warning", rec, reason=f"check of request {request_id} gave up: {err.describe()}; left in flight"))
                 self._gave_up(err.describe())
                 return
+            self._note_reach(None)
             polls += 1
             attempt = 1
             self._give_ups = 0
@@ -457,8 +499,9 @@ class BatchRunner:
         while True:
             self.calls["download"] += 1
             try:
+                # Into the store, by identity: no name is touched until the output is whole.
                 got = await download(
-                    self.storage, url, self.out_dir, rec.filename,
+                    self.storage, url, self.out_dir, object_stem(identity),
                     deadline=self.options.download_deadline, embed=self._embedder(rec),
                 )
             except OSError as exc:
@@ -493,10 +536,41 @@ class BatchRunner:
                     continue
                 await self._download_failed(rec, err.message)
                 return
-            await self.ledger.append(Downloaded(id=identity, file=got.rel, sha256=got.sha256, bytes=got.bytes))
-            await trio.to_thread.run_sync(append_result, self.out_dir, self._result_row(self.ledger.job(identity)))
-            self._emit(self._job_event("downloaded", rec, file=got.rel, bytes=got.bytes, sha256=got.sha256))
+            await self._keep(rec, got)
             return
+
+    async def _keep(self, rec: JobRecord, got: Downloaded) -> None:
+        """A verified output is in the store: record it, then show it under its name (an
+        active job's only: a retired job's name may belong to the manifest's jobs now)."""
+        name = shown_name(rec, got.ext)
+        identity = rec.identity
+        await self.ledger.append(
+            DownloadedRecord(id=identity, file=name, sha256=got.sha256, bytes=got.bytes, object=got.rel)
+        )
+        shown = not self.ledger.job(identity).retired and await self._show(rec, got.rel, name)
+        row = self._result_row(self.ledger.job(identity), shown=shown)
+        await trio.to_thread.run_sync(append_result, self.out_dir, row)
+        self._emit(self._job_event("downloaded", rec, file=row["file"], bytes=got.bytes, sha256=got.sha256))
+
+    async def _show(self, rec: JobRecord, obj: str, name: str) -> bool:
+        """Link ``name`` to the kept object; True once it shows it. A failure loses nothing
+        (the output is kept and recorded; the next run shows it)."""
+        others = kept_outputs(self.ledger.holders(name), rec)
+        try:
+            displaced = await trio.to_thread.run_sync(_seal_and_place, OutputTree(self.out_dir), obj, name, others)
+        except (OSError, ValueError) as exc:
+            # Nothing is lost (the output is kept and recorded), but the folder a person
+            # looks at is broken: stop rather than go on filling a store nobody can see.
+            why = getattr(exc, "strerror", None) or exc
+            self._unshown += 1
+            self._emit(self._job_event("warning", rec, reason=f"could not show the output as {name}: {why}; it is kept as {obj}"))
+            if not self._stopping:
+                self._emit(Event("warning", time=trio.current_time(), reason="stopping this run: fix the output folder, then resume (the outputs kept so far are shown then)"))
+                self._stop()
+            return False
+        if displaced is not None:
+            self._emit(self._job_event("warning", rec, reason=f"{name} held a file that was not one of this batch's outputs: moved to {displaced}"))
+        return True
 
     async def _download_failed(self, rec: JobRecord, why: str) -> None:
         """Paid for, not on disk: the job stays COMPLETED (the reason is recorded) and the
@@ -547,7 +621,7 @@ class BatchRunner:
         }
         return lambda tmp: embed(tmp, meta)
 
-    def _result_row(self, rec: JobRecord) -> dict[str, Any]:
+    def _result_row(self, rec: JobRecord, *, shown: bool = True) -> dict[str, Any]:
         return {
             "job": rec.job,
             "identity": rec.identity,
@@ -555,7 +629,9 @@ class BatchRunner:
             "model": rec.model,
             "params": rec.params,
             "request_id": rec.request_id,
-            "file": rec.file,
+            # where a person finds it: its name, or (a retired job's) its kept copy
+            "file": rec.file if shown or rec.object is None else rec.object,
+            "object": rec.object,
             "sha256": rec.sha256,
             "bytes": rec.bytes,
             **self.result_extra,
@@ -587,6 +663,11 @@ class BatchRunner:
 
     def _emit(self, event: Event) -> None:
         self.sink(event)
+
+
+def _seal_and_place(tree: OutputTree, obj: str, name: str, others: list[KnownOutput]) -> str | None:
+    tree.seal(obj)
+    return tree.place(obj, name, others=others)
 
 
 def _first_domain_error(group: BaseExceptionGroup) -> LumozbatchError | None:

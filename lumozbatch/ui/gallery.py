@@ -51,9 +51,7 @@ def build_cells(state: Any, results: Iterable[dict[str, Any]] = ()) -> list[dict
         if rec.retired:
             continue
         file = rec.file or files.get(identity)
-        status = state_name(rec)
-        if status == "submitting":
-            status = "ambiguous"
+        status = state_name(rec)  # a live run's "submitting" is in flight, as everywhere
         variables = dict(rec.variables or {})
         cells.append(
             {

@@ -101,7 +101,18 @@ def _describe(event: Event) -> str:
         return f"finished: {_counts(event.counts)}{code}"
     if kind == "warning":
         return f"warning: {event.reason or ''}"
+    if kind == "outputs":
+        return f"outputs on disk: {_outputs(event.counts or {})}"
     return kind
+
+
+def _outputs(counts: dict[str, int]) -> str:
+    said = {
+        "restored": "shown again from their kept copies",
+        "adopted": "from an older lumozbatch now kept in .lumozbatch/objects",
+        "missing": "gone from disk, fetched again",
+    }
+    return "; ".join(f"{n} {said[k]}" for k, n in counts.items() if n and k in said) or "as recorded"
 
 
 def format_event(event: Event) -> str:

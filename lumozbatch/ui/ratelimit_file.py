@@ -16,12 +16,13 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.ui.eta import DEFAULT_WINDOW, calls_needed, estimate_eta
 from lumozbatch.ui.lines import format_duration
 
 __all__ = ["RATELIMIT_FILE", "RateLimitRecord", "eta_for", "load_snapshot", "plan_eta_line", "save_snapshot"]
 
-RATELIMIT_FILE = Path(".lumozbatch") / "ratelimit.json"
+RATELIMIT_FILE = Path(STATE_DIR) / "ratelimit.json"
 
 
 @dataclass(frozen=True, slots=True)

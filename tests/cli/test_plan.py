@@ -36,7 +36,7 @@ def test_plan_json_is_one_document() -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["total"] == 8 and doc["to_submit"] == 8
-    assert doc["counts"] == {"new": 8, "done": 0, "in_flight": 0, "failed": 0, "ambiguous": 0}
+    assert doc["counts"] == {"new": 8, "done": 0, "in_flight": 0, "failed": 0, "ambiguous": 0, "missing": 0}
     assert doc["models"] == {"hidream-l1": {"generations": 8, "counts": doc["counts"], "price": 0.03}}
     assert doc["cost"]["to_submit"] == 0.24
     assert doc["jobs"][0]["first_files"] == ["towers/dawn-g5", "towers/noon-g5"]
@@ -68,7 +68,7 @@ def test_summarize_with_ledger_states() -> None:
     specs = list(expand(manifest))
     states = {specs[0].identity: "done", specs[1].identity: "failed", specs[2].identity: "ambiguous"}
     summary = summarize(manifest, specs, states, removed=2)
-    assert summary.counts == {"new": 7, "done": 1, "in_flight": 0, "failed": 1, "ambiguous": 1}
+    assert summary.counts == {"new": 7, "done": 1, "in_flight": 0, "failed": 1, "ambiguous": 1, "missing": 0}
     text = render_plan(summary)
     assert "10 generations: 7 new, 1 done, 1 failed, 1 ambiguous" in text
     assert "2 in the ledger but no longer in the manifest" in text
@@ -120,7 +120,7 @@ def test_plan_reads_the_ledger(tmp_path: Path) -> None:
     (tmp_path / "outputs").rename(tmp_path / "elsewhere")
     assert "10 generations: 10 new\n" in CliRunner().invoke(main, ["plan", DEMO]).output
     moved = CliRunner().invoke(main, ["plan", DEMO, "--json", "--out", "elsewhere/sketch-portraits"])
-    assert json.loads(moved.output)["counts"] == {"new": 8, "done": 0, "in_flight": 1, "failed": 0, "ambiguous": 1}
+    assert json.loads(moved.output)["counts"] == {"new": 8, "done": 0, "in_flight": 1, "failed": 0, "ambiguous": 1, "missing": 0}
     # the cap counts what the ledger may have paid for (accepted, answer lost), as apply does
     assert json.loads(moved.output)["spent"] == 2
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -42,11 +41,11 @@ def test_bad_manifest_exits_2_with_location(path: Path) -> None:
     assert text in result.output
 
 
+@pytest.mark.timeout(20)  # unbounded it would take minutes: a bound, not a timed assertion
 def test_billion_laughs_is_refused_fast() -> None:
-    start = time.perf_counter()
     result = CliRunner().invoke(main, ["validate", str(BAD / "billion_laughs.yaml")])
     assert result.exit_code == 2
-    assert time.perf_counter() - start < 1.0
+    assert "expands to more than" in result.output
 
 
 def test_examples_are_valid() -> None:
@@ -57,7 +56,7 @@ def test_examples_are_valid() -> None:
     assert "sketch-portraits.yaml: valid (1 job, 10 generations)" in result.output
     for path in paths:
         text = Path(path).read_text(encoding="utf-8")
-        assert text.startswith("# yaml-language-server: $schema=../schemas/manifest.schema.json")
+        assert text.startswith("# yaml-language-server: $schema=../schemas/manifest.editor.schema.json")
 
 
 def test_every_error_of_every_file_at_once(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def test_failures_cost_only_when_billed() -> None:
 
 def test_not_in_the_ledger_is_new_and_every_category_is_named() -> None:
     assert category_of(None) == "new"
-    assert CATEGORIES == ("new", "done", "in_flight", "failed", "ambiguous")
+    assert CATEGORIES == ("new", "done", "in_flight", "failed", "ambiguous", "missing")
 
 
 def test_a_run_on_the_wire_is_in_flight_and_spent() -> None:

@@ -360,3 +360,62 @@ def test_every_prefix_replays_consistently(history: tuple[list[dict[str, Any]], 
 
 def test_empty_state_counts() -> None:
     assert LedgerState().counts()["total"] == 0
+
+
+# -- the output store: kept objects, names, lost outputs, a moved manifest ---------------------
+
+def _done(identity: str, file: str, obj: str | None = None) -> list[dict[str, Any]]:
+    return [
+        job(identity),
+        {"t": "intent", "id": identity, "attempt": 1},
+        {"t": "accepted", "id": identity, "request_id": 1},
+        {"t": "completed", "id": identity, "request_id": 1, "url": "http://s/o.png"},
+        {"t": "downloaded", "id": identity, "file": file, "sha256": "0" * 64, "bytes": 3}
+        | ({"object": obj} if obj else {}),
+    ]
+
+
+def test_a_downloaded_output_records_where_it_is_kept_and_who_held_each_name() -> None:
+    state = replay(_done("a", "p/x.png", ".lumozbatch/objects/aa/a.png") + _done("b", "p/x.png", ".lumozbatch/objects/bb/b.png"))
+    assert state.jobs["a"].object == ".lumozbatch/objects/aa/a.png"
+    assert [j.identity for j in state.holders("p/x.png")] == ["a", "b"]
+    # a name shown again (a revert) moves to the end: the newest holder is last
+    state.apply({"t": "stored", "id": "a", "object": ".lumozbatch/objects/aa/a.png", "file": "p/x.png"})
+    assert [j.identity for j in state.holders("p/x.png")] == ["b", "a"]
+    assert state.jobs["a"].state is S.DONE
+
+
+def test_an_output_lost_from_disk_is_fetched_again_and_only_regenerated_knowingly() -> None:
+    state = replay(_done("a", "p/x.png"))
+    state.apply({"t": "missing", "id": "a", "reason": "deleted from disk"})
+    lost = state.jobs["a"]
+    assert (lost.state, lost.object, lost.code, lost.request_id) == (S.MISSING, None, "missing", 1)
+    state.apply({"t": "completed", "id": "a", "request_id": 1, "url": "http://s/fresh.png"})
+    state.apply({"t": "failed", "id": "a", "reason": "download failed: gone", "code": "download", "billed": True})
+    assert state.jobs["a"].state is S.MISSING  # still paid for, still wanted
+    with pytest.raises(IllegalTransition):
+        state.apply({"t": "intent", "id": "a", "attempt": 2})  # never re-sent without a reset
+    state.apply({"t": "reset", "id": "a", "why": "regenerate-missing"})
+    assert (state.jobs["a"].state, state.jobs["a"].paid_before) == (S.PENDING, 1)
+
+
+def test_a_lost_output_downloaded_again_is_done() -> None:
+    state = replay(_done("a", "p/x.png") + [{"t": "missing", "id": "a", "reason": "gone"}])
+    state.apply({"t": "downloaded", "id": "a", "file": "p/x.png", "sha256": "1" * 64, "bytes": 4, "object": "o"})
+    assert (state.jobs["a"].state, state.jobs["a"].object) == (S.DONE, "o")
+
+
+def test_a_completed_job_is_never_reset_only_a_lost_one() -> None:
+    state = replay(_done("a", "p/x.png")[:4])
+    with pytest.raises(IllegalTransition):
+        state.apply({"t": "reset", "id": "a", "why": "regenerate-missing"})
+
+
+def test_moved_points_the_batch_at_its_new_manifest() -> None:
+    batch = {"t": "batch", "v": 1, "name": "b", "manifest": "a.yaml", "api": "sandbox", "manifest_key": "a.yaml"}
+    state = replay([batch, {"t": "moved", "manifest": "m/b.yaml", "manifest_key": "m/b.yaml"}])
+    assert (state.batch["manifest"], state.batch["manifest_key"]) == ("m/b.yaml", "m/b.yaml")
+    with pytest.raises(LedgerCorrupt):
+        replay([{"t": "moved", "manifest": "x", "manifest_key": "x"}])
+    with pytest.raises(BadRecord):
+        LedgerState().check([{"t": "moved", "manifest": "x", "manifest_key": "x"}])

@@ -30,16 +30,28 @@ LEGACY = [
     (R.Ambiguous(id="a", reason="timeout"), b'{"t":"ambiguous","id":"a","reason":"timeout"}\n'),
     (R.Reset(id="a", why="retry-failed"), b'{"t":"reset","id":"a","why":"retry-failed"}\n'),
 ]
+# Records that came with the output store and the anchored batch.
+LATER = [
+    (R.Batch(name="b", manifest="m.yaml", api="sandbox", manifest_key="m/m.yaml", at=1.5),
+     b'{"t":"batch","v":1,"name":"b","manifest":"m.yaml","api":"sandbox","manifest_key":"m/m.yaml","at":1.5}\n'),
+    (R.Moved(manifest="n.yaml", manifest_key="n.yaml"), b'{"t":"moved","manifest":"n.yaml","manifest_key":"n.yaml"}\n'),
+    (R.Downloaded(id="a", file="p/a.png", sha256="0" * 64, bytes=10, object=".lumozbatch/objects/aa/a.png"),
+     b'{"t":"downloaded","id":"a","file":"p/a.png","sha256":"' + b"0" * 64 + b'","bytes":10,'
+     b'"object":".lumozbatch/objects/aa/a.png"}\n'),
+    (R.Stored(id="a", object=".lumozbatch/objects/aa/a.png", file="p/a.png"),
+     b'{"t":"stored","id":"a","object":".lumozbatch/objects/aa/a.png","file":"p/a.png"}\n'),
+    (R.Missing(id="a", reason="deleted"), b'{"t":"missing","id":"a","reason":"deleted"}\n'),
+]
 
 
-@pytest.mark.parametrize(("record", "line"), LEGACY, ids=[r.TYPE for r, _ in LEGACY])
+@pytest.mark.parametrize(("record", "line"), LEGACY + LATER, ids=[r.TYPE for r, _ in LEGACY + LATER])
 def test_each_record_writes_the_line_it_always_did_and_reads_back(record: R.Record, line: bytes) -> None:
     assert encode(record) == line
     assert R.from_wire(json.loads(line)) == record
 
 
 def test_every_record_type_has_one_class() -> None:
-    assert set(R.RECORD_CLASSES) == RECORD_TYPES == {r.TYPE for r, _ in LEGACY}
+    assert set(R.RECORD_CLASSES) == RECORD_TYPES == {r.TYPE for r, _ in LEGACY + LATER}
 
 
 def test_from_wire_ignores_unknown_keys_and_refuses_missing_fields() -> None:

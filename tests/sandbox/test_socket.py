@@ -22,6 +22,7 @@ from hypercorn.trio import serve
 from PIL import Image
 
 from lumozbatch.sandbox import SandboxConfig, serve_sandbox
+from lumozbatch.sandbox.jobs import JobStore
 
 pytestmark = pytest.mark.e2e
 
@@ -139,12 +140,26 @@ async def test_webhook_reaches_a_real_receiver() -> None:
             nursery.cancel_scope.cancel()
 
 
+#: Under this seed and latency range, the command's first job takes ~28 s and its second ~1.6 s
+#: (asserted below from the sandbox's own job store): the first is certainly still
+#: "processing" however loaded the machine, and the second completes soon.
+PROCESS_LATENCY, PROCESS_SEED = (0.5, 30.0), 10
+
+
+def test_the_seeded_latencies_the_command_test_relies_on() -> None:
+    store = JobStore(SandboxConfig(latency=PROCESS_LATENCY, seed=PROCESS_SEED))
+    first, second = (store.create("k", "hidream-l1", {"prompt": "x"}, 0.0) for _ in range(2))
+    assert first.latency > 25 and second.latency < 2
+
+
 @pytest.fixture(params=["h11", "hypercorn"])
 def sandbox_process(request) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``lumozbatch sandbox --port 0`` in a subprocess; yields it and its base URL."""
+    lo, hi = PROCESS_LATENCY
     proc = subprocess.Popen(
-        ["lumozbatch", "sandbox", "--port", "0", "--server", request.param, "--latency", "0.8-0.8", "--sync-threshold", "0.1", "--image-scale",
-         "0.125", "--rate-limit", "50/60", "--seed", "7"],
+        ["lumozbatch", "sandbox", "--port", "0", "--server", request.param, "--latency",
+         f"{lo}-{hi}", "--sync-threshold", "0.1", "--image-scale", "0.125", "--rate-limit",
+         "50/60", "--seed", str(PROCESS_SEED)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={k: v for k, v in os.environ.items() if not k.startswith("LUMOZ")},
     )
@@ -175,14 +190,17 @@ def test_the_pages_curl_examples_against_the_command(sandbox_process) -> None:
         r2 = c.post("/api/v4/run", data={**SUNSET, "negative_prompt": "blurry, low quality",
                                          "guidance_scale": "7.5", "num_inference_steps": "30"})
         assert r2.status_code == 200
-        # Check example
+        rid2 = r2.json()["data"]["request_id"]
+        # Check example: the first job (~28 s) is still processing
         chk = c.post("/api/v4/check", data={"request_id": str(rid)})
         assert chk.json()["data"]["status"] == "processing"
         assert 0 <= chk.json()["data"]["progress"] <= 99
-        deadline = time.monotonic() + 5
+        # the second (~1.6 s) completes
+        deadline = time.monotonic() + 20
+        chk = c.post("/api/v4/check", data={"request_id": str(rid2)})
         while chk.json()["data"]["status"] != "completed" and time.monotonic() < deadline:
             time.sleep(0.1)
-            chk = c.post("/api/v4/check", data={"request_id": str(rid)})
+            chk = c.post("/api/v4/check", data={"request_id": str(rid2)})
         assert chk.json()["data"]["status"] == "completed"
         img = httpx.get(chk.json()["data"]["output"], timeout=10)
         with Image.open(io.BytesIO(img.content)) as pic:

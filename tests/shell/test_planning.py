@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lumozbatch.core.jobspec import RANDOM_SEED, JobSpec
-from lumozbatch.core.ledger_codec import LedgerState, replay
+from lumozbatch.core.ledger_codec import LedgerState, pin_job, replay
 from lumozbatch.errors import GenerationCapExceeded
 from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.shell.planning import check_cap, plan_batch, plan_resume
@@ -127,3 +127,49 @@ def test_the_cap_keeps_counting_generations_paid_before_a_reset() -> None:
     assert (plan.spent, plan.to_submit) == (6, 1)
     with pytest.raises(GenerationCapExceeded):
         check_cap(plan, 6, source="limits.max_generations")
+
+
+def _lost(state, identity: str, *, tried: bool) -> None:
+    from lumozbatch.core.records import Completed, Downloaded, Failed, Intent, Accepted, Missing
+
+    for record in (
+        Intent(id=identity, attempt=1), Accepted(id=identity, request_id=1),
+        Completed(id=identity, request_id=1, url="http://s/a.png"),
+        Downloaded(id=identity, file="a.png", sha256="0" * 64, bytes=1), Missing(id=identity, reason="deleted"),
+    ):
+        state.apply(record)
+    if tried:
+        state.apply(Failed(id=identity, reason="download failed: gone", code="download", billed=True))
+
+
+def test_regenerate_missing_pays_again_only_for_what_cannot_be_fetched_for_free() -> None:
+    from lumozbatch.core.ledger_codec import LedgerState
+    from lumozbatch.shell.planning import plan_resume
+
+    a, b = spec(1), spec(2)
+    state = LedgerState()
+    for s in (a, b):
+        state.apply(pin_job(s, 1))
+    _lost(state, a.identity, tried=False)
+    _lost(state, b.identity, tried=True)
+    free = plan_resume(state)
+    assert (free.missing, free.to_submit, free.records) == (2, 0, [])
+    paid = plan_resume(state, regenerate_missing=True)
+    assert (paid.missing, paid.reset_missing, paid.to_submit) == (1, 1, 1)
+    assert [r.id for r in paid.records] == [b.identity]
+    assert paid.spent == 2
+
+
+def test_a_retired_job_still_in_flight_is_counted_as_followed() -> None:
+    from lumozbatch.core.ledger_codec import LedgerState
+    from lumozbatch.core.records import Accepted, Intent
+
+    a, b = spec(1), spec(2)
+    state = LedgerState()
+    for s in (a, b):
+        state.apply(pin_job(s, 1))
+    state.apply(Intent(id=a.identity, attempt=1))
+    state.apply(Accepted(id=a.identity, request_id=9))
+    plan = plan_batch(state, [b])
+    assert (plan.retired, plan.followed) == (1, 1)
+    assert plan.counts()["followed"] == 1

@@ -503,14 +503,128 @@ async def test_runs_on_the_durable_ledger(tmp_path: Path) -> None:
 
 
 async def test_an_output_the_disk_refuses_stops_the_run_with_its_reason(tmp_path: Path, autojump_clock: Any) -> None:
-    (tmp_path / "j").write_text("a file where the outputs' folder goes")
+    (tmp_path / ".lumozbatch").mkdir()
+    (tmp_path / ".lumozbatch" / "objects").write_text("a file where the outputs' store goes")
     rig = Rig(tmp_path, latency=(0.5, 1.0))
     ledger = MemoryStore(planned(spec(i) for i in range(20)))
     outcome = await run_batch(rig.runner(ledger, concurrency=2))
     assert outcome.exit_code == 1  # no crash: the run stops, everything paid is recorded
-    assert (tmp_path / "j").read_text() == "a file where the outputs' folder goes"
+    assert (tmp_path / ".lumozbatch" / "objects").read_text() == "a file where the outputs' store goes"
     completed = [j for j in ledger.state.jobs.values() if j.state == JobState.COMPLETED]
-    assert any(f"cannot write {tmp_path / 'j'}" in (j.reason or "") for j in completed)
+    assert any(f"cannot write {tmp_path / '.lumozbatch' / 'objects'}" in (j.reason or "") for j in completed)
     assert rig.stats.calls["run"] < 20  # it stopped submitting
     assert any("stopping this run" in (e.reason or "") for e in rig.kinds("warning"))
     assert JobState.AMBIGUOUS not in {j.state for j in ledger.replayed().jobs.values()}
+
+
+async def test_a_name_the_disk_refuses_keeps_the_output_and_stops_the_run(tmp_path: Path, autojump_clock: Any) -> None:
+    (tmp_path / "j").write_text("a file where the outputs' folder goes")
+    rig = Rig(tmp_path, latency=(0.5, 1.0))
+    ledger = MemoryStore(planned(spec(i) for i in range(20)))
+    outcome = await run_batch(rig.runner(ledger, concurrency=2))
+    assert outcome.exit_code == 1
+    assert (tmp_path / "j").read_text() == "a file where the outputs' folder goes"
+    done = [j for j in ledger.state.jobs.values() if j.state == JobState.DONE]
+    assert done and all((tmp_path / j.object).is_file() for j in done)  # paid and kept
+    assert rig.stats.calls["run"] < 20  # it stopped submitting
+    assert any("stopping this run" in (e.reason or "") for e in rig.kinds("warning"))
+
+
+async def test_outputs_are_kept_by_identity_and_shown_under_their_names(tmp_path: Path, autojump_clock: Any) -> None:
+    import os
+
+    rig = Rig(tmp_path, latency=(0.1, 0.2))
+    ledger = MemoryStore(planned(spec(i) for i in range(4)))
+    outcome = await run_batch(rig.runner(ledger, concurrency=2))
+    assert outcome.exit_code == 0
+    rows = {r["identity"]: r for r in results(tmp_path)}
+    for job in ledger.state.jobs.values():
+        assert job.object == f".lumozbatch/objects/{job.identity[:2]}/{job.identity}{Path(job.file).suffix}"
+        assert os.stat(tmp_path / job.object).st_ino == os.stat(tmp_path / job.file).st_ino
+        assert os.stat(tmp_path / job.object).st_mode & 0o222 == 0  # read-only
+        assert (rows[job.identity]["file"], rows[job.identity]["object"]) == (job.file, job.object)
+
+
+async def test_a_retired_job_in_flight_is_followed_to_its_output(tmp_path: Path, autojump_clock: Any) -> None:
+    from lumozbatch.core.records import Accepted, Intent, Retire
+
+    rig = Rig(tmp_path, latency=(0.1, 0.2))
+    first = MemoryStore(planned(spec(i) for i in range(2)))
+    await run_batch(rig.runner(first, concurrency=2))
+    # a new job was sent, then an edit retired it before its answer came back
+    gone = spec(7)
+    request_id = (await rig.runner(first).client.run(gone.model, gone.params)).request_id
+    records = first.records + [r for r in planned([gone]) if r.get("t") == "job"]
+    ledger = MemoryStore(records + [Intent(id=gone.identity, attempt=1), Accepted(id=gone.identity, request_id=request_id), Retire(id=gone.identity)])
+    outcome = await run_batch(rig.runner(ledger, concurrency=2))
+    job = ledger.state.jobs[gone.identity]
+    assert job.retired and job.state == JobState.DONE
+    assert (tmp_path / job.object).is_file()
+    assert not (tmp_path / job.file).exists()  # its name is not the manifest's any more
+    row = next(r for r in results(tmp_path) if r["identity"] == gone.identity)
+    assert row["file"] == job.object
+    assert outcome.exit_code == 0
+
+
+async def test_a_dead_api_is_a_configuration_error_at_once_and_nothing_is_called_submitted(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    from lumozbatch.errors import ConfigError
+
+    tries: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        tries.append(request.url.path)
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    ledger = MemoryStore(planned(spec(i) for i in range(3)))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(refuse))
+    events: list[Event] = []
+    runner = BatchRunner(ledger, LumozClient(http, "http://127.0.0.1:9", "k", SharedLimiter()), http, tmp_path, sink=events.append)
+    start = trio.current_time()
+    with pytest.raises(ConfigError) as info:
+        await run_batch(runner)
+    assert "cannot reach the API at http://127.0.0.1:9" in str(info.value)
+    assert info.value.exit_code == 3
+    assert trio.current_time() - start < 10
+    assert tries == ["/api/v4/run"]  # the probe alone, once
+    assert [e.kind for e in events if e.kind == "submit"] == []
+    assert {j.state for j in ledger.state.jobs.values()} == {JobState.PENDING}  # nothing spent
+
+
+async def test_a_connection_refused_after_the_api_answered_is_retried_not_fatal(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buf, format="PNG")
+    runs = 0
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        nonlocal runs
+        if request.url.path == "/api/v4/run":
+            runs += 1
+            if runs == 2:
+                raise httpx.ConnectError("refused once", request=request)
+            return httpx.Response(200, json={"success": True, "data": {"output": f"http://storage.test/o/{runs}.png"}})
+        return httpx.Response(200, content=buf.getvalue())
+
+    ledger = MemoryStore(planned(spec(i) for i in range(2)))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(flaky))
+    events: list[Event] = []
+    runner = BatchRunner(ledger, LumozClient(http, "http://api.test", "k", SharedLimiter()), http, tmp_path,
+                         options=RunOptions(concurrency=1), sink=events.append)
+    outcome = await run_batch(runner)
+    assert outcome.exit_code == 0
+    assert [e.kind for e in events].count("submit") == 2  # the refused try is a retry, not a submit
+    assert [e.endpoint for e in events if e.kind == "retry"] == ["run"]
+
+
+async def test_a_folder_where_results_jsonl_goes_stops_before_anything_is_sent(tmp_path: Path, autojump_clock: Any) -> None:
+    from lumozbatch.errors import UsageError
+
+    (tmp_path / "results.jsonl").mkdir()
+    rig = Rig(tmp_path, latency=(0.1, 0.2))
+    ledger = MemoryStore(planned(spec(i) for i in range(2)))
+    with pytest.raises(UsageError, match="results.jsonl"):
+        await run_batch(rig.runner(ledger))
+    assert rig.stats.calls["run"] == 0

@@ -24,8 +24,11 @@ from lumozbatch.core.records import (
     Failed,
     Intent,
     Job,
+    Missing,
+    Moved,
     Reset,
     Retire,
+    Stored,
     Unsent,
 )
 from lumozbatch.shell.ledger import Ledger
@@ -114,6 +117,27 @@ def test_a_whole_lifecycle_and_the_reads_that_follow_it(store: Any, kit: Kit) ->
     try:
         assert again.counts() == counts
         assert again.job("b").reason == "422" and again.job("b").billed is False
+    finally:
+        again.close()
+
+
+def test_outputs_kept_names_held_lost_and_a_moved_manifest(store: Any, kit: Kit) -> None:
+    for identity, request_id in (("a", 1), ("b", 2)):
+        store.append_sync(Intent(id=identity, attempt=1), Accepted(id=identity, request_id=request_id))
+        store.append_sync(Completed(id=identity, request_id=request_id, url=f"http://x/{identity}.png"))
+        store.append_sync(Downloaded(id=identity, file="p/x.png", sha256="0" * 64, bytes=3, object=f"o/{identity}.png"))
+    store.append_sync(Stored(id="a", object="o/a.png", file="p/x.png"))  # a revert shows a again
+    assert [j.identity for j in store.holders("p/x.png")] == ["b", "a"]
+    assert store.holders("p/none.png") == []
+    store.append_sync(Missing(id="b", reason="deleted"))
+    store.append_sync(Moved(manifest="new.yaml", manifest_key="m/new.yaml"))
+    again = kit.reopen(store)
+    try:
+        assert (again.job("b").state, again.job("b").object) == (S.MISSING, None)
+        assert again.job("a").object == "o/a.png"
+        assert [j.identity for j in again.holders("p/x.png")] == ["b", "a"]
+        assert again.batch["manifest_key"] == "m/new.yaml" and again.batch["name"] == "b"
+        assert again.counts()["missing"] == 1
     finally:
         again.close()
 

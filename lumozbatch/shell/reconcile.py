@@ -1,0 +1,138 @@
+"""Before a run, and for ``status``: do the files on disk still show what the ledger says?
+
+For every active done job the named file should be its kept output (see
+:mod:`lumozbatch.shell.outputs`). A cheap check (two ``stat`` calls a job, no hashing) finds:
+
+* a name that shows another generation (an edit that was reverted) or nothing (deleted by
+  hand): the kept object is put back under it, for free;
+* an output from before the store existed: its file is adopted as its object (linked, not
+  copied; checked against the recorded sha256 once);
+* an output gone from its name and from the store: a ``missing`` record, so the run fetches
+  it again from the provider while the provider keeps it (``apply --regenerate-missing``
+  pays for it again only once that has failed).
+
+``survey_outputs`` only looks (``status``); ``reconcile_outputs`` repairs and records
+(``apply``/``resume``, holding the batch's lock, before the run starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.ledger_codec import JobRecord
+from lumozbatch.core.records import Missing, Record, Stored
+from lumozbatch.shell.outputs import Health, KnownOutput, OutputTree
+from lumozbatch.shell.store import BatchStore
+
+__all__ = ["OutputSurvey", "Reconciled", "kept_outputs", "reconcile_outputs", "shown_name", "survey_outputs"]
+
+
+def shown_name(job: JobRecord, ext: str) -> str:
+    """The name a job's output goes under: its planned file name plus the output's extension."""
+    return job.filename + ext
+
+
+def _ext(job: JobRecord) -> str:
+    source = job.object or job.file or ""
+    return PurePosixPath(source).suffix
+
+
+@dataclass(slots=True)
+class OutputSurvey:
+    """What ``status`` says of the outputs on disk (active done jobs, and MISSING ones)."""
+
+    checked: int = 0
+    ok: int = 0
+    #: the name is gone or shows another generation; the kept copy can put it back for free
+    restorable: int = 0
+    #: done before the store existed; the next apply adopts the file as its kept copy
+    unkept: int = 0
+    #: gone from its name and from the store: only the provider can give it back
+    lost: list[JobRecord] = field(default_factory=list)
+
+
+def survey_outputs(store: BatchStore, out_dir: Path) -> OutputSurvey:
+    """Look, change nothing (no lock needed)."""
+    tree = OutputTree(out_dir)
+    survey = OutputSurvey()
+    for job in store.jobs_in(JobState.DONE):
+        survey.checked += 1
+        if job.object is None:
+            if job.file is not None and tree.health(job.file, job.file, job.bytes) is not Health.LOST:
+                survey.unkept += 1
+            else:
+                survey.lost.append(job)
+            continue
+        health = tree.health(job.object, shown_name(job, _ext(job)), job.bytes)
+        if health is Health.OK:
+            survey.ok += 1
+        elif health is Health.LOST or health is Health.OBJECT_MISSING:
+            survey.lost.append(job)
+        else:
+            survey.restorable += 1
+    survey.lost.extend(store.jobs_in(JobState.MISSING))
+    return survey
+
+
+@dataclass(slots=True)
+class Reconciled:
+    """What ``reconcile_outputs`` did."""
+
+    restored: int = 0  # names put back from the store (reverted edits, deleted by hand)
+    adopted: int = 0  # outputs from before the store, now kept
+    missing: int = 0  # outputs to fetch again
+    displaced: list[str] = field(default_factory=list)  # files moved aside (never ours)
+
+
+def reconcile_outputs(store: BatchStore, out_dir: Path) -> Reconciled:
+    """Make every active done job's name show its kept output; record what changed.
+    Blocking: call it before the run (or from a worker thread)."""
+    tree = OutputTree(out_dir)
+    done = Reconciled()
+    for job in store.jobs_in(JobState.DONE):
+        records = _reconcile_one(store, tree, job, done)
+        if records:
+            store.append_sync(*records)
+    return done
+
+
+def _reconcile_one(store: BatchStore, tree: OutputTree, job: JobRecord, done: Reconciled) -> list[Record]:
+    known = KnownOutput("", job.sha256, job.bytes)
+    obj = job.object
+    if obj is None and job.file is not None:
+        obj = tree.adopt(job.file, job.identity, known)
+        done.adopted += obj is not None
+    if obj is None:
+        done.missing += 1
+        return [Missing(id=job.identity, reason="the output is gone from disk: fetching it again")]
+    name = shown_name(job, _ext(job))
+    health = tree.health(obj, name, job.bytes)
+    if health is Health.OBJECT_MISSING:
+        # the kept copy was deleted; the named file may still be the output
+        obj = tree.adopt(name, job.identity, known)
+        if obj is None:
+            done.missing += 1
+            return [Missing(id=job.identity, reason=f"{name} shows another file and the kept copy is gone: fetching it again")]
+    elif health is Health.LOST:
+        done.missing += 1
+        return [Missing(id=job.identity, reason=f"{name} and its kept copy were deleted: fetching it again")]
+    elif health is not Health.OK:
+        displaced = tree.place(obj, name, others=kept_outputs(store.holders(name), job))
+        if displaced is not None:
+            done.displaced.append(displaced)
+        done.restored += 1
+    if (obj, name) != (job.object, job.file):
+        return [Stored(id=job.identity, object=obj, file=name)]
+    return []
+
+
+def kept_outputs(holders: Iterable[JobRecord], me: JobRecord) -> list[KnownOutput]:
+    """The other outputs that have held a name and are kept: safe to re-point it from."""
+    return [
+        KnownOutput(h.object, h.sha256, h.bytes)
+        for h in holders
+        if h.identity != me.identity and h.object is not None
+    ]
