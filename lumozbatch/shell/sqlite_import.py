@@ -71,7 +71,11 @@ def import_ledger(db: sqlite3.Connection, path: Path) -> int:
         state = replay(_TeeReader(data, file=str(path), sink=keep), file=str(path), settle=False)
     db.executemany(sql.INSERT_STEP, steps)
     if state.batch is not None:
-        db.execute(sql.INSERT_BATCH, sql.batch_row(state.batch))
+        db.execute(sql.UPSERT_BATCH, sql.batch_row(state.batch))
+    db.executemany(sql.UPSERT_NAME, (
+        (file, identity, shown) for file, identities in state.named.items()
+        for shown, identity in enumerate(identities, 1)
+    ))
     db.executemany(sql.UPSERT_JOB, (sql.job_row(seq, job) for seq, job in enumerate(state.jobs.values(), 1)))
     db.execute(sql.UPSERT_META, ("imported", _marker(data)))
     return len(state.jobs)

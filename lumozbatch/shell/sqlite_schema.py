@@ -12,9 +12,10 @@ older database forward on open):
     ``record`` (the ``batch`` record, JSON).
 ``jobs``: one row per identity ever planned, its current state.
     ``seq`` planning order (primary key), ``identity`` (unique), ``job`` (manifest job id),
-    ``job_index``, ``repeat``, ``model``, ``filename``, ``state`` (``pending`` ... ``ambiguous``),
+    ``job_index``, ``repeat``, ``model``, ``filename``, ``state`` (a ``JobState`` value),
     ``retired`` (0/1: gone from the manifest), ``request_id``, ``file``, ``sha256``,
-    ``bytes``, ``reason``, ``code``, ``billed`` (0/1/NULL), ``attempts``, ``paid_before``,
+    ``bytes``, ``object`` (where the output is kept), ``reason``, ``code``, ``billed``
+    (0/1/NULL), ``attempts``, ``paid_before``,
     ``record`` (every field of the job, JSON: the columns above are copies for queries).
 ``steps``: append-only, every record ever appended, in order.
     ``seq`` (primary key), ``at`` (unix seconds), ``t`` (record type), ``job_seq`` (the job's
@@ -22,6 +23,9 @@ older database forward on open):
     ``ledger.jsonl`` line holds it). One job's history: ``... WHERE job_seq = ?`` (indexed:
     jobs in flight have neighbouring seqs, so a commit touches few index pages; an index on
     the random-looking identity would dirty one page per step).
+``names``: which jobs' outputs have been shown under each output name (all kept).
+    ``file`` (the name), ``identity``, ``shown`` (when it was last shown there: ascending =
+    :meth:`LedgerState.holders`' order).
 ``meta``: ``key`` / ``value`` pairs (``imported``: the ``ledger.jsonl`` this database was
     imported from, with its size and sha256).
 
@@ -60,7 +64,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             job TEXT NOT NULL, job_index INTEGER NOT NULL, repeat INTEGER NOT NULL,
             model TEXT NOT NULL, filename TEXT NOT NULL,
             state TEXT NOT NULL, retired INTEGER NOT NULL,
-            request_id INTEGER, file TEXT, sha256 TEXT, bytes INTEGER,
+            request_id INTEGER, file TEXT, sha256 TEXT, bytes INTEGER, object TEXT,
             reason TEXT, code TEXT, billed INTEGER,
             attempts INTEGER NOT NULL, paid_before INTEGER NOT NULL,
             record TEXT NOT NULL)""",
@@ -73,6 +77,10 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             seq INTEGER PRIMARY KEY, at REAL, t TEXT NOT NULL, job_seq INTEGER, identity TEXT,
             record TEXT NOT NULL)""",
         "CREATE INDEX steps_by_job ON steps (job_seq, seq)",
+        """CREATE TABLE names (
+            file TEXT NOT NULL, identity TEXT NOT NULL, shown INTEGER NOT NULL,
+            PRIMARY KEY (file, identity))""",
+        "CREATE INDEX names_by_file ON names (file, shown)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
 }
@@ -107,6 +115,7 @@ JOB_COLUMNS: tuple[tuple[str, str], ...] = (
     ("file", "file"),
     ("sha256", "sha256"),
     ("bytes", "bytes"),
+    ("object", "object"),
     ("reason", "reason"),
     ("code", "code"),
     ("billed", "billed"),
@@ -122,7 +131,18 @@ UPSERT_JOB = (
 )
 INSERT_STEP = "INSERT INTO steps (at, t, job_seq, identity, record) VALUES (?, ?, ?, ?, ?)"
 
-INSERT_BATCH = "INSERT INTO batch (only_row, name, manifest, api, v, at, record) VALUES (1, ?, ?, ?, ?, ?, ?)"
+UPSERT_BATCH = (
+    "INSERT INTO batch (only_row, name, manifest, api, v, at, record) VALUES (1, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (only_row) DO UPDATE SET name = excluded.name, manifest = excluded.manifest, "
+    "api = excluded.api, v = excluded.v, record = excluded.record"
+)
+UPSERT_NAME = (
+    "INSERT INTO names (file, identity, shown) VALUES (?, ?, ?) "
+    "ON CONFLICT (file, identity) DO UPDATE SET shown = excluded.shown"
+)
+SELECT_HOLDERS = "SELECT identity, shown FROM names WHERE file = ? ORDER BY shown"
+SELECT_NAMES = "SELECT file, identity FROM names ORDER BY file, shown"
+SELECT_MAX_SHOWN = "SELECT COALESCE(MAX(shown), 0) FROM names"
 SELECT_BATCH = "SELECT record FROM batch"
 SELECT_MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM jobs"
 SELECT_JOB = "SELECT seq, record FROM jobs WHERE identity = ?"

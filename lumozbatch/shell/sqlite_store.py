@@ -37,13 +37,13 @@ from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState
 from lumozbatch.errors import LedgerNotFound, UsageError
 from lumozbatch.shell import sqlite_schema as sql
+from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.ledger import (
     LEDGER_DIR,
     LEDGER_FILE,
     LOCK_FILE,
     Appendable,
     LedgerWriteError,
-    _fsync_dir,
     _take_lock,
     run_in_progress,
     stamp,
@@ -56,8 +56,11 @@ STATE_FILE = "state.db"
 _IN_CHUNK = 500  # identities per IN (...) query
 _RECENT = 4096  # committed jobs kept for the fold: several times any concurrency
 _S = JobState
-#: the states the generation cap counts as spent (as :func:`spent_generations` does)
-_SPENT_STATES = tuple(s.value for s in (_S.SUBMITTING, _S.SUBMITTED, _S.COMPLETED, _S.DONE, _S.AMBIGUOUS))
+#: the states the generation cap counts as spent, asked of :func:`spent_generations` itself
+_SPENT_STATES = tuple(
+    s.value for s in JobState
+    if spent_generations([JobRecord("", "", 0, 0, "", {}, {}, "", state=s, billed=False)]) == 1
+)
 
 
 def state_path(out_dir: Path) -> Path:
@@ -74,29 +77,39 @@ class Cause:
     identities: tuple[str, ...]  # the first few, in planning order
 
 
-class _Group:
-    """Steps and job rows queued together; ``done`` once committed (or failed)."""
-
-    __slots__ = ("batch", "done", "error", "gen", "rows", "steps")
-
-    def __init__(self, gen: int) -> None:
-        self.gen = gen
-        self.done = False
-        self.error: BaseException | None = None
-        self.steps: list[tuple[Any, ...]] = []
-        self.rows: dict[str, tuple[Any, ...]] = {}
-        self.batch: tuple[Any, ...] | None = None
-
-
 @dataclass(slots=True)
 class _Change:
     """What one append does: rows to commit, and the jobs as they now stand."""
 
     steps: list[tuple[Any, ...]]
     rows: dict[str, tuple[Any, ...]]
-    batch: dict[str, Any] | None
+    batch: dict[str, Any] | None  # the batch record, when this append changed it
     jobs: list[tuple[str, int, JobRecord]]
+    names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
     next_seq: int
+    next_shown: int
+
+
+class _Group:
+    """Rows committed together; ``done`` once committed (or failed)."""
+
+    __slots__ = ("batch", "done", "error", "gen", "names", "rows", "steps")
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+        self.done = False
+        self.error: BaseException | None = None
+        self.steps: list[tuple[Any, ...]] = []
+        self.rows: dict[str, tuple[Any, ...]] = {}  # the latest row of each job wins
+        self.batch: tuple[Any, ...] | None = None
+        self.names: dict[tuple[str, str], int] = {}
+
+    def add(self, change: _Change) -> None:
+        self.steps.extend(change.steps)
+        self.rows.update(change.rows)
+        self.names.update(change.names)
+        if change.batch is not None:
+            self.batch = sql.batch_row(change.batch)
 
 
 def _settled_reason() -> str | None:
@@ -124,6 +137,9 @@ class SqliteStore:
         row = reader.execute(sql.SELECT_BATCH).fetchone()
         self._batch: dict[str, Any] | None = sql.loads(row[0]) if row else None
         self._next_seq = reader.execute(sql.SELECT_MAX_SEQ).fetchone()[0] + 1
+        self._next_shown = reader.execute(sql.SELECT_MAX_SHOWN).fetchone()[0] + 1
+        # names shown by appends not committed yet: (file, identity) -> (shown, group gen)
+        self._pending_names: dict[tuple[str, str], tuple[int, int]] = {}
         # jobs changed by appends not committed yet: identity -> (seq, job, group gen)
         self._pending: dict[str, tuple[int, JobRecord, int]] = {}
         # jobs committed lately (the ones in flight are read again and again): identity ->
@@ -156,8 +172,8 @@ class SqliteStore:
             db = _connect(path, sql.WRITER_PRAGMAS)
             _migrate(db, path, jsonl)
             if not existed:
-                _fsync_dir(meta)  # the new file's entry (SQLite syncs the WAL's itself)
-            finish_import(db, jsonl, _fsync_dir)
+                fsync_dir(meta)  # the new file's entry (SQLite syncs the WAL's itself)
+            finish_import(db, jsonl, fsync_dir)
             reader = _connect(path, sql.READER_PRAGMAS)
             store = cls(out_dir, db=db, reader=reader, lock_fd=lock_fd, settle=False)
             store._settle_left_submitting()
@@ -267,6 +283,31 @@ class SqliteStore:
                 out[job.identity] = job
         return out
 
+    def holders(self, file: str) -> list[JobRecord]:
+        """Jobs whose outputs have been shown under the name ``file``, the least lately
+        shown first (their outputs are kept: the name may be re-pointed between them)."""
+        shown = dict(self._reader.execute(sql.SELECT_HOLDERS, (file,)).fetchall())
+        for (name, identity), (when, _) in self._pending_names.items():
+            if name == file:
+                shown[identity] = when
+        order = sorted(shown, key=shown.__getitem__)
+        jobs = self.jobs_by_identity(order)
+        return [jobs[i] for i in order if i in jobs]
+
+    def iter_names(self) -> Iterator[tuple[str, list[str]]]:
+        """Every output name with the identities shown under it (as :meth:`holders` orders
+        them), name by name: ``LedgerState.named`` as a stream (committed names only)."""
+        current: str | None = None
+        identities: list[str] = []
+        for file, identity in self._reader.execute(sql.SELECT_NAMES):
+            if file != current and current is not None:
+                yield current, identities
+                identities = []
+            current = file
+            identities.append(identity)
+        if current is not None:
+            yield current, identities
+
     def counts(self) -> dict[str, int]:
         """Active jobs per state name, plus ``retired`` and ``total`` (active): one query."""
         out = {state.value: 0 for state in JobState}
@@ -371,9 +412,10 @@ class SqliteStore:
         if self._flushing or self._group is not None:
             raise RuntimeError("append_sync() while async appends are pending")
         change = self._prepare(records)
-        batch = sql.batch_row(change.batch) if change.batch is not None and self._batch is None else None
+        group = _Group(0)
+        group.add(change)
         try:
-            self._commit(change.steps, change.rows, batch)
+            self._commit(group)
         except sqlite3.Error as exc:
             for identity, _, _ in change.jobs:  # folded, not recorded: read the rows again
                 self._recent.pop(identity, None)
@@ -393,10 +435,7 @@ class SqliteStore:
             self._gen += 1
             self._group = _Group(self._gen)
         group = self._group
-        if change.batch is not None and self._batch is None:
-            group.batch = sql.batch_row(change.batch)
-        group.steps.extend(change.steps)
-        group.rows.update(change.rows)
+        group.add(change)
         self._show(change, gen=group.gen)
         with trio.CancelScope(shield=True):
             await self._wait_durable(group)
@@ -428,7 +467,7 @@ class SqliteStore:
             if group is not None and not self._flushing and self._broken is None:
                 self._group = None
                 try:
-                    self._commit(group.steps, group.rows, group.batch)
+                    self._commit(group)
                 finally:
                     group.done = True
         finally:
@@ -488,29 +527,38 @@ class SqliteStore:
         texts = [sql.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
         for record in wire:
             state.apply(record)
-        next_seq = self._next_seq
+        next_seq, next_shown = self._next_seq, self._next_shown
         jobs = []
         for identity, job in state.jobs.items():
             if identity not in seqs:
                 seqs[identity] = next_seq
                 next_seq += 1
             jobs.append((identity, seqs[identity], job))
+        names = {}  # the fold started from no names: what it holds is what these records showed
+        for file, shown in state.named.items():
+            for identity in shown:
+                names[(file, identity)] = next_shown
+                next_shown += 1
         return _Change(
             steps=[sql.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
             rows={identity: sql.job_row(seq, job) for identity, seq, job in jobs},
-            batch=state.batch if self._batch is None else None,
+            batch=state.batch if state.batch is not self._batch else None,
             jobs=jobs,
+            names=names,
             next_seq=next_seq,
+            next_shown=next_shown,
         )
 
     def _show(self, change: _Change, *, gen: int | None) -> None:
         """Make ``change`` what reads see: committed (``gen=None``) or pending in group ``gen``."""
         if change.batch is not None:
             self._batch = change.batch
-        self._next_seq = change.next_seq
+        self._next_seq, self._next_shown = change.next_seq, change.next_shown
         if gen is not None:
             for identity, seq, job in change.jobs:
                 self._pending[identity] = (seq, job, gen)
+            for key, shown in change.names.items():
+                self._pending_names[key] = (shown, gen)
 
     def _remember(self, jobs: Iterable[tuple[str, int, JobRecord]]) -> None:
         recent = self._recent
@@ -546,23 +594,27 @@ class SqliteStore:
             job = sql.job_from_record(text)
             state.jobs[job.identity], seqs[job.identity] = job, seq
         state.finish_replay()
+        group = _Group(0)
+        group.rows = {i: sql.job_row(seqs[i], j) for i, j in state.jobs.items()}
         try:
-            self._commit([], {i: sql.job_row(seqs[i], j) for i, j in state.jobs.items()}, None)
+            self._commit(group)
         except sqlite3.Error as exc:
             raise self._write_error(exc) from exc
 
     # -- internals: committing -----------------------------------------------------------
 
-    def _commit(self, steps: list[tuple[Any, ...]], rows: dict[str, tuple[Any, ...]], batch: tuple[Any, ...] | None) -> None:
-        """One transaction (any thread; one at a time); on failure roll back, refuse more."""
+    def _commit(self, group: _Group) -> None:
+        """``group`` in one transaction (any thread; one at a time); on failure roll back
+        and refuse every later append."""
         db = self._db
         assert db is not None
         try:
             db.execute("BEGIN IMMEDIATE")
-            if batch is not None:
-                db.execute(sql.INSERT_BATCH, batch)
-            db.executemany(sql.INSERT_STEP, steps)
-            db.executemany(sql.UPSERT_JOB, rows.values())
+            if group.batch is not None:
+                db.execute(sql.UPSERT_BATCH, group.batch)
+            db.executemany(sql.INSERT_STEP, group.steps)
+            db.executemany(sql.UPSERT_JOB, group.rows.values())
+            db.executemany(sql.UPSERT_NAME, ((f, i, shown) for (f, i), shown in group.names.items()))
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._broken = exc
@@ -599,7 +651,7 @@ class SqliteStore:
             group, self._group = self._group, None
             assert group is not None
             try:
-                await trio.to_thread.run_sync(self._commit, group.steps, group.rows, group.batch)
+                await trio.to_thread.run_sync(self._commit, group)
             except sqlite3.Error as exc:
                 group.error = exc
             else:
@@ -607,6 +659,8 @@ class SqliteStore:
                 for identity, _, _ in done:
                     del self._pending[identity]
                 self._remember(done)
+                for key in [k for k, v in self._pending_names.items() if v[1] == group.gen]:
+                    del self._pending_names[key]
             finally:
                 group.done = True
         finally:
@@ -632,7 +686,7 @@ def _lock(out_dir: Path, meta: Path) -> int:
         missing = [f for f in (meta, *meta.parents) if not f.is_dir()]
         meta.mkdir(parents=True, exist_ok=True)
         for folder in reversed(missing):  # each new folder's entry must survive power loss
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
         return _take_lock(meta / LOCK_FILE, out_dir)
     except OSError as exc:
         raise UsageError(f"cannot use {out_dir} as the output folder: {exc.strerror or exc}") from None

@@ -159,6 +159,8 @@ def test_a_jsonl_ledger_is_imported_once_losing_nothing(tmp_path: Path, torn: bo
         assert store.job("h").state is S.AMBIGUOUS and store.job("f").paid_before == 1
         assert store.job("e").state is S.PENDING  # the torn intent was never acknowledged
         assert len(list(store.steps())) == lines
+        assert dict(store.iter_names()) == expected.named == {"portraits/a.png": ["a"]}
+        assert store.holders("portraits/a.png") == expected.holders("portraits/a.png")
     assert not ledger_path(tmp_path).exists()
     kept = ledger_path(tmp_path).with_name("ledger.jsonl.imported")
     assert kept.read_bytes().count(b"\n") == lines
@@ -387,14 +389,18 @@ async def test_reads_show_steps_at_once_while_their_commit_is_under_way(tmp_path
     async with trio.open_nursery() as nursery:
         nursery.start_soon(store.append, Intent(id="j2", attempt=1))
         nursery.start_soon(store.append, job("new", 6), Retire(id="j0"))
-        await trio.sleep(0.05)  # both queued; the commit waits for the gate
+        nursery.start_soon(store.append, *done("j1", 1))
+        await trio.sleep(0.05)  # all queued; the commit waits for the gate
+        assert [j.identity for j in store.holders("portraits/j1.png")] == ["j1"]
+        with pytest.raises(RuntimeError, match="pending"):
+            store.append_sync(Intent(id="j3", attempt=1))
         assert store.job("j2").state is S.SUBMITTING and store.job("j0").retired
-        assert store.counts() == {**dict.fromkeys((s.value for s in S), 0), "pending": 5, "submitting": 1, "retired": 1, "total": 6}
+        assert store.counts() == {**dict.fromkeys((s.value for s in S), 0), "pending": 4, "submitting": 1, "done": 1, "retired": 1, "total": 6}
         assert [j.identity for j in store.iter_jobs(chunk=2)] == ["j0", "j1", "j2", "j3", "j4", "j5", "new"]
-        assert [j.identity for j in store.jobs_in(S.SUBMITTING)] == ["j2"]
-        assert [j.identity for j in store.iter_jobs([S.PENDING], retired=False, chunk=2)] == ["j1", "j3", "j4", "j5", "new"]
+        assert [j.identity for j in store.jobs_in(S.SUBMITTING, S.DONE)] == ["j1", "j2"]
+        assert [j.identity for j in store.iter_jobs([S.PENDING], retired=False, chunk=2)] == ["j3", "j4", "j5", "new"]
         assert set(store.jobs_by_identity(["j2", "new", "nope"])) == {"j2", "new"}
-        assert store.spent() == 1 and store.counts_by("job")["portraits"]["submitting"] == 1
+        assert store.spent() == 2 and store.counts_by("job")["portraits"]["submitting"] == 1
         gate.set()
     assert store.commit_count == 2  # setup + one group for both appends
     store.close()
@@ -430,11 +436,10 @@ def test_aggregates_agree_with_the_fold(tmp_path: Path) -> None:
         ]
         assert store.failures(examples=1)[0].identities == ("c",)
         assert [c.reason for c in store.failures(S.AMBIGUOUS)] == ["read timeout", store.job("h").reason]
+        none = {state.value: 0 for state in S}
         assert store.counts_by("job") == {
-            "portraits": {"pending": 1, "submitting": 0, "submitted": 0, "completed": 0, "done": 1,
-                          "failed": 2, "ambiguous": 0},
-            "landscapes": {"pending": 0, "submitting": 0, "submitted": 1, "completed": 0, "done": 0,
-                           "failed": 1, "ambiguous": 2},
+            "portraits": {**none, "pending": 1, "done": 1, "failed": 2},
+            "landscapes": {**none, "submitted": 1, "failed": 1, "ambiguous": 2},
         }
         assert list(store.counts_by("model")) == ["flux-sketch-smudge"]
         assert [r["t"] for r in store.steps("b")] == ["job", "intent", "accepted", "failed"]
