@@ -39,7 +39,8 @@ from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import sqlite_store as store_module
 from lumozbatch.shell.ledger import Ledger, LedgerWriteError, ledger_path, read_state
 from lumozbatch.shell.sqlite_schema import SCHEMA_VERSION
-from lumozbatch.shell.sqlite_store import Cause, SqliteStore, state_path
+from lumozbatch.shell.sqlite_reads import Cause
+from lumozbatch.shell.sqlite_store import SqliteStore, state_path
 
 S = JobState
 BATCH = Batch(name="b", manifest="m.yaml", api="sandbox")
