@@ -1,6 +1,7 @@
-"""One suite, every BatchStore: the file ledger and the in-memory store obey the same rules.
+"""One suite, every BatchStore: the file ledger, the in-memory store and the SQLite store obey
+the same rules.
 
-The next store (SQLite) joins by adding itself to ``STORES``.
+The next store (PostgreSQL) joins by adding itself to ``STORES`` (``new`` and ``reopen``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from lumozbatch.core.records import (
     Unsent,
 )
 from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.sqlite_store import SqliteStore
 from lumozbatch.shell.store import BatchStore, MemoryStore
 
 S = JobState
@@ -51,16 +53,23 @@ class Kit:
         self.out = tmp_path / "out"
 
     def new(self) -> Any:
-        return Ledger.open(self.out, create=True) if self.kind == "ledger" else MemoryStore()
+        if self.kind == "ledger":
+            return Ledger.open(self.out, create=True)
+        if self.kind == "sqlite":
+            return SqliteStore.open(self.out, create=True)
+        return MemoryStore()
 
     def reopen(self, store: Any) -> Any:
         if self.kind == "ledger":
             store.close()
             return Ledger.open(self.out, create=False)
+        if self.kind == "sqlite":
+            store.close()
+            return SqliteStore.open(self.out, create=False)
         return MemoryStore(store.records)
 
 
-STORES = ["ledger", "memory"]
+STORES = ["ledger", "memory", "sqlite"]
 
 
 @pytest.fixture(params=STORES)
