@@ -25,7 +25,7 @@ from typing import Any
 from lumozbatch.core.ledger_codec import RecordReader, replay
 from lumozbatch.errors import UsageError
 from lumozbatch.shell import sqlite_schema as sql
-from lumozbatch.shell.ledger import _gc_paused
+from lumozbatch.shell.ledger import gc_paused
 
 __all__ = ["IMPORTED_SUFFIX", "finish_import", "import_ledger"]
 
@@ -67,7 +67,7 @@ def import_ledger(db: sqlite3.Connection, path: Path) -> int:
             db.executemany(sql.INSERT_STEP, steps)
             steps.clear()
 
-    with _gc_paused():  # half a million records that all survive: nothing for the GC to free
+    with gc_paused():  # half a million records that all survive: nothing for the GC to free
         state = replay(_TeeReader(data, file=str(path), sink=keep), file=str(path), settle=False)
     db.executemany(sql.INSERT_STEP, steps)
     if state.batch is not None:

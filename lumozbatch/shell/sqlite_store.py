@@ -44,7 +44,7 @@ from lumozbatch.shell.ledger import (
     LOCK_FILE,
     Appendable,
     LedgerWriteError,
-    _take_lock,
+    take_lock,
     run_in_progress,
     stamp,
 )
@@ -478,7 +478,7 @@ def _lock(out_dir: Path, meta: Path) -> int:
         meta.mkdir(parents=True, exist_ok=True)
         for folder in reversed(missing):  # each new folder's entry must survive power loss
             fsync_dir(folder.parent)
-        return _take_lock(meta / LOCK_FILE, out_dir)
+        return take_lock(meta / LOCK_FILE, out_dir)
     except OSError as exc:
         raise UsageError(f"cannot use {out_dir} as the output folder: {exc.strerror or exc}") from None
 
