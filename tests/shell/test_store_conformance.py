@@ -24,6 +24,7 @@ from lumozbatch.core.records import (
     Failed,
     Intent,
     Job,
+    Limits,
     Missing,
     Moved,
     Reset,
@@ -131,12 +132,14 @@ def test_outputs_kept_names_held_lost_and_a_moved_manifest(store: Any, kit: Kit)
     assert store.holders("p/none.png") == []
     store.append_sync(Missing(id="b", reason="deleted"))
     store.append_sync(Moved(manifest="new.yaml", manifest_key="m/new.yaml"))
+    store.append_sync(Limits(max_generations=7))
     again = kit.reopen(store)
     try:
         assert (again.job("b").state, again.job("b").object) == (S.MISSING, None)
         assert again.job("a").object == "o/a.png"
         assert [j.identity for j in again.holders("p/x.png")] == ["b", "a"]
         assert again.batch["manifest_key"] == "m/new.yaml" and again.batch["name"] == "b"
+        assert again.batch["max_generations"] == 7
         assert again.counts()["missing"] == 1
     finally:
         again.close()
