@@ -399,6 +399,7 @@ _JOB_FIELDS: tuple[tuple[str, type], ...] = (
 # fields a record must carry (name, type) beyond "t" and "id"
 _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     "accepted": (("request_id", int),),
+    "relinked": (("request_id", int),),
     "completed": (("url", str),),
     "downloaded": (("file", str),),
     "stored": (("object", str), ("file", str)),
@@ -510,6 +511,16 @@ def _on_ambiguous(job: JobRecord, record: dict[str, Any], new: JobState) -> None
     job.billed = None  # unknown: that is the point
 
 
+def _on_relinked(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    request_id = record.get("request_id")
+    if type(request_id) is not int:
+        _check_fields("relinked", record)
+    job.state = new
+    job.request_id = request_id
+    job.reason = None  # no longer ambiguous: the request is known
+    job.code = None
+
+
 def _on_reset(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     if job.state is not JobState.FAILED or job.billed:
         # AMBIGUOUS (or SUBMITTING left by a crash), a billed failure, or a paid output lost
@@ -534,6 +545,7 @@ _UPDATERS = {
     "missing": _on_missing,
     "failed": _on_failed,
     "ambiguous": _on_ambiguous,
+    "relinked": _on_relinked,
     "reset": _on_reset,
 }  # ``job``, ``batch`` and ``moved`` records are applied by LedgerState.apply itself
 
