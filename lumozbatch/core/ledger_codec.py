@@ -182,6 +182,8 @@ class JobRecord:
     #: generations earlier attempts may have cost before a ``reset`` sent the job again
     #: (a billed failure, an ambiguous run): the generation cap keeps counting them
     paid_before: int = 0
+    #: its current attempt's request is known from a webhook, its run's answer was lost
+    relinked: bool = False
 
     @property
     def key(self) -> str:
@@ -424,6 +426,7 @@ def _on_retire(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
 def _on_intent(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     job.state = new
     job.attempts += 1
+    job.relinked = False
     job.request_id = None
     job.url = None
     job.reason = None
@@ -517,6 +520,7 @@ def _on_relinked(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
         _check_fields("relinked", record)
     job.state = new
     job.request_id = request_id
+    job.relinked = True
     job.reason = None  # no longer ambiguous: the request is known
     job.code = None
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from lumozbatch.core.records import Completed, Failed, Record, Relinked
+
 __all__ = [
     "MAX_BODY_BYTES",
     "MIN_SECRET_BYTES",
@@ -38,6 +40,7 @@ __all__ = [
     "hook_url",
     "parse_delivery",
     "read_answer_fields",
+    "records_for",
     "verify_hook_path",
 ]
 
@@ -341,3 +344,20 @@ def decide(known: KnownJob | None, delivery: Delivery) -> Verdict:
     if delivery.status in ("completed", "failed") and delivery.status != finished:
         return Verdict(Action.CONTRADICTS, f"the job already {finished}")
     return Verdict(Action.DUPLICATE, "already recorded")
+
+
+def records_for(identity: str, verdict: Verdict, delivery: Delivery) -> list[Record]:
+    """The ledger records a decided delivery writes (none unless ``verdict.changes_state``):
+    a relink first, then the outcome the delivery reports, as a ``/check`` would record it."""
+    if not verdict.changes_state:
+        return []
+    records: list[Record] = []
+    if verdict.action is Action.RELINK:
+        records.append(Relinked(id=identity, request_id=delivery.request_id))
+    if delivery.completed and delivery.output is not None:
+        records.append(Completed(id=identity, request_id=delivery.request_id, url=delivery.output,
+                                 output_type=delivery.output_type))
+    elif delivery.failed:
+        records.append(Failed(id=identity, reason=delivery.error or "failed", code="failed",
+                              billed=True))
+    return records

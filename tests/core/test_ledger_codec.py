@@ -203,6 +203,7 @@ def test_a_relinked_job_is_submitted_with_the_webhook_request_id() -> None:
     lost = [job("a"), {"t": "intent", "id": "a", "attempt": 1}, {"t": "ambiguous", "id": "a", "reason": "reset"}]
     record = replay([*lost, {"t": "relinked", "id": "a", "request_id": 41}]).jobs["a"]
     assert (record.state, record.request_id, record.reason, record.attempts) == (S.SUBMITTED, 41, None, 1)
+    assert record.relinked and not replay(lost).jobs["a"].relinked
     # before the run's answer (still on the wire), and then completed by the same delivery
     early = replay([job("a"), {"t": "intent", "id": "a", "attempt": 1}, {"t": "relinked", "id": "a", "request_id": 41},
                     {"t": "completed", "id": "a", "request_id": 41, "url": "http://x/o.png"}]).jobs["a"]
