@@ -22,9 +22,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from lumozbatch.core.records import Completed, Failed, Record, Relinked
+from lumozbatch.errors import UsageError
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -35,6 +36,7 @@ __all__ = [
     "HookTarget",
     "KnownJob",
     "Verdict",
+    "WebhookSettings",
     "decide",
     "hook_path",
     "hook_url",
@@ -148,6 +150,32 @@ class KnownJob:
     state: str
     request_id: int | None = None
     attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """``--webhook-url`` (the public address the provider posts to) and ``--webhook-listen``
+    (where the receiver listens: ``HOST:PORT``; None: 127.0.0.1 and the URL's port)."""
+
+    url: str
+    listen: str | None = None
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise UsageError(f"--webhook-url {self.url!r} is not an http(s) URL without a query",
+                             details=["the provider posts to it: e.g. https://hooks.example.com/lumozbatch"])
+        try:
+            parts.port
+        except ValueError:
+            raise UsageError(f"--webhook-url {self.url!r} has an invalid port") from None
+
+    @property
+    def port(self) -> int:
+        """The URL's port (its scheme's default when it names none): where the receiver listens
+        unless ``--webhook-listen`` says otherwise."""
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
 
 
 # -- paths ----------------------------------------------------------------------------------

@@ -280,3 +280,15 @@ def test_records_for_each_verdict_that_changes_state() -> None:
     assert records_for("a", Verdict(Action.RELINK), running) == [Relinked(id="a", request_id=7)]
     for action in (Action.PROGRESS, Action.DUPLICATE, Action.CONTRADICTS, Action.STALE_ATTEMPT):
         assert records_for("a", Verdict(action), done) == []
+
+
+def test_webhook_settings_take_an_http_url_and_its_port() -> None:
+    from lumozbatch.core.webhook import WebhookSettings
+    from lumozbatch.errors import UsageError
+
+    assert WebhookSettings("https://hooks.example.com/lb").port == 443
+    assert WebhookSettings("http://203.0.113.5:8700/").port == 8700
+    assert WebhookSettings("http://host").port == 80
+    for bad in ("ftp://host/x", "hooks.example.com", "https://host/x?k=1", "http://host:99999/"):
+        with pytest.raises(UsageError):
+            WebhookSettings(bad)
