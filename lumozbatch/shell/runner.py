@@ -589,9 +589,9 @@ class BatchRunner:
             if records:
                 await self.ledger.append(*records)  # returns once durable
         self._count_webhook(verdict.action.value)
+        self._emit(self._webhook_event(rec, identity, delivery, verdict))
         if rec is not None and records:
             self._delivered(rec, verdict, delivery)
-        self._emit(self._webhook_event(rec, identity, delivery, verdict))
         return verdict
 
     def _count_webhook(self, name: str) -> None:
