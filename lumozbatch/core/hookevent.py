@@ -2,8 +2,10 @@
 
 Its fields besides the job fields: ``attempt`` (the submission the hook path names),
 ``request_id``, ``status`` (the provider's word in the delivery), ``result`` (the
-``core.webhook.Action`` value), ``http_status`` (what the receiver answered) and, for a
-refusal, ``reason``. Never the hook path, its tag or the secret.
+``core.webhook.Action`` value), ``http_status`` (what the receiver answered), for a
+refusal ``reason``, and the run's totals so far: ``received`` deliveries decided and
+``polls_saved`` (results a webhook brought, that no ``/check`` had to fetch). Never the hook
+path, its tag or the secret.
 
 It is a subclass of :class:`lumozbatch.core.events.Event` because ``events.KINDS`` (not
 owned by the webhook slice) does not list ``webhook`` yet; once it does, these fields belong
@@ -21,7 +23,7 @@ __all__ = ["WEBHOOK", "WebhookEvent"]
 
 WEBHOOK = "webhook"
 _ORDER = ("time", "job", "identity", "key", "model", "attempt", "request_id", "status", "result",
-          "http_status", "reason")
+          "http_status", "reason", "received", "polls_saved")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,8 @@ class WebhookEvent(Event):
     status: str | None = None
     result: str | None = None
     http_status: int | None = None
+    received: int | None = None
+    polls_saved: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind != WEBHOOK:

@@ -589,6 +589,8 @@ class BatchRunner:
             if records:
                 await self.ledger.append(*records)  # returns once durable
         self._count_webhook(verdict.action.value)
+        if records and (delivery.completed or delivery.failed):
+            self._count_webhook("polls_saved")  # a result no /check had to fetch
         self._emit(self._webhook_event(rec, identity, delivery, verdict))
         if rec is not None and records:
             self._delivered(rec, verdict, delivery)
@@ -607,7 +609,6 @@ class BatchRunner:
             self._accepted_at.setdefault(identity, self._sent_at.get(identity, now))
             self._emit(self._job_event("accepted", rec, request_id=delivery.request_id))
         if delivery.completed or delivery.failed:
-            self._count_webhook("polls_saved")  # a result no /check had to fetch
             accepted = self._accepted_at.get(identity)
             if accepted is not None:
                 self._observe(rec.model, now - accepted)
@@ -638,6 +639,8 @@ class BatchRunner:
             result=verdict.action.value,
             http_status=verdict.status,
             reason=verdict.reason if not verdict.accepted else None,
+            received=sum(self.webhooks.get(a.value, 0) for a in Action),
+            polls_saved=self.webhooks.get("polls_saved", 0),
         )
 
     # -- download -----------------------------------------------------------------------
