@@ -145,6 +145,10 @@ def render_summary(
         paid = sum(1 for r in t.in_flight if r.state is JobState.COMPLETED)
         note = f" ({paid} generated, not downloaded yet)" if paid else ""
         lines.append(f"  in flight ({len(t.in_flight)}): accepted by the API{note}")
+    relinked = sum(1 for group in (t.done, t.failed, t.in_flight) for r in group if r.relinked)
+    if relinked:
+        lines.append(f"  {relinked} relinked by their webhooks: the run's answer was lost, "
+                     "the webhook named the request (not sent again)")
     if t.retired:
         lines.append(f"  {t.retired} no longer in the manifest (kept in the ledger)")
     lines.append(f"outputs: {out_dir}/ (gallery: {Path(out_dir) / 'index.html'})")
