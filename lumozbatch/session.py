@@ -19,6 +19,7 @@ import trio
 
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.events import Event, EventSink
+from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.core.webhook import WebhookSettings
 from lumozbatch.errors import ConfigError
 from lumozbatch.provenance import embed_metadata
@@ -96,6 +97,8 @@ async def drive(
             counts=outcome.counts,
             out_dir=str(out_dir),
             exit_code=outcome.exit_code,
+            # SPEC 4 "Spent": the same number as plan, status and the summary (retired jobs included)
+            extra={"spent": spent_generations(ledger.all_jobs())},
         )
     )
     return outcome

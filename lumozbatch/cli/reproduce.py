@@ -15,7 +15,7 @@ __all__ = ["reproduce_cmd"]
 @click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--schema",
-    default="../schemas/manifest.schema.json",
+    default="../schemas/manifest.editor.schema.json",
     show_default=True,
     help="Schema path or URL for the editor modeline (relative to where you save the manifest).",
 )

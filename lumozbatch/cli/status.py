@@ -1,4 +1,9 @@
-"""``lumozbatch status OUTPUT_DIR|MANIFEST [--json]``: what the ledger knows. No network."""
+"""``lumozbatch status OUTPUT_DIR|MANIFEST [--json]``: what the ledger knows. No network.
+
+Besides the ledger: a cheap look at the outputs on disk (``shell.reconcile.survey_outputs``:
+stats, no hashing), the prices of the batch's manifest when it is readable (for the cost of
+the spent), and whether a run is in progress (its pid, from the lock file, without taking it).
+"""
 
 from __future__ import annotations
 
@@ -14,17 +19,25 @@ __all__ = ["status_cmd"]
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object instead of the table.")
 def status_cmd(target: str, json_out: bool) -> None:
     """Show what the batch's ledger knows: jobs per state, each failure with its reason,
-    ambiguous submissions, and the commands that continue or retry. Sends nothing.
+    ambiguous submissions, outputs missing from disk, what was spent, and the commands that
+    continue or retry. Sends nothing.
 
     Example: lumozbatch status outputs/sketch-portraits
     """
     from lumozbatch.batch import resume_batch
-    from lumozbatch.ui.status import render_status, status_data
+    from lumozbatch.shell.ledger import run_in_progress
+    from lumozbatch.shell.recorded_pricing import recorded_pricing
+    from lumozbatch.shell.reconcile import survey_outputs
+    from lumozbatch.ui.status import OutputsSeen, render_status, status_data
 
     batch = resume_batch(target)
     out_dir = batch.out_dir
     state = batch.status()  # LedgerNotFound (exit 2) when there is none
+    # The survey reads only the active jobs by state: the replayed state answers that as a store does.
+    survey = survey_outputs(state, out_dir)  # type: ignore[arg-type]
+    seen = OutputsSeen(restorable=survey.restorable, unkept=survey.unkept, lost=survey.lost)
+    options = {"outputs": seen, "pricing": recorded_pricing(state.batch), "running": run_in_progress(out_dir)}
     if json_out:
-        click.echo(json.dumps(status_data(state, out_dir=out_dir), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(status_data(state, out_dir=out_dir, **options), ensure_ascii=False, indent=2))
     else:
-        click.echo(render_status(state, out_dir=out_dir), nl=False)
+        click.echo(render_status(state, out_dir=out_dir, **options), nl=False)

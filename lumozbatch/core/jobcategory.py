@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord
 
-__all__ = ["CATEGORIES", "category_of", "category_of_state", "spent_generations"]
+__all__ = ["CATEGORIES", "category_of", "category_of_state", "spent_by_model", "spent_generations"]
 
 CATEGORIES = ("new", "done", "in_flight", "failed", "ambiguous", "missing")
 
@@ -62,3 +62,14 @@ def spent_generations(jobs: Iterable[JobRecord]) -> int:
         j.paid_before + (1 if j.state in _SPENT or (j.state is JobState.FAILED and j.billed) else 0)
         for j in jobs
     )
+
+
+def spent_by_model(jobs: Iterable[JobRecord]) -> dict[str, int]:
+    """:func:`spent_generations` per model (models with nothing spent are left out): what a
+    cost is computed from, so that cost is always spent times price."""
+    out: dict[str, int] = {}
+    for j in jobs:
+        n = spent_generations((j,))
+        if n:
+            out[j.model] = out.get(j.model, 0) + n
+    return out

@@ -22,18 +22,19 @@ import gc
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import trio
 import yaml
 
-from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.layout import STATE_DIR
-from lumozbatch.core.ledger_codec import JobRecord, LedgerState, RecordReader, encode, replay
+from lumozbatch.core.ledger_codec import LedgerState, RecordReader, encode, replay
 from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
+from lumozbatch.shell.durable import fsync_dir
+from lumozbatch.shell.replayed import ReplayedReads
 
 __all__ = [
     "LEDGER_DIR",
@@ -63,14 +64,6 @@ class LedgerWriteError(LumozbatchError):
 
 def ledger_path(out_dir: Path) -> Path:
     return Path(out_dir) / LEDGER_DIR / LEDGER_FILE
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -133,7 +126,7 @@ class _Group:
         self.error: BaseException | None = None
 
 
-class Ledger:
+class Ledger(ReplayedReads):
     """An open, locked ledger. Use :meth:`open`; :meth:`close` (or ``with``) releases it.
 
     Implements :class:`lumozbatch.shell.store.BatchStore` (what the runner relies on).
@@ -175,7 +168,7 @@ class Ledger:
             missing = [f for f in (meta, *meta.parents) if not f.is_dir()]
             meta.mkdir(parents=True, exist_ok=True)
             for folder in reversed(missing):  # each new folder's entry must survive power loss
-                _fsync_dir(folder.parent)
+                fsync_dir(folder.parent)
             lock_fd = _take_lock(meta / LOCK_FILE, out_dir)
         except OSError as exc:
             raise UsageError(f"cannot use {out_dir} as the output folder: {exc.strerror or exc}") from None
@@ -185,7 +178,7 @@ class Ledger:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
             if not existed:
                 os.fsync(fd)
-                _fsync_dir(meta)
+                fsync_dir(meta)
             data = _read_all(fd)
             reader = RecordReader(data, file=str(path))
             with _gc_paused():
@@ -204,27 +197,6 @@ class Ledger:
         ledger = cls(out_dir, fd, lock_fd, state, end)
         ledger.repaired_bytes = len(data) - end
         return ledger
-
-    # -- reading (the BatchStore view; ``state`` holds it all) ------------------------------
-
-    @property
-    def batch(self) -> dict[str, Any] | None:
-        return self.state.batch
-
-    def job(self, identity: str) -> JobRecord:
-        return self.state.job(identity)
-
-    def all_jobs(self) -> Iterator[JobRecord]:
-        return self.state.all_jobs()
-
-    def jobs_in(self, *states: JobState) -> list[JobRecord]:
-        return self.state.jobs_in(*states)
-
-    def holders(self, file: str) -> list[JobRecord]:
-        return self.state.holders(file)
-
-    def counts(self) -> dict[str, int]:
-        return self.state.counts()
 
     # -- appending -----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.shell.download import safe_target
+from lumozbatch.shell.durable import fsync_dir
 
 __all__ = [
     "DISPLACED_DIR",
@@ -159,7 +160,7 @@ class OutputTree:
         target = self.path(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(self.path(name_rel), target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
         return rel
 
 
@@ -205,12 +206,4 @@ def _link_into(source: Path, target: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(target.parent)

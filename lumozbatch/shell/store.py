@@ -24,6 +24,7 @@ from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState, replay
 from lumozbatch.core.records import Record, to_wire
 from lumozbatch.shell.ledger import Appendable, stamp
+from lumozbatch.shell.replayed import ReplayedReads
 
 __all__ = ["BatchStore", "MemoryStore"]
 
@@ -66,7 +67,7 @@ class BatchStore(Protocol):
         """Release the store (and its lock); idempotent."""
 
 
-class MemoryStore:
+class MemoryStore(ReplayedReads):
     """A :class:`BatchStore` in memory: the records it was given, and their replayed state."""
 
     def __init__(self, records: Iterable[Appendable] = ()) -> None:
@@ -75,25 +76,6 @@ class MemoryStore:
         self.records: list[dict[str, Any]] = [to_wire(r) for r in records]
         self.state: LedgerState = replay(self.records)
         self.closed = False
-
-    @property
-    def batch(self) -> dict[str, Any] | None:
-        return self.state.batch
-
-    def job(self, identity: str) -> JobRecord:
-        return self.state.job(identity)
-
-    def all_jobs(self) -> Iterator[JobRecord]:
-        return self.state.all_jobs()
-
-    def jobs_in(self, *states: JobState) -> list[JobRecord]:
-        return self.state.jobs_in(*states)
-
-    def holders(self, file: str) -> list[JobRecord]:
-        return self.state.holders(file)
-
-    def counts(self) -> dict[str, int]:
-        return self.state.counts()
 
     def append_sync(self, *records: Appendable) -> None:
         if self.closed:

@@ -1,5 +1,10 @@
 """What ``lumozbatch plan`` prints: the text plan (``render_plan``) and the ``--json``
-document (``plan_data``), both from a ``core.plansummary.PlanSummary``."""
+document (``plan_data``), both from a ``core.plansummary.PlanSummary``.
+
+Beside the counts per category, both say beforehand what ``apply`` would do to outputs
+already paid for (named files changing to newer generations, retired outputs kept aside,
+jobs back for free, retired jobs still followed, missing outputs), what the batch has spent,
+and which folder's ledger was compared against."""
 
 from __future__ import annotations
 
@@ -28,7 +33,18 @@ def plan_data(summary: PlanSummary, warnings: Iterable[str] = ()) -> dict[str, A
         "counts": dict(summary.counts),
         "removed": summary.removed,
         "to_submit": summary.counts["new"],
+        "out_dir": summary.out_dir,
+        "run_counts": summary.run_counts(),
+        "pending": summary.counts["new"],
+        "retired": summary.ahead.retired,
+        "names_changing": summary.ahead.names_changing,
+        "kept_aside": summary.ahead.kept_aside,
+        "back_for_free": summary.ahead.back_for_free,
+        "followed": summary.ahead.followed,
+        "missing": summary.counts["missing"],
         "spent": summary.spent,
+        "spent_by_model": dict(summary.spend.by_model),
+        "spent_cost": summary.spend.cost(summary.pricing).total if summary.spent else 0.0,
         "max_generations": summary.max_generations,
         "jobs": [_job_data(summary, job_id, group) for job_id, group in summary.jobs.items()],
         "models": {
@@ -72,7 +88,8 @@ def render_plan(summary: PlanSummary) -> str:
     parts = [f"{summary.counts[c]} {c.replace('_', ' ')}" for c in CATEGORIES if summary.counts[c]]
     lines.append(f"  {summary.total} generation{'s' if summary.total != 1 else ''}: " + (", ".join(parts) or "none"))
     if summary.removed:
-        lines.append(f"  {summary.removed} in the ledger but no longer in the manifest (kept, not run)")
+        lines.append(f"  {summary.removed} in the ledger but no longer in the manifest (retired: not sent again)")
+    lines += _outputs_ahead(summary)
     lines.append("")
     lines += _job_table(summary)
     lines.append("")
@@ -92,6 +109,37 @@ def render_plan(summary: PlanSummary) -> str:
     lines.append("")
     lines += _what_apply_would_do(summary)
     return "\n".join(lines) + "\n"
+
+
+def _outputs_ahead(summary: PlanSummary) -> list[str]:
+    """What apply would do to outputs already paid for, and where it looked: a short line
+    for each thing that happens."""
+    ahead = summary.ahead
+    lines = []
+    if summary.out_dir is not None:
+        lines.append(f"  compared against the batch in {summary.out_dir}")
+    if ahead.names_changing:
+        lines.append(
+            f"  {_n(ahead.names_changing, 'named file')} will change to newer generations "
+            "(the older outputs are kept in .lumozbatch/objects)"
+        )
+    if ahead.kept_aside:
+        lines.append(f"  kept aside: the outputs of {_n(ahead.kept_aside, 'retired job')}, in .lumozbatch/objects")
+    if ahead.back_for_free:
+        lines.append(f"  back for free: {ahead.back_for_free} done before, their outputs return under their names")
+    if ahead.followed:
+        lines.append(f"  followed: {_n(ahead.followed, 'retired job')} still in flight, downloaded at no new cost")
+    missing = summary.counts["missing"]
+    if missing:
+        lines.append(
+            f"  missing: {_n(missing, 'output')} gone from disk, fetched again for free while the provider "
+            "keeps them (apply --regenerate-missing pays for the rest)"
+        )
+    return lines
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _job_table(summary: PlanSummary) -> list[str]:
@@ -122,6 +170,9 @@ def _what_apply_would_do(summary: PlanSummary) -> list[str]:
     if summary.pricing and to_submit:
         note = f" (no price for {', '.join(sorted(set(unpriced)))})" if unpriced else ""
         lines.append(f"  estimated cost of what apply would submit: {format_money(cost)}{note}")
+    spent_line = summary.spend.line(summary.pricing, label="spent so far")
+    if spent_line:
+        lines.append(f"  {spent_line}")
     lines.append(f"  apply would submit {to_submit} generation{'s' if to_submit != 1 else ''}.")
     if summary.max_generations is not None and summary.spent + to_submit > summary.max_generations:
         lines.append(

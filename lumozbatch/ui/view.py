@@ -49,7 +49,7 @@ def plan_extra(state: Any, identities: set[str] | None = None) -> dict[str, Any]
     t = tally(state, identities)
     jobs: dict[str, dict[str, int]] = {}
     for phase, records in (("done", t.done), ("failed", t.failed), ("ambiguous", t.ambiguous),
-                           ("pending", t.pending), ("in_flight", t.in_flight)):
+                           ("pending", t.pending), ("in_flight", t.in_flight), ("missing", t.missing)):
         for record in records:
             row = jobs.setdefault(record.job, {"total": 0})
             row["total"] += 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -42,11 +41,11 @@ def test_bad_manifest_exits_2_with_location(path: Path) -> None:
     assert text in result.output
 
 
+@pytest.mark.timeout(20)  # unbounded it would take minutes: a bound, not a timed assertion
 def test_billion_laughs_is_refused_fast() -> None:
-    start = time.perf_counter()
     result = CliRunner().invoke(main, ["validate", str(BAD / "billion_laughs.yaml")])
     assert result.exit_code == 2
-    assert time.perf_counter() - start < 1.0
+    assert "expands to more than" in result.output
 
 
 def test_examples_are_valid() -> None:

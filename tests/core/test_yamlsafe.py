@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -49,13 +48,14 @@ def test_core_tags_allowed() -> None:
     assert parse_yaml("a: !!str 12\nb: !!int '3'\n", "m.yaml").data == {"a": "12", "b": 3}
 
 
+# Unbounded, the expansion is 10**9 nodes (minutes and gigabytes): the bound is proved by the
+# refusal itself, within a generous timeout rather than a timed assertion (shared machines).
+@pytest.mark.timeout(20)
 def test_billion_laughs_refused_fast() -> None:
     lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, 10):
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
-    start = time.perf_counter()
     message = fail("\n".join(lines) + "\n")
-    assert time.perf_counter() - start < 0.5
     assert f"expands to more than {ALIAS_BUDGET} extra nodes" in message
 
 

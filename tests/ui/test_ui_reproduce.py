@@ -35,7 +35,7 @@ def test_reproduce_gives_a_valid_manifest_for_the_same_generation(tmp_path: Path
     image.write_bytes(image_bytes("WEBP"))
     assert embed_metadata(image, meta_for(spec))
     text = reproduce(image)
-    assert text.startswith("# yaml-language-server: $schema=../schemas/manifest.schema.json\n")
+    assert text.startswith("# yaml-language-server: $schema=../schemas/manifest.editor.schema.json\n")
     assert f"#   identity: {spec.identity}" in text
     doc = yaml.safe_load(text)
     assert doc["version"] == 1 and len(doc["jobs"]) == 1

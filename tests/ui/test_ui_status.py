@@ -112,3 +112,96 @@ def test_a_run_on_the_wire_is_in_flight_in_status_and_summary_alike() -> None:
     assert "1 in flight" in render_summary(live, out_dir=Path("o"), command_hint="lumozbatch apply m.yaml", pricing=None)
     settled = replay(b.records)
     assert status_data(settled, out_dir=Path("o"))["counts"]["ambiguous"] == 1
+
+
+def test_status_names_outputs_deleted_by_hand_and_says_what_apply_does(portraits) -> None:
+    b, out = portraits
+    gone = out / "portraits" / "an_old_fisherman-melancholic-s1.png"
+    gone.unlink()
+    result = CliRunner().invoke(main, ["status", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "  missing (1): gone from disk and from .lumozbatch/objects:" in lines
+    assert (f"    portraits/an_old_fisherman-melancholic-s1.png (portraits#{b.ids[0][:12]})" in lines)
+    assert ("  apply restores what it can (a fresh URL from the provider, for free); "
+            "apply --regenerate-missing pays for the rest") in lines
+    assert f"    pay again for the rest:   lumozbatch apply manifests/sketch.yaml --out {out} --regenerate-missing" in lines
+    data = json.loads(CliRunner().invoke(main, ["status", str(out), "--json"]).output)
+    assert [m["identity"] for m in data["missing"]] == [b.ids[0]]
+    assert data["missing"][0]["file"] == "portraits/an_old_fisherman-melancholic-s1.png"
+
+
+def test_status_spent_and_its_cost_from_the_manifests_prices(portraits, tmp_path: Path) -> None:
+    b, out = portraits
+    data = json.loads(CliRunner().invoke(main, ["status", str(out), "--json"]).output)
+    assert data["spent"] == 7  # six done and one ambiguous; the refused failure cost nothing
+    assert data["cost"] is None  # the manifest is not there: no prices
+    assert "  spent: 7 generations (1 of them ambiguous: sent, answer lost, may have been billed)" in (
+        CliRunner().invoke(main, ["status", str(out)]).output.splitlines())
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "sketch.yaml").write_text(
+        "version: 1\nname: sketch-portraits\njobs: []\npricing: {flux-sketch-smudge: 0.025}\n")
+    priced = json.loads(CliRunner().invoke(main, ["status", str(out), "--json"]).output)
+    assert priced["cost"] == 0.175 and priced["spent_by_model"] == {"flux-sketch-smudge": 7}
+    text = CliRunner().invoke(main, ["status", str(out)]).output
+    assert "  spent: $0.175 for 7 generations" in text
+
+
+def test_status_during_a_run_says_so_and_suggests_nothing(batch, tmp_path: Path) -> None:
+    import os
+
+    b = batch()
+    a = b.job("portraits", {"subject": "a"})
+    b.accepted(a)
+    out = tmp_path / "o"
+    b.write(out)
+    (out / ".lumozbatch" / "lock").write_text(str(os.getpid()))
+    result = CliRunner().invoke(main, ["status", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1] == f"  a run is in progress (pid {os.getpid()}): these counts are changing"
+    assert "resume" not in result.output and "next:" not in result.output
+    assert json.loads(CliRunner().invoke(main, ["status", str(out), "--json"]).output)["run_in_progress"] == os.getpid()
+    (out / ".lumozbatch" / "lock").write_text("")  # the run ended cleanly
+    assert f"    continue:                 lumozbatch resume {out}" in CliRunner().invoke(
+        main, ["status", str(out)]).output.splitlines()
+
+
+def test_status_of_an_interrupted_sandbox_run_keeps_sandbox(batch) -> None:
+    b = batch()
+    b.records[0]["api"] = "sandbox"
+    a = b.job("portraits", {"subject": "a"})
+    f = b.job("portraits", {"subject": "f"})
+    b.accepted(a)
+    b.failed(f, "nope")
+    lines = render_status(b.state(), out_dir=Path("o")).splitlines()
+    assert "    continue:                 lumozbatch resume o --sandbox" in lines
+    assert "    retry the failed jobs:    lumozbatch apply manifests/sketch.yaml --out o --sandbox --retry-failed" in lines
+
+
+def test_status_counts_retired_jobs_kept_and_followed(batch) -> None:
+    b = batch()
+    kept = b.job("portraits", {"subject": "k"})
+    flying = b.job("portraits", {"subject": "f"})
+    now = b.job("portraits", {"subject": "n"})
+    b.done(kept, "k.png")
+    b.accepted(flying)
+    b.done(now, "n.png")
+    b.records += [{"t": "retire", "id": kept}, {"t": "retire", "id": flying}]
+    data = status_data(b.state(), out_dir=Path("o"))
+    assert (data["counts"]["retired"], data["retired_kept"], data["followed"], data["spent"]) == (2, 1, 1, 3)
+    lines = render_status(b.state(), out_dir=Path("o")).splitlines()
+    assert "  1 retired job kept its output in .lumozbatch/objects" in lines
+    assert "  1 retired job still in flight: followed to its output" in lines
+    assert "    continue:                 lumozbatch resume o" in lines
+
+
+def test_status_table_gains_a_missing_column_only_when_some_are_missing(batch) -> None:
+    b = batch()
+    a = b.job("portraits", {"subject": "a"})
+    b.done(a, "a.png")
+    b.records.append({"t": "missing", "id": a, "reason": "a.png and its kept copy were deleted"})
+    data = status_data(b.state(), out_dir=Path("o"))
+    assert data["counts"]["missing"] == 1 and data["counts"]["total"] == 1
+    lines = render_status(b.state(), out_dir=Path("o")).splitlines()
+    assert lines[1] == "  1 job: 1 missing"
+    assert lines[3] == "  job        pending  in flight  done  failed  ambiguous  missing  total"
