@@ -343,7 +343,8 @@ def parse_delivery(body: bytes, content_type: str | None) -> Delivery | Verdict:
 # -- what a delivery means ------------------------------------------------------------------
 
 _SENT_NO_ANSWER = frozenset({"submitting", "ambiguous"})
-_FINISHED = {"completed": "completed", "done": "completed", "failed": "failed"}
+# a MISSING job was done once: its output is lost from disk, not its completion
+_FINISHED = {"completed": "completed", "done": "completed", "missing": "completed", "failed": "failed"}
 
 
 def decide(known: KnownJob | None, delivery: Delivery) -> Verdict:
