@@ -331,6 +331,8 @@ class BatchRunner:
 
     async def _carry(self, identity: str) -> None:
         """One job from where it stands to done (or as far as it goes in this run)."""
+        if identity in self._carried:
+            return  # a delivery's carrier took it before a worker reached it in the queue
         self._carried.add(identity)
         try:
             rec = self.ledger.job(identity)
