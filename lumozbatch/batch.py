@@ -18,6 +18,8 @@ Importing this module imports neither trio nor httpx: the run's machinery loads 
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shlex
 import time
 from collections.abc import Callable
@@ -25,18 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lumozbatch.core.batchrules import check_batch_name, check_same_api
+from lumozbatch.core.batchrules import check_batch_name, check_same_api, check_same_manifest
 from lumozbatch.core.events import Event, EventSink, discard
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.ledger_codec import LedgerState
 from lumozbatch.core.manifest import Manifest
 from lumozbatch.core.plansummary import PlanSummary, ledger_view, summarize_against
 from lumozbatch.core.records import Batch as BatchRecord
+from lumozbatch.core.records import Moved
+from lumozbatch.shell.location import absolute
 
 if TYPE_CHECKING:
     from lumozbatch.core.webhook import WebhookSettings
     from lumozbatch.shell.ledger import Ledger
-    from lumozbatch.shell.planning import Plan
+    from lumozbatch.shell.planning import Plan, Resets
     from lumozbatch.shell.runner import RunOutcome
     from lumozbatch.shell.target import Target
 
@@ -57,7 +61,8 @@ class Batch:
     sandbox: bool = False
     base_url: str | None = None
     api_key: str | None = None
-    out_given: bool = False  # the folder was chosen (--out), not the default outputs/<name>
+    out_given: bool = False  # the folder was chosen (--out), not the manifest's default
+    manifest_key: str | None = None  # which manifest file made the batch (shell.location)
     _target: Target | None = field(default=None, init=False, repr=False)
 
     @property
@@ -81,8 +86,9 @@ class Batch:
         if ledger_path(self.out_dir).is_file():
             state = read_state(self.out_dir)
             check_batch_name(state.batch, manifest.name, self.out_dir, planning=True)
+            check_same_manifest(state.batch, self._need_key(), self.out_dir, planning=True)
             view = ledger_view(state)
-        return summarize_against(manifest, self.specs, view)
+        return summarize_against(manifest, self.specs, view, out_dir=str(self.out_dir))
 
     def status(self) -> LedgerState:
         """What the ledger knows (``LedgerNotFound``, exit 2, when there is none). No network."""
@@ -91,21 +97,34 @@ class Batch:
         return read_state(self.out_dir)
 
     def start(
-        self, *, retry_failed: bool = False, resubmit_ambiguous: bool = False, max_generations: int | None = None
+        self,
+        *,
+        retry_failed: bool = False,
+        resubmit_ambiguous: bool = False,
+        regenerate_missing: bool = False,
+        adopt: bool = False,
+        max_generations: int | None = None,
     ) -> BatchRun:
         """Open the ledger (its lock held until the run is closed), check the folder's rules
-        and the cap, and plan; nothing is written yet. Use it as a context manager."""
-        from lumozbatch.shell.ledger import Ledger
+        and the cap, and plan; only the batch's own record (new batch, or its manifest moved:
+        ``adopt``) is written yet. Use it as a context manager.
 
+        ``regenerate_missing``: pay again for outputs lost from disk that cannot be fetched
+        for free. ``adopt`` (a manifest only): this manifest is the folder's batch's, moved
+        or renamed."""
+        from lumozbatch.shell.ledger import Ledger
+        from lumozbatch.shell.planning import Resets
+
+        resets = Resets(retry_failed, resubmit_ambiguous, regenerate_missing)
         if self.manifest is None:
             ledger = Ledger.open(self.out_dir, create=False)  # no ledger: exit 2, before the key
             starter = self._start_resume
         else:
             self.target()  # no key: exit 3, before the folder is created
             ledger = Ledger.open(self.out_dir, create=True)
-            starter = self._start_apply
+            starter = functools.partial(self._start_apply, adopt=adopt)
         try:
-            return starter(ledger, retry_failed, resubmit_ambiguous, max_generations)
+            return starter(ledger, resets, max_generations)
         except BaseException:
             ledger.close()
             raise
@@ -116,14 +135,21 @@ class Batch:
         concurrency: int | None = None,
         retry_failed: bool = False,
         resubmit_ambiguous: bool = False,
+        regenerate_missing: bool = False,
+        adopt: bool = False,
         max_generations: int | None = None,
         sink: EventSink = discard,
         webhook: WebhookSettings | None = None,
     ) -> RunOutcome:
         """Plan and run what is not done yet (``BatchRun.execute``), then write the gallery.
-        Raises what the CLI turns into exit codes; the outcome's ``exit_code`` is 0 or 1."""
+        Raises what the CLI turns into exit codes; the outcome's ``exit_code`` is 0 or 1.
+        The options are ``start``'s."""
         with self.start(
-            retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous, max_generations=max_generations
+            retry_failed=retry_failed,
+            resubmit_ambiguous=resubmit_ambiguous,
+            regenerate_missing=regenerate_missing,
+            adopt=adopt,
+            max_generations=max_generations,
         ) as run:
             return run.execute(concurrency=concurrency, sink=sink, webhook=webhook)
 
@@ -132,22 +158,33 @@ class Batch:
             raise TypeError(f"{what} needs a manifest: open the batch with open_batch")
         return self.manifest
 
-    def _start_apply(self, ledger: Ledger, retry_failed: bool, resubmit_ambiguous: bool, cap: int | None) -> BatchRun:
+    def _need_key(self) -> str:
+        if self.manifest_key is None:
+            raise TypeError("a batch opened from a manifest needs its manifest_key: use open_batch")
+        return self.manifest_key
+
+    def _start_apply(self, ledger: Ledger, resets: Resets, cap: int | None, *, adopt: bool) -> BatchRun:
         from lumozbatch.provenance import git_info
         from lumozbatch.shell.planning import check_cap, plan_batch
 
-        manifest, path, target = self._need_manifest("apply"), self.manifest_path, self.target()
+        manifest, path, target, key = self._need_manifest("apply"), self.manifest_path, self.target(), self._need_key()
         batch = ledger.state.batch
+        moved = False
         if batch is None:
-            ledger.append_sync(BatchRecord(name=manifest.name, manifest=str(path), api=target.api, at=time.time()))
+            ledger.append_sync(
+                BatchRecord(name=manifest.name, manifest=str(path), api=target.api, manifest_key=key, at=time.time())
+            )
         else:
             check_batch_name(batch, manifest.name, self.out_dir)
+            moved = check_same_manifest(batch, key, self.out_dir, adopt=adopt)
             check_same_api(batch, target.api, self.out_dir)
-        plan = plan_batch(ledger.state, self.specs, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+        plan = plan_batch(ledger.state, self.specs, **dataclasses.asdict(resets))
         if cap is None:
             check_cap(plan, manifest.max_generations, source="limits.max_generations")
         else:
             check_cap(plan, cap, source="--max-generations")
+        if moved:  # once every check passed: the batch is this manifest's from now on
+            ledger.append_sync(Moved(manifest=str(path), manifest_key=key, at=time.time()))
         hint = ["lumozbatch", "apply", str(path)] + (["--out", str(self.out_dir)] if self.out_given else [])
         return BatchRun(
             ledger, plan, target, self.out_dir,
@@ -159,14 +196,15 @@ class Batch:
             describe=lambda: self._describe(ledger.state),
         )
 
-    def _start_resume(self, ledger: Ledger, retry_failed: bool, resubmit_ambiguous: bool, cap: int | None) -> BatchRun:
+    def _start_resume(self, ledger: Ledger, resets: Resets, cap: int | None) -> BatchRun:
         from lumozbatch.provenance import git_info
+        from lumozbatch.shell.recorded_pricing import recorded_pricing
         from lumozbatch.shell.planning import check_cap, plan_resume
 
         target = self.target()
         batch = ledger.state.batch or {}
         check_same_api(batch, target.api, self.out_dir)
-        plan = plan_resume(ledger.state, retry_failed=retry_failed, resubmit_ambiguous=resubmit_ambiguous)
+        plan = plan_resume(ledger.state, **dataclasses.asdict(resets))
         check_cap(plan, cap, source="--max-generations")
         manifest = batch.get("manifest")
         if manifest and Path(manifest).is_file():
@@ -178,7 +216,7 @@ class Batch:
             name=str(batch.get("name") or self.out_dir.name),
             concurrency=DEFAULT_CONCURRENCY,
             command_hint=shlex.join(["lumozbatch", "resume", str(self.out_dir)]),
-            pricing=None,
+            pricing=recorded_pricing(batch),
             result_extra=extra,
         )
 
@@ -186,7 +224,8 @@ class Batch:
         """The text ``lumozbatch plan`` prints, against the ledger as it is before this run."""
         from lumozbatch.ui.plan import render_plan
 
-        return render_plan(summarize_against(self._need_manifest("plan"), self.specs, ledger_view(state)))
+        summary = summarize_against(self._need_manifest("plan"), self.specs, ledger_view(state), out_dir=str(self.out_dir))
+        return render_plan(summary)
 
 
 @dataclass
@@ -282,7 +321,8 @@ class BatchRun:
 
         # extra: per manifest job, its total and what is already settled (the live display's rows)
         return Event(
-            "plan", counts=self.plan.counts(), out_dir=str(self.out_dir), name=self.name, extra=plan_extra(self.ledger.state)
+            "plan", counts=self.plan.counts(), out_dir=str(absolute(self.out_dir)), name=self.name,
+            extra=plan_extra(self.ledger.state),
         )
 
     def _write_gallery(self) -> None:
@@ -305,17 +345,21 @@ def open_batch(
     api_key: str | None = None,
 ) -> Batch:
     """The batch of ``manifest`` (validated, its grid expanded), kept in ``out`` (default
-    ``outputs/<name>``). ``sandbox``: run against a local sandbox, in-process; otherwise the
+    ``outputs/<name>/`` at the top of the git work tree holding the manifest, else beside
+    the manifest: ``shell.location.batch_home``). ``sandbox``: run against a local sandbox, in-process; otherwise the
     key is ``api_key`` or ``LUMOZ_API_KEY``, the root ``base_url``, ``LUMOZ_BASE_URL`` or the
     real service. Raises ``ManifestError`` (exit 2) for an invalid manifest."""
     from lumozbatch.core.grid import expand
     from lumozbatch.manifest_io import load_manifest
-    from lumozbatch.shell.ledger import default_out_dir
+    from lumozbatch.shell.location import batch_home, shown
 
     loaded = load_manifest(manifest)
+    home = batch_home(manifest, loaded.name)
     return Batch(
-        out_dir=Path(out) if out is not None else default_out_dir(loaded.name),
+        # The default as text shows it (relative to the current folder when inside it); --out as given.
+        out_dir=Path(out) if out is not None else shown(home.out_dir),
         manifest=loaded,
+        manifest_key=home.manifest_key,
         manifest_path=Path(manifest),
         specs=list(expand(loaded)),
         sandbox=sandbox,

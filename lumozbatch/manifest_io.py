@@ -19,6 +19,7 @@ from lumozbatch.core.manifest import Manifest, SourceText
 from lumozbatch.core.yamlsafe import Document, parse_yaml
 from lumozbatch.errors import Diagnostic, ManifestError
 from lumozbatch.resources import schema_catalogue
+from lumozbatch.core.wording import count
 
 __all__ = ["MAX_MANIFEST_BYTES", "MAX_SOURCE_BYTES", "UnreadableManifest", "load_manifest", "read_text"]
 
@@ -111,7 +112,7 @@ def _warn_over_max_generations(manifest: Manifest, doc: Document) -> Manifest:
         line,
         col,
         "limits.max_generations",
-        f"the manifest expands to {total} generations, more than max_generations "
+        f"the manifest expands to {count(total, 'generation')}, more than max_generations "
         f"{manifest.max_generations}: apply will refuse it",
         "warning",
     )

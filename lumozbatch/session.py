@@ -26,6 +26,7 @@ from lumozbatch.provenance import embed_metadata
 from lumozbatch.sandbox.config import SandboxConfig
 from lumozbatch.shell.api import LumozClient
 from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.location import absolute
 from lumozbatch.shell.ratelimit import SharedLimiter
 from lumozbatch.shell.runner import BatchRunner, Hooks, RunOptions, RunOutcome, run_batch
 from lumozbatch.shell.services import run_with_services
@@ -95,7 +96,7 @@ async def drive(
             "finished",
             time=trio.current_time(),
             counts=outcome.counts,
-            out_dir=str(out_dir),
+            out_dir=str(absolute(out_dir)),  # as the plan event: machines get absolute paths
             exit_code=outcome.exit_code,
             # SPEC 4 "Spent": the same number as plan, status and the summary (retired jobs included)
             extra={"spent": spent_generations(ledger.all_jobs())},

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from lumozbatch.batch import Batch, BatchRun, open_batch, resume_batch
+from lumozbatch.core.wording import count
 
 __all__ = ["apply_cmd", "resume_cmd"]
 
@@ -32,14 +33,14 @@ def _confirm(run: BatchRun, yes: bool, json_out: bool) -> None:
     if run.describe is not None:
         click.echo(run.describe().rstrip("\n"))
     click.echo(
-        f"This run will submit {plan.to_submit} generations "
+        f"This run will submit {count(plan.to_submit, 'generation')} "
         f"({plan.done} already done, {plan.in_flight} in flight, {plan.spent} spent so far)."
     )
     if not click.confirm("Submit them?", default=False):
         raise click.Abort()
 
 
-def _run(batch: Batch, options: dict[str, Any]) -> int:
+def _run(batch: Batch, options: dict[str, Any], *, adopt: bool = False) -> int:
     """Start, confirm, execute under the chosen display; the summary however it ends."""
     from lumozbatch.ui import make_reporter
 
@@ -47,6 +48,8 @@ def _run(batch: Batch, options: dict[str, Any]) -> int:
     with batch.start(
         retry_failed=options["retry_failed"],
         resubmit_ambiguous=options["resubmit_ambiguous"],
+        regenerate_missing=options["regenerate_missing"],
+        adopt=adopt,
         max_generations=options["max_generations"],
     ) as run:
         _confirm(run, options["yes"], options["json_out"])
@@ -80,6 +83,10 @@ def _common_run_options(func: Any) -> Any:
         click.option("--concurrency", type=click.IntRange(1, 512), default=None, help="Jobs in flight at once (default: manifest limits.concurrency, else 8)."),
         click.option("--retry-failed", is_flag=True, help="Send failed jobs again (billed failures are paid again)."),
         click.option("--resubmit-ambiguous", is_flag=True, help="Send again the jobs whose run answer was lost (they may have been billed)."),
+        click.option(
+            "--regenerate-missing", is_flag=True,
+            help="Pay again for outputs lost from disk that no kept copy or fresh URL could restore (each is a new generation).",
+        ),
         click.option("--max-generations", type=click.IntRange(0), default=None, help="Refuse to run if the batch would pass this many generations in total."),
         click.option("--base-url", default=None, help="API root (else LUMOZ_BASE_URL, default https://lumozai.com)."),
         click.option("--sandbox", is_flag=True, help="Run against a local sandbox started in-process (no key, no cost)."),
@@ -98,9 +105,16 @@ def _common_run_options(func: Any) -> Any:
 
 @click.command("apply")
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder (default outputs/<name>/).")
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Output folder (default outputs/<name>/ at the top of the manifest's git work tree, else beside the manifest).",
+)
+@click.option(
+    "--adopt", is_flag=True,
+    help="This manifest was moved or renamed: continue the batch its folder holds (costs nothing; nothing done is sent again).",
+)
 @_common_run_options
-def apply_cmd(manifest: Path, out: Path | None, base_url: str | None, sandbox: bool, **options: Any) -> None:
+def apply_cmd(manifest: Path, out: Path | None, adopt: bool, base_url: str | None, sandbox: bool, **options: Any) -> None:
     """Plan MANIFEST against its ledger and run what is not done yet.
 
     Example: lumozbatch apply manifests/sketch-portraits.yaml --sandbox
@@ -108,8 +122,8 @@ def apply_cmd(manifest: Path, out: Path | None, base_url: str | None, sandbox: b
     batch = open_batch(manifest, out=out, sandbox=sandbox, base_url=base_url)
     batch.target()  # a missing key is exit 3 before anything else is said or written
     for warning in batch.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    sys.exit(_run(batch, options))
+        click.echo(warning, err=True)  # the diagnostic already says "warning:"
+    sys.exit(_run(batch, options, adopt=adopt))
 
 
 @click.command("resume")

@@ -13,6 +13,8 @@ def gallery_cmd(target: str) -> None:
     """Write index.html, a contact sheet of the batch's outputs laid out by the grid's axes
     (switch rows and columns on the page; it works offline, straight from the folder).
 
+    A MANIFEST means its batch's default folder; the line printed names the file written.
+
     Example: lumozbatch gallery outputs/sketch-portraits
     """
     from lumozbatch.errors import UsageError

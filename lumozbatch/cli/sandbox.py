@@ -97,6 +97,14 @@ def sandbox_cmd(host: str, port: int, storage_port: int | None, api_keys: tuple[
     """Serve a local LumozAI-compatible API (run, check, output files) for free.
 
     Example: lumozbatch sandbox --port 0 --rate-limit 60/5 --latency 2-6 --fail-rate 0.05
+
+    Point apply (or resume) at it from another shell with the URL and key of its first line:
+
+    \b
+      export LUMOZ_BASE_URL=http://127.0.0.1:8765 LUMOZ_API_KEY=sandbox-key
+      lumozbatch apply manifests/sketch-portraits.yaml
+
+    (lumozbatch apply MANIFEST --sandbox starts one in-process instead.)
     """
     try:
         config = SandboxConfig(
@@ -154,6 +162,8 @@ async def _main(config: SandboxConfig) -> None:
         keys = ",".join(config.api_keys)
         print(f"LumozAI sandbox on {running.base_url}{storage} key {keys} {config.describe()}",
               flush=True)
+        print(f"  use: export LUMOZ_BASE_URL={running.base_url} LUMOZ_API_KEY={config.api_keys[0]}; "
+              "lumozbatch apply MANIFEST", file=sys.stderr, flush=True)
         print(f"  try: curl -X POST {running.base_url}/api/v4/run -H \"Authorization: Bearer "
               f"{config.api_keys[0]}\" -H \"Accept: application/json\" -d \"model_id=hidream-l1\" "
               f"-d \"prompt=A beautiful sunset over mountains\"", file=sys.stderr, flush=True)

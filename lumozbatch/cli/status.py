@@ -20,24 +20,26 @@ __all__ = ["status_cmd"]
 def status_cmd(target: str, json_out: bool) -> None:
     """Show what the batch's ledger knows: jobs per state, each failure with its reason,
     ambiguous submissions, outputs missing from disk, what was spent, and the commands that
-    continue or retry. Sends nothing.
+    continue or retry. Sends nothing. A MANIFEST means its batch's default folder (named in
+    the first line).
 
     Example: lumozbatch status outputs/sketch-portraits
     """
     from lumozbatch.batch import resume_batch
     from lumozbatch.shell.ledger import run_in_progress
+    from lumozbatch.shell.location import absolute
     from lumozbatch.shell.recorded_pricing import recorded_pricing
     from lumozbatch.shell.reconcile import survey_outputs
     from lumozbatch.ui.status import OutputsSeen, render_status, status_data
 
     batch = resume_batch(target)
-    out_dir = batch.out_dir
+    out_dir = batch.out_dir  # a MANIFEST's default folder, as text shows it
     state = batch.status()  # LedgerNotFound (exit 2) when there is none
     # The survey reads only the active jobs by state: the replayed state answers that as a store does.
     survey = survey_outputs(state, out_dir)  # type: ignore[arg-type]
     seen = OutputsSeen(restorable=survey.restorable, unkept=survey.unkept, lost=survey.lost)
     options = {"outputs": seen, "pricing": recorded_pricing(state.batch), "running": run_in_progress(out_dir)}
-    if json_out:
-        click.echo(json.dumps(status_data(state, out_dir=out_dir, **options), ensure_ascii=False, indent=2))
+    if json_out:  # machines get the folder absolute
+        click.echo(json.dumps(status_data(state, out_dir=absolute(out_dir), **options), ensure_ascii=False, indent=2))
     else:
         click.echo(render_status(state, out_dir=out_dir, **options), nl=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from lumozbatch.core.wording import count
 from lumozbatch.errors import ManifestError, UsageError
 
 __all__ = ["validate_cmd"]
@@ -43,11 +44,7 @@ def validate_cmd(manifests: tuple[str, ...]) -> None:
             click.echo(str(warning), err=True)
         jobs = len(manifest.jobs)
         total = manifest.count()
-        click.echo(
-            f"{path}: valid ({jobs} job{'s' if jobs != 1 else ''}, "
-            f"{total} generation{'s' if total != 1 else ''})"
-        )
+        click.echo(f"{path}: valid ({count(jobs, 'job')}, {count(total, 'generation')})")
     if invalid:
-        noun = "error" if errors == 1 else "errors"
         files = f"{invalid} of {len(manifests)} manifests" if len(manifests) > 1 else manifests[0]
-        raise UsageError(f"{files} invalid: {errors} {noun}", details=details)
+        raise UsageError(f"{files} invalid: {count(errors, 'error')}", details=details)

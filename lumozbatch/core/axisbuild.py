@@ -19,7 +19,7 @@ from lumozbatch.core.jobspec import RANDOM_SEED
 from lumozbatch.core.manifest import Axis, SourceText
 from lumozbatch.core.sources import SUFFIXES, Table, parse_source
 from lumozbatch.core.where import Where
-from lumozbatch.core.wording import show, suggest
+from lumozbatch.core.wording import count, show, suggest
 from lumozbatch.core.yamlsafe import PathKey
 
 __all__ = [
@@ -168,7 +168,8 @@ def _axis_values(
         return None
     assert source.text is not None
     table, problems = parse_source(source.text, source.shown, suffix, name)
-    diag.errors.extend(problems)
+    for problem in problems:
+        (diag.warnings if problem.severity == "warning" else diag.errors).append(problem)
     return table
 
 
@@ -235,11 +236,11 @@ def count_and_excludes(
                 hit = True
         if not hit:
             kept += 1
-    for e, count in enumerate(matched):
-        if count == 0:
+    for e, dropped in enumerate(matched):
+        if dropped == 0:
             diag.warn(entry_path + ("exclude", e), "this exclude entry matches no combination")
     if kept == 0 and not include:
-        diag.error(entry_path + ("exclude",), f"exclude drops all {total} combinations: this job would generate nothing")
+        diag.error(entry_path + ("exclude",), f"exclude drops all {count(total, 'combination')}: this job would generate nothing")
     return kept + len(include), tuple(excludes)
 
 

@@ -130,12 +130,14 @@ def _build_jobdefs(ctx: ManifestContext, entries: list[Any], bad_entries: set[in
     for i, entry in enumerate(entries):
         if i in bad_entries:
             continue
-        if entry["id"] in seen_ids:
+        duplicate = entry["id"] in seen_ids
+        if duplicate:
             ctx.diag.error(("jobs", i, "id"), f"duplicate job id {entry['id']!r} (also jobs[{seen_ids[entry['id']]}])")
-            continue
-        seen_ids[entry["id"]] = i
+        else:
+            seen_ids[entry["id"]] = i
+        # a duplicate is still built, for its own errors, but never planned
         jobdef = build_jobdef(ctx, i, entry)
-        if jobdef is not None:
+        if jobdef is not None and not duplicate:
             jobdefs.append(jobdef)
     return jobdefs
 

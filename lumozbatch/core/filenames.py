@@ -4,6 +4,11 @@ A job's template (or ``output.filename``) is filled with the variables and ``{jo
 ``{model}``, ``{index}``, ``{repeat}``, ``{key}``; else a readable default is used:
 ``<job>/<index>-<values of the variables that vary, slugified>`` (``-r<repeat>`` added when
 ``repeat > 1``; just ``<job>`` for a job of one generation).
+
+A name must be portable: one that Windows or macOS cannot store (a reserved device name such
+as ``CON`` or ``nul.txt``, one of ``<>:"|?*``, a part ending in a dot or a space) is refused at
+validation rather than rewritten, so the file is where the manifest says on every system.
+A variable's value may not hold ``/``: folders come from the template, not from the data.
 """
 
 from __future__ import annotations
@@ -16,13 +21,18 @@ from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.manifest import JobDef
 from lumozbatch.core.templates import Template, render_value
 
-__all__ = ["filename_problem", "output_name", "template_problem"]
+__all__ = ["filename_problem", "filename_value_problem", "output_name", "template_problem"]
 
 _MAX_SEGMENT_BYTES = 200  # leaves room for the extension under the usual 255-byte limit
 _SLUG_CHARS = 32
 _NOT_WORD = re.compile(r"[^\w]+")
 _BAD_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_NOT_PORTABLE = '<>:"|?*'
+#: Windows refuses these as a name's stem, whatever follows the first dot ("nul.webp" too).
+_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{dev}{n}" for dev in ("COM", "LPT") for n in range(1, 10)]
+)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -56,21 +66,49 @@ def output_name(jobdef: JobDef, index: int, repeat: int, variables: dict[str, An
 
 
 def filename_problem(name: str) -> str | None:
-    """Why ``name`` cannot be an output path inside the output folder (None when it can)."""
+    """Why ``name`` cannot be an output path inside the output folder, on any system (None
+    when it can)."""
     if not name:
         return "the filename is empty"
     if name.startswith("/") or _DRIVE.match(name):
         return f"{name!r} is absolute; filenames are relative to the output folder"
     if _BAD_CHAR.search(name):
         return f"{name!r} holds a backslash or a control character"
+    bad = "".join(dict.fromkeys(c for c in name if c in _NOT_PORTABLE))
+    if bad:
+        return f"{name!r} holds {bad} which Windows or macOS cannot store in a filename"
     segments = name.split("/")
     for segment in segments:
-        if segment in ("", ".", ".."):
-            return f"{name!r} has an empty, . or .. segment; it must stay inside the output folder"
-        if len(segment.encode("utf-8")) > _MAX_SEGMENT_BYTES:
-            return f"a part of {name[:40]!r}... is longer than {_MAX_SEGMENT_BYTES} bytes"
+        problem = _segment_problem(name, segment)
+        if problem is not None:
+            return problem
     if segments[0] == STATE_DIR:
         return f"{name!r} would write into the ledger folder {STATE_DIR}/"
+    return None
+
+
+def _segment_problem(name: str, segment: str) -> str | None:
+    if segment in ("", ".", ".."):
+        return f"{name!r} has an empty, . or .. segment; it must stay inside the output folder"
+    if len(segment.encode("utf-8")) > _MAX_SEGMENT_BYTES:
+        return f"a part of {name[:40]!r}... is longer than {_MAX_SEGMENT_BYTES} bytes"
+    if segment.split(".", 1)[0].rstrip(" ").upper() in _RESERVED:
+        return f"{segment!r} is a reserved device name on Windows"
+    if segment.endswith((".", " ")):
+        return f"{segment!r} ends in a dot or a space, which Windows drops"
+    return None
+
+
+def filename_value_problem(template: Template, variables: dict[str, Any]) -> str | None:
+    """Why a variable's value cannot go into the filename ``template`` (None when it can):
+    a ``/`` in a value would silently make a folder."""
+    for name in template.names:
+        value = variables.get(name)
+        if isinstance(value, str) and "/" in value:
+            return (
+                f"the value of {{{name}}} holds / ({value!r}), which would make a folder; "
+                "write the folders in the template, or use the default filename"
+            )
     return None
 
 
@@ -83,4 +121,7 @@ def template_problem(template: Template) -> str | None:
         return "use / to separate folders in a filename, not \\"
     if any(seg in ("..", ".") for seg in literal.split("/")):
         return "a filename may not contain . or .. segments (it must stay inside the output folder)"
+    bad = "".join(dict.fromkeys(c for c in template.literal if c in _NOT_PORTABLE))
+    if bad:
+        return f"a filename may not hold {bad} (Windows or macOS cannot store it)"
     return None

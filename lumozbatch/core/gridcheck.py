@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumozbatch.core.catalogue import SchemaCatalogue
-from lumozbatch.core.filenames import filename_problem, output_name
+from lumozbatch.core.filenames import filename_problem, filename_value_problem, output_name
 from lumozbatch.core.grid import combination_params, combinations
 from lumozbatch.core.identity import compute_identity
 from lumozbatch.core.manifest import JobDef, Manifest
@@ -144,6 +144,8 @@ def _check_generation(
         out.add(jobdef.id, "filename", jobdef.filename_where, f"{exc} (for {_describe(variables)})")
         return
     problem = filename_problem(name)
+    if problem is None and jobdef.filename is not None:
+        problem = filename_value_problem(jobdef.filename, variables)
     if problem is not None:
         out.add(jobdef.id, "filename", jobdef.filename_where, f"{problem} (for {seen.describe()})")
         return

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lumozbatch.core.axisbuild import (
@@ -70,11 +70,13 @@ class _Draft:
 
 @dataclass(slots=True)
 class _Params:
-    """The entry's parameters so far, where each was written, and the templated ones."""
+    """The entry's parameters so far, where each was written, and the templated ones
+    (``broken``: the good fields of templates with bad ones, kept to check their names)."""
 
     values: dict[str, Any]
     paths: dict[str, PathKey]
     templates: dict[str, Template]
+    broken: dict[str, Template] = field(default_factory=dict)
 
 
 def build_jobdef(ctx: ManifestContext, i: int, entry: dict[str, Any]) -> JobDef | None:
@@ -168,7 +170,10 @@ def _merge_params(draft: _Draft) -> _Params:
         try:
             template = parse_template(value)
         except TemplateError as exc:
-            draft.diag.error(params.paths[name], str(exc))
+            for problem in exc.problems:
+                draft.diag.error(params.paths[name], problem)
+            if exc.partial is not None:
+                params.broken[name] = exc.partial
             continue
         if not template.is_constant:
             params.templates[name] = template
@@ -207,11 +212,19 @@ def _filename_template(draft: _Draft, variables: list[str]) -> tuple[Template | 
     try:
         template = parse_template(source)
     except TemplateError as exc:
-        draft.diag.error(path, str(exc))
+        for problem in exc.problems:
+            draft.diag.error(path, problem)
+        if exc.partial is not None:
+            _check_filename_names(draft, path, exc.partial, variables)
         return None, path
     problem = template_problem(template)
     if problem is not None:
         draft.diag.error(path, problem)
+    _check_filename_names(draft, path, template, variables)
+    return template, path
+
+
+def _check_filename_names(draft: _Draft, path: PathKey, template: Template, variables: list[str]) -> None:
     known = variables + list(BUILTINS)
     for name in template.names:
         if name not in variables and name not in BUILTINS:
@@ -220,7 +233,6 @@ def _filename_template(draft: _Draft, variables: list[str]) -> tuple[Template | 
                 path,
                 f"unknown name {{{name}}} in the filename template{for_job}{suggest(name, known)}; it knows {_names(known)}",
             )
-    return template, path
 
 
 def _param_vars(draft: _Draft, variables: list[str], params: _Params, filename: Template | None) -> list[str]:
@@ -244,7 +256,7 @@ def _param_vars(draft: _Draft, variables: list[str], params: _Params, filename: 
     for name in param_vars:
         if name in own:
             diag.error(draft.path + ("params", name), f"{name!r} is set both here and by the variable {name!r}: remove one", key=True)
-    for name, template in params.templates.items():
+    for name, template in [*params.templates.items(), *params.broken.items()]:
         if name in param_vars:
             continue
         for field_name in template.names:

@@ -15,11 +15,15 @@ How the figures are trusted:
   the window we are in is ignored. Requests still in flight are subtracted.
 * Windows: once our clock passes the reset instant, a new window is assumed to hold ``Limit``
   requests until its first answer says otherwise. A ``Reset`` in the past means "now".
-* Pacing: a token bucket whose rate spreads the window's remaining budget over the time left
-  (ending a little before the reset, so late answers do not spill into the next window) — or,
-  for a long window, over at most ``spread`` seconds (an hourly quota is not trickled over the
-  hour) — and whose capacity is ``max(1, burst_fraction * limit)``: the queue never bursts all
-  at once when a window opens, yet every request a window allows is spent when there is work.
+* Pacing: a token bucket whose rate spreads the window's remaining budget evenly over the
+  time left (ending a little before the reset, so late answers do not spill into the next
+  window), and whose capacity is ``max(1, burst_fraction * limit)``: a small batch goes at
+  once, a large one at the window's average rate, never in a burst followed by an idle wait.
+  Why even, not "as fast as the window allows": a batch that needs several windows takes as
+  many windows either way, but a burst starves the polls of jobs it started for the rest of the
+  window, and two processes sharing a key overshoot together at the end of it (429s). Only a
+  window longer than ``pace_up_to`` (an hourly quota) is spent over at most ``spread`` seconds:
+  trickling it over the hour would make a small batch wait that hour.
 * 429: nothing is sent before ``Retry-After`` or the window's reset. A 429 that gives neither
   leaves the backoff to the caller (``block_for``).
 """
@@ -54,7 +58,9 @@ class LimitSnapshot:
     reset_in: float | None  # seconds until the window resets, on our clock (upper bound)
     in_flight: int  # requests sent and not answered
     wait: float  # what try_acquire would answer now (0 = may send)
-    window: float | None = None  # window length, once two windows' Resets were seen
+    #: the window length the limiter paces against: learnt from two windows' Resets, else
+    #: the longest Reset seen (a lower bound), None before any
+    window: float | None = None
 
 
 class RateLimiter:
@@ -66,6 +72,7 @@ class RateLimiter:
         burst_fraction: float = 0.1,
         margin_fraction: float = 0.1,
         spread: float = 10.0,
+        pace_up_to: float = 120.0,
     ) -> None:
         if not 0 < burst_fraction <= 1:
             raise ValueError("burst_fraction must be in (0, 1]")
@@ -74,6 +81,7 @@ class RateLimiter:
         self.burst_fraction = burst_fraction
         self.margin_fraction = margin_fraction
         self.spread = spread
+        self.pace_up_to = pace_up_to
         self._limit: int | None = None
         self._remaining: int | None = None
         self._key: float | None = None  # the Reset header of the newest window seen
@@ -155,7 +163,7 @@ class RateLimiter:
     def snapshot(self, now: float) -> LimitSnapshot:
         wait = self._wait(now)
         reset_in = None if self._reset_at is None else max(0.0, self._reset_at - now)
-        return LimitSnapshot(self._limit, self._remaining, reset_in, self._in_flight, wait, self._window)
+        return LimitSnapshot(self._limit, self._remaining, reset_in, self._in_flight, wait, self._window_length())
 
     @property
     def in_flight(self) -> int:
@@ -241,9 +249,11 @@ class RateLimiter:
         left = self._reset_at - now
         length = self._window_length() or left
         margin = self.margin_fraction * length
-        # spread what is left over the window (ending a little early), but a long window's
-        # budget over at most `spread` seconds: an hour's quota is not trickled over the hour
-        rate = max(available / max(left - margin, left / 2), self._limit / min(length, self.spread))
+        # spread what is left evenly over the window (ending a little early); only a long
+        # window's budget over at most `spread` seconds: an hour's quota is not trickled
+        rate = available / max(left - margin, left / 2)
+        if length > self.pace_up_to:
+            rate = max(rate, self._limit / self.spread)
         capacity = self._capacity()
         if self._tokens_at is None:
             self._tokens = min(self._tokens, capacity)

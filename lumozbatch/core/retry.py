@@ -155,11 +155,14 @@ def decide_fetch(
     """A ``check`` or an output download failed on its ``attempt``-th try (1-based).
 
     Any network error, 408/425/429 or 5xx: retry. 401 from the API: fatal_auth. For a
-    download (never sent with the key), 401/403/404/410 mean the URL expired: refresh (ask
-    ``/check`` for a fresh one).
+    download (never sent with the key), 401/403/404/410 mean the URL expired, and a host that
+    cannot be reached (refused, unknown name) that it moved: refresh (ask ``/check`` for a
+    fresh one; the caller bounds how often).
     Other 4xx: fail_job (for a download the job stays COMPLETED: it is paid for).
     """
     why = _describe(failure, status, None)
+    if endpoint == "download" and failure is Failure.CONNECT:
+        return Decision("refresh", reason=f"{why}: the output URL's host does not answer")
     if failure is Failure.HTTP:
         if status is None:
             raise ValueError("an HTTP failure needs a status")

@@ -3,7 +3,8 @@
 Pure parsing; ``lumozbatch.manifest_io`` reads the files. Every value remembers the line it
 came from, so a bad value is reported as ``source.csv:7:1``.
 
-- ``.txt``: one string per non-empty line (surrounding whitespace stripped).
+- ``.txt``: one string per non-empty line (surrounding whitespace stripped). There are no
+  comments: a prompt may start with ``#``, so a ``#`` line is a value too, and a warning says so.
 - ``.csv``: a header row of variable names, then one row per combination; cells are strings.
 - ``.jsonl``: one JSON object per non-empty line, all with the same keys; values keep their
   JSON types (use it for numbers), and must be strings, numbers or booleans.
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lumozbatch.core.where import Where
+from lumozbatch.core.wording import count
 from lumozbatch.errors import Diagnostic
 
 __all__ = ["SUFFIXES", "Table", "parse_source"]
@@ -59,7 +61,20 @@ def _txt(text: str, shown: str, column: str) -> tuple[Table | None, list[Diagnos
             wheres.append(Where(shown, number, 1))
     if not rows:
         return None, [Where(shown, 1, 1).diag("the file has no non-empty line: nothing to generate")]
-    return Table((column,), tuple(rows), tuple(wheres)), []
+    return Table((column,), tuple(rows), tuple(wheres)), _hash_lines_warning(rows, wheres)
+
+
+def _hash_lines_warning(rows: list[tuple[Any, ...]], wheres: list[Where]) -> list[Diagnostic]:
+    hashed = [where for (value,), where in zip(rows, wheres) if value.startswith("#")]
+    if not hashed:
+        return []
+    first = hashed[0]
+    starts = count(len(hashed), "line") + (" starts" if len(hashed) == 1 else " start")
+    message = (
+        f"{starts} with # (first: line {first.line}): a .txt source has no comments, "
+        + ("it is a value; delete it if it is a note" if len(hashed) == 1 else "each is a value; delete them if they are notes")
+    )
+    return [first.diag(message, severity="warning")]
 
 
 def _csv(text: str, shown: str) -> tuple[Table | None, list[Diagnostic]]:

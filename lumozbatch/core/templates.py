@@ -18,7 +18,17 @@ _formatter = string.Formatter()
 
 
 class TemplateError(ValueError):
-    """A template is malformed, or a value does not fit its format spec."""
+    """A template is malformed, or a value does not fit its format spec.
+
+    From ``parse_template``: ``problems`` holds one sentence per bad field (every one, so a
+    manifest's errors show at once) and ``partial`` the template of the good fields (None
+    when the braces themselves do not parse), so callers can still check the names it uses.
+    """
+
+    def __init__(self, message: str, *, problems: list[str] | None = None, partial: Template | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems if problems is not None else [message]
+        self.partial = partial
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,20 +86,30 @@ def parse_template(source: str) -> Template:
             f"malformed template ({exc}); write {{{{ and }}}} for literal braces"
         ) from None
     parts: list[tuple[str, str | None, str]] = []
+    problems: list[str] = []
     for literal, field_name, spec, conversion in raw:
-        if field_name is None:
+        problem = None if field_name is None else _field_problem(field_name, spec or "", conversion)
+        if problem is not None:
+            problems.append(problem)
             parts.append((literal, None, ""))
-            continue
-        if field_name == "":
-            raise TemplateError("empty {} in template: name a variable, or write {{}} for braces")
-        if not field_name.isidentifier():
-            raise TemplateError(
-                f"{{{field_name}}} is not a plain variable name "
-                "(no attributes, indexes or expressions; {{ and }} for literal braces)"
-            )
-        if conversion:
-            raise TemplateError(f"{{{field_name}!{conversion}}}: conversions are not supported")
-        if spec and ("{" in spec or "}" in spec):
-            raise TemplateError(f"{{{field_name}:{spec}}}: nested fields in a format spec are not supported")
-        parts.append((literal, field_name, spec or ""))
-    return Template(source, tuple(parts))
+        else:
+            parts.append((literal, field_name, spec or ""))
+    template = Template(source, tuple(parts))
+    if problems:
+        raise TemplateError("; ".join(problems), problems=problems, partial=template)
+    return template
+
+
+def _field_problem(field_name: str, spec: str, conversion: str | None) -> str | None:
+    if field_name == "":
+        return "empty {} in template: name a variable, or write {{}} for braces"
+    if not field_name.isidentifier():
+        return (
+            f"{{{field_name}}} is not a plain variable name "
+            "(no attributes, indexes or expressions; {{ and }} for literal braces)"
+        )
+    if conversion:
+        return f"{{{field_name}!{conversion}}}: conversions are not supported"
+    if "{" in spec or "}" in spec:
+        return f"{{{field_name}:{spec}}}: nested fields in a format spec are not supported"
+    return None

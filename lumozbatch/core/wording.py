@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 
-__all__ = ["explain", "expects_string", "options", "show", "suggest", "type_name"]
+__all__ = ["count", "explain", "expects_string", "options", "show", "suggest", "type_name"]
 
 
 def show(value: Any) -> str:
@@ -81,3 +81,8 @@ def expects_string(error: jsonschema.ValidationError) -> bool:
 def suggest(word: str, options: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 job``, ``2 jobs``, ``0 jobs``: the one place a number meets its noun."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"

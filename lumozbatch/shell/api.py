@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -85,7 +85,8 @@ class ApiCallError(Exception):
 
     ``failure`` says whether anything reached the server: ``CONNECT`` (certainly not),
     ``SENT_NO_ANSWER`` (maybe: the request left, no answer came back, or the answer was not
-    readable) or ``HTTP`` (the server answered ``status`` with an error body).
+    readable, or a 2xx `check` said nothing about the job) or ``HTTP`` (the server answered
+    ``status`` with an error body).
     """
 
     failure: Failure
@@ -140,20 +141,30 @@ def normalize_base_url(url: str) -> str:
 def _form_value(value: Any) -> str:
     if isinstance(value, bool):  # before int: bool is an int
         return "true" if value else "false"
+    if isinstance(value, (Mapping, list, tuple)):
+        # Structure has no form encoding of its own: JSON text, never Python's repr.
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value)
+
+
+def _is_flat_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and not any(
+        v is None or isinstance(v, (Mapping, list, tuple)) for v in value
+    )
 
 
 def form_fields(model: str, params: Mapping[str, Any]) -> dict[str, str | list[str]]:
     """The form body of a ``run``: ``model_id`` first, then the parameters as strings.
 
-    ``None`` values are left out (the provider's default applies); lists become repeated
-    fields, as a PHP/curl client would send them.
+    ``None`` values are left out (the provider's default applies); a list of scalars becomes
+    repeated fields, as a PHP/curl client would send it; a mapping, or a list holding lists or
+    mappings, is sent as one field of compact JSON text.
     """
     data: dict[str, str | list[str]] = {"model_id": model}
     for name, value in params.items():
         if value is None or name == "model_id":
             continue
-        if isinstance(value, (list, tuple)):
+        if _is_flat_list(value):
             data[name] = [_form_value(v) for v in value]
         else:
             data[name] = _form_value(value)
@@ -298,7 +309,10 @@ class LumozClient:
         body = _answer_body(response, "check")
         data = body.get("data")
         if not isinstance(data, Mapping):
-            raise _error_from(response, body)
+            # A 2xx without the job's status ("success": false and an error, say) tells
+            # nothing about an accepted, paid job: a transient answer, so the check is retried
+            # (bounded; then the job is left in flight), never failed as billed.
+            raise replace(_error_from(response, body), failure=Failure.SENT_NO_ANSWER)
         status = str(data.get("status") or ("failed" if body.get("success") is False else ""))
         output = data.get("output")
         error = data.get("error")

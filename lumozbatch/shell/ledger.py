@@ -34,6 +34,7 @@ from lumozbatch.core.ledger_codec import LedgerState, RecordReader, encode, repl
 from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
 from lumozbatch.shell.durable import fsync_dir
+from lumozbatch.shell.location import batch_home, shown
 from lumozbatch.shell.replayed import ReplayedReads
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "LOCK_FILE",
     "Ledger",
     "LedgerWriteError",
-    "default_out_dir",
     "find_out_dir",
     "ledger_path",
     "read_state",
@@ -421,13 +421,9 @@ def read_state(out_dir: Path, *, live: bool | None = None) -> LedgerState:
         return replay(RecordReader(data, file=str(path)), file=str(path), settle=not live)
 
 
-def default_out_dir(name: str) -> Path:
-    """Where a batch named ``name`` keeps its outputs unless ``--out`` says otherwise."""
-    return Path("outputs") / name
-
-
 def find_out_dir(arg: str) -> Path:
-    """``OUTPUT_DIR`` as given, or for a ``MANIFEST`` its default ``outputs/<name>``.
+    """``OUTPUT_DIR`` as given, or for a ``MANIFEST`` its batch's default folder
+    (``shell.location.batch_home``), as text shows it (``shown``).
 
     Only the manifest's ``name`` is read (a manifest that no longer validates must not hide
     the batch it made), checked against the same size cap and name pattern as ``validate``.
@@ -455,4 +451,4 @@ def find_out_dir(arg: str) -> Path:
             f"{arg}: the manifest has no valid 'name', so its output folder is unknown",
             details=["give the output folder instead (the one that holds .lumozbatch/)"],
         )
-    return default_out_dir(name)
+    return shown(batch_home(path, name).out_dir)

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["BatchHome", "batch_home", "work_tree_top"]
+__all__ = ["BatchHome", "absolute", "batch_home", "shown", "work_tree_top"]
 
 OUTPUTS = "outputs"
 
@@ -59,3 +59,18 @@ def batch_home(manifest: Path | str, name: str) -> BatchHome:
         manifest_key=path.relative_to(top).as_posix(),
         in_git=True,
     )
+
+
+def absolute(path: Path | str) -> Path:
+    """``path`` made absolute against the current folder, as ``--json`` names folders."""
+    return Path(os.path.abspath(path))
+
+
+def shown(path: Path | str) -> Path:
+    """``path`` as text names it to a person: relative to the current folder when inside it
+    (``outputs/x``, what they would type), else absolute. Still a working path from here."""
+    full = absolute(path)
+    try:
+        return full.relative_to(os.getcwd())
+    except ValueError:
+        return full

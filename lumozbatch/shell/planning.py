@@ -21,6 +21,7 @@ from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState, pin_job
 from lumozbatch.core.records import Record, Reset, Retire
 from lumozbatch.errors import GenerationCapExceeded
+from lumozbatch.core.wording import count
 
 __all__ = ["Plan", "Resets", "check_cap", "plan_batch", "plan_resume"]
 
@@ -174,7 +175,7 @@ def check_cap(plan: Plan, cap: int | None, *, source: str) -> None:
     total = plan.spent + plan.to_submit
     if total > cap:
         raise GenerationCapExceeded(
-            f"this run would bring the batch to {total} generations, over the cap of {cap} "
+            f"this run would bring the batch to {count(total, 'generation')}, over the cap of {cap} "
             f"({source}); nothing was submitted",
             details=[
                 f"already spent or possibly spent (ledger): {plan.spent}",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from lumozbatch.core.events import Event
 from lumozbatch.core.hookevent import WebhookEvent
+from lumozbatch.core.wording import count
 
-__all__ = ["format_bytes", "format_duration", "format_event", "job_label"]
+__all__ = ["LONG_WAIT", "format_bytes", "format_duration", "format_event", "format_wait", "job_label"]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -22,6 +23,15 @@ def format_duration(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+#: A rate-limit wait this long (an hourly window, a big Retry-After) is said with how to leave.
+LONG_WAIT = 60.0
+
+
+def format_wait(seconds: float) -> str:
+    """A wait: ``0.9s`` when short (pacing), ``59m00s`` when it is long enough to matter."""
+    return f"{seconds:.1f}s" if seconds < LONG_WAIT else format_duration(seconds)
 
 
 def format_bytes(n: int | None) -> str:
@@ -48,7 +58,7 @@ def _counts(counts: dict[str, int] | None) -> str:
         return ""
     shown = [f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if k != "total" and v]
     total = counts.get("total")
-    head = f"{total} jobs" if total is not None else "jobs"
+    head = count(total, "job") if total is not None else "jobs"
     return f"{head} ({', '.join(shown)})" if shown else head
 
 
@@ -61,10 +71,13 @@ def _rate_limit(event: Event) -> str:
     if event.reset_in is not None:
         parts.append(f"resets in {format_duration(event.reset_in)}")
     if event.wait:
-        parts.append(f"waiting {event.wait:.1f}s")
+        parts.append(f"waiting {format_wait(event.wait)}")
     else:
         parts.append("sending")
-    return "rate limit: " + ", ".join(parts)
+    line = "rate limit: " + ", ".join(parts)
+    if event.wait and event.wait >= LONG_WAIT:
+        line += " (Ctrl-C stops; lumozbatch resume continues)"
+    return line
 
 
 def _describe(event: Event) -> str:

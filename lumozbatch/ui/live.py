@@ -18,10 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from lumozbatch.core.events import Event
-from lumozbatch.ui.lines import format_duration, job_label
+from lumozbatch.ui.lines import LONG_WAIT, format_duration, format_wait, job_label
 from lumozbatch.ui.view import RunView
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "eta_text"]
 
 _MAX_IN_FLIGHT_ROWS = 6
 
@@ -95,7 +95,9 @@ def _rate_line(view: RunView, now: float) -> Text:
         # A countdown rounds up: "resets in 0s" while it has not reset yet would be a lie.
         text.append(f", resets in {format_duration(math.ceil(resets))}")
     if waiting > 0:
-        text.append(f"  waiting {waiting:.1f}s", style="bold yellow")
+        text.append(f"  waiting {format_wait(waiting)}", style="bold yellow")
+        if waiting >= LONG_WAIT:
+            text.append("  (Ctrl-C stops; resume continues)", style="dim")
     return text
 
 
@@ -110,6 +112,12 @@ def _webhook_line(view: RunView) -> Text:
     return text
 
 
+def eta_text(view: RunView, now: float) -> str:
+    """``ETA 4m10s``, or ``ETA estimating`` until a finished job gives a rate to go by."""
+    eta = view.eta(now)
+    return "ETA estimating" if eta is None else f"ETA {format_duration(eta)}"
+
+
 def render(view: RunView, now: float, *, width: int = 80) -> Group:
     """The whole display at ``now`` (run clock)."""
     counts = view.counts()
@@ -122,7 +130,7 @@ def render(view: RunView, now: float, *, width: int = 80) -> Group:
         Text("overall", style="bold"),
         _bar(finished, view.total, max(10, min(40, width - 40))),
         Text(f"{finished}/{view.total}"),
-        Text(f"ETA {format_duration(view.eta(now))}", style="bold"),
+        Text(eta_text(view, now), style="bold"),
     )
     parts: list = [title, overall, _counts_line(counts), _rate_line(view, now)]
     if view.hooks.received:

@@ -15,6 +15,7 @@ from typing import Any
 from lumozbatch.core.jobcategory import CATEGORIES
 from lumozbatch.core.money import format_money
 from lumozbatch.core.plansummary import MAX_TRACKED, PlanGroup, PlanSummary
+from lumozbatch.core.wording import count
 
 __all__ = ["plan_data", "render_plan"]
 
@@ -86,7 +87,7 @@ def render_plan(summary: PlanSummary) -> str:
     """The plain-text plan, ending with a newline."""
     lines = [f"Plan for {summary.name} ({summary.manifest})"]
     parts = [f"{summary.counts[c]} {c.replace('_', ' ')}" for c in CATEGORIES if summary.counts[c]]
-    lines.append(f"  {summary.total} generation{'s' if summary.total != 1 else ''}: " + (", ".join(parts) or "none"))
+    lines.append(f"  {count(summary.total, 'generation')}: " + (", ".join(parts) or "none"))
     if summary.removed:
         lines.append(f"  {summary.removed} in the ledger but no longer in the manifest (retired: not sent again)")
     lines += _outputs_ahead(summary)
@@ -120,26 +121,22 @@ def _outputs_ahead(summary: PlanSummary) -> list[str]:
         lines.append(f"  compared against the batch in {summary.out_dir}")
     if ahead.names_changing:
         lines.append(
-            f"  {_n(ahead.names_changing, 'named file')} will change to newer generations "
+            f"  {count(ahead.names_changing, 'named file')} will change to newer generations "
             "(the older outputs are kept in .lumozbatch/objects)"
         )
     if ahead.kept_aside:
-        lines.append(f"  kept aside: the outputs of {_n(ahead.kept_aside, 'retired job')}, in .lumozbatch/objects")
+        lines.append(f"  kept aside: the outputs of {count(ahead.kept_aside, 'retired job')}, in .lumozbatch/objects")
     if ahead.back_for_free:
         lines.append(f"  back for free: {ahead.back_for_free} done before, their outputs return under their names")
     if ahead.followed:
-        lines.append(f"  followed: {_n(ahead.followed, 'retired job')} still in flight, downloaded at no new cost")
+        lines.append(f"  followed: {count(ahead.followed, 'retired job')} still in flight, downloaded at no new cost")
     missing = summary.counts["missing"]
     if missing:
         lines.append(
-            f"  missing: {_n(missing, 'output')} gone from disk, fetched again for free while the provider "
+            f"  missing: {count(missing, 'output')} gone from disk, fetched again for free while the provider "
             "keeps them (apply --regenerate-missing pays for the rest)"
         )
     return lines
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _job_table(summary: PlanSummary) -> list[str]:
@@ -159,7 +156,7 @@ def _per_model(summary: PlanSummary) -> list[str]:
         price = summary.pricing.get(model)
         new = group.counts["new"]
         cost = f"  x {format_money(price)} = {format_money(new * price)}" if price is not None else ""
-        lines.append(f"    {model}: {group.total} generations, {new} new{cost}")
+        lines.append(f"    {model}: {count(group.total, 'generation')}, {new} new{cost}")
     return lines
 
 
@@ -173,7 +170,7 @@ def _what_apply_would_do(summary: PlanSummary) -> list[str]:
     spent_line = summary.spend.line(summary.pricing, label="spent so far")
     if spent_line:
         lines.append(f"  {spent_line}")
-    lines.append(f"  apply would submit {to_submit} generation{'s' if to_submit != 1 else ''}.")
+    lines.append(f"  apply would submit {count(to_submit, 'generation')}.")
     if summary.max_generations is not None and summary.spent + to_submit > summary.max_generations:
         lines.append(
             f"  apply would refuse: {summary.spent} already submitted + {to_submit} new > "

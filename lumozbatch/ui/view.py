@@ -18,10 +18,12 @@ from typing import Any
 from lumozbatch.core.events import Event
 from lumozbatch.core.hookevent import WebhookEvent
 
-__all__ = ["ETA_WINDOW", "GroupProgress", "RateLimitView", "RunView", "WebhookCounts", "plan_extra"]
+__all__ = ["ETA_WINDOW", "GroupProgress", "MIN_ETA", "RateLimitView", "RunView", "WebhookCounts", "plan_extra"]
 
 #: How many recent finishes the ETA's rate is measured over.
 ETA_WINDOW = 20
+#: The shortest ETA shown while work is left: "0s" would say it is done.
+MIN_ETA = 1.0
 
 # Phase of an identity seen during this run, by the last event about it.
 _PHASE = {
@@ -237,7 +239,8 @@ class RunView:
         return None
 
     def eta(self, now: float) -> float | None:
-        """Seconds until the last job finishes at the observed rate (0 when nothing is left)."""
+        """Seconds until the last job finishes at the observed rate: 0 only when nothing is
+        left, None until a finish gives a rate, else at least ``MIN_ETA``."""
         counts = self.counts()
         left = counts["pending"] + sum(counts[p] for p in _ACTIVE)
         if left == 0:
@@ -246,7 +249,18 @@ class RunView:
         if rate is None:
             return None
         since_last = now - self.finishes[-1] if self.finishes else 0.0
-        return max(left / rate - since_last, self.rate.waiting(now), 0.0)
+        ahead = left / rate - since_last
+        if ahead <= 0:
+            # Overdue: the recent pace no longer holds (a stall, a spent rate-limit window).
+            # Go by the pace including the time since, which slows as the stall goes on.
+            ahead = left / self._rate_until(now)
+        return max(ahead, self.rate.waiting(now), MIN_ETA)
+
+    def _rate_until(self, now: float) -> float:
+        if len(self.finishes) >= 2:
+            return (len(self.finishes) - 1) / (now - self.finishes[0])
+        start = self.started_at if self.started_at is not None else self.finishes[0]
+        return 1 / max(now - start, 1e-9)
 
     def in_flight(self) -> list[tuple[str, str, str, float | None]]:
         """(identity, job, phase, progress) of every active identity, oldest first."""

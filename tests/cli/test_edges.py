@@ -77,3 +77,22 @@ def test_a_manifest_that_cannot_be_read_is_a_clear_error(
     result = CliRunner().invoke(main, [command, str(manifest), *(["--sandbox"] if command == "resume" else [])])
     assert result.exit_code == 2, result.output
     assert f"Error: cannot read {manifest}: Permission denied" in result.output
+
+
+@pytest.mark.parametrize("command", ["apply", "resume"])
+def test_a_malformed_base_url_option_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    # No scheme: the option's value is wrong, not the configuration (exit 2, not 3), and
+    # it is said before the missing key is.
+    where = str(MANIFESTS / "seed-sweep.yaml") if command == "apply" else str(_empty_batch(tmp_path))
+    result = CliRunner().invoke(main, [command, where, "--base-url", "127.0.0.1:35845", "--out", str(tmp_path / "o")]
+                                if command == "apply" else [command, where, "--base-url", "127.0.0.1:35845"])
+    assert result.exit_code == 2, result.output
+    assert "invalid base URL '127.0.0.1:35845' (--base-url): expected http(s)://host[:port]" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_malformed_lumoz_base_url_is_a_configuration_error(tmp_path: Path) -> None:
+    env = {"LUMOZ_API_KEY": "k", "LUMOZ_BASE_URL": "127.0.0.1:35845"}
+    result = CliRunner().invoke(main, ["apply", str(MANIFESTS / "seed-sweep.yaml"), "--out", str(tmp_path / "o")], env=env)
+    assert result.exit_code == 3, result.output
+    assert "invalid base URL '127.0.0.1:35845' (LUMOZ_BASE_URL)" in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -56,7 +57,7 @@ def test_plan_several_models_unpriced(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "warning: jobs[1].model: unknown model 'other-model'" in result.output
     assert "hidream-l1: 3 generations, 3 new  x $2.00 = $6.00" in result.output
-    assert "other-model: 1 generations, 1 new" in result.output
+    assert "other-model: 1 generation, 1 new" in result.output
     assert "estimated cost of what apply would submit: $6.00 (no price for other-model)" in result.output
     assert "apply would refuse: 0 already submitted + 4 new > limits.max_generations 3" in result.output
     doc = json.loads(CliRunner().invoke(main, ["plan", "m.yaml", "--json"]).output)
@@ -102,9 +103,11 @@ def _write_ledger(out_dir: Path, records: list[dict]) -> None:
 def test_plan_reads_the_ledger(tmp_path: Path) -> None:
     from lumozbatch.core.ledger_codec import pin_job_record
 
-    specs = list(expand(load_manifest(DEMO)))
+    # A copy outside any git work tree: its batch's default folder is outputs/ beside it.
+    demo = str(shutil.copy(DEMO, tmp_path / "sketch-portraits.yaml"))
+    specs = list(expand(load_manifest(demo)))
     gone = pin_job_record(specs[0], 5) | {"id": "f" * 64, "job": "old"}
-    records: list[dict] = [{"t": "batch", "v": 1, "name": "sketch-portraits", "manifest": DEMO, "at": 1.0}]
+    records: list[dict] = [{"t": "batch", "v": 1, "name": "sketch-portraits", "manifest": demo, "at": 1.0}]
     records += [pin_job_record(s, 5) for s in specs[:3]] + [gone]
     records += [
         {"t": "intent", "id": specs[0].identity, "attempt": 1},
@@ -112,14 +115,14 @@ def test_plan_reads_the_ledger(tmp_path: Path) -> None:
         {"t": "intent", "id": specs[1].identity, "attempt": 1},
     ]
     _write_ledger(tmp_path / "outputs" / "sketch-portraits", records)
-    result = CliRunner().invoke(main, ["plan", DEMO])
+    result = CliRunner().invoke(main, ["plan", demo])
     assert result.exit_code == 0, result.output
     assert "10 generations: 8 new, 1 in flight, 1 ambiguous" in result.output
     assert "1 in the ledger but no longer in the manifest" in result.output
     # the same ledger somewhere else, found with --out
     (tmp_path / "outputs").rename(tmp_path / "elsewhere")
-    assert "10 generations: 10 new\n" in CliRunner().invoke(main, ["plan", DEMO]).output
-    moved = CliRunner().invoke(main, ["plan", DEMO, "--json", "--out", "elsewhere/sketch-portraits"])
+    assert "10 generations: 10 new\n" in CliRunner().invoke(main, ["plan", demo]).output
+    moved = CliRunner().invoke(main, ["plan", demo, "--json", "--out", "elsewhere/sketch-portraits"])
     assert json.loads(moved.output)["counts"] == {"new": 8, "done": 0, "in_flight": 1, "failed": 0, "ambiguous": 1, "missing": 0}
     # the cap counts what the ledger may have paid for (accepted, answer lost), as apply does
     assert json.loads(moved.output)["spent"] == 2

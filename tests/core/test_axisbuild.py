@@ -35,7 +35,7 @@ def test_exclude_matching_nothing_is_a_warning() -> None:
 
 def test_exclude_everything_is_an_error() -> None:
     out = messages(HEAD + "jobs:\n  - id: a\n    model: hidream-l1\n    params: {prompt: '{c}'}\n    matrix: {c: [red]}\n    exclude: [{c: red}]\n")
-    assert "exclude drops all 1 combinations" in out
+    assert "exclude drops all 1 combination:" in out  # #12: was "1 combinations"
 
 
 def test_exclude_matches_numbers_by_value() -> None:

@@ -30,3 +30,23 @@ def test_defaults_unknown_to_every_model_is_an_error() -> None:
 def test_apikey_spellings_refused_anywhere() -> None:
     for key in ("api_key", "API_KEY", "apikey", "api-key"):
         assert "must not hold an API key" in messages(HEAD + f"jobs:\n  - {{id: a, model: x, params: {{nested: {{{key}: s}}}}}}\n")
+
+
+def test_a_bad_field_does_not_hide_an_unknown_variable() -> None:
+    out = messages(HEAD + "jobs:\n  - {id: a, model: hidream-l1, params: {prompt: '{undefined_var} and {}'}}\n")
+    assert "empty {}" in out
+    assert "unknown variable {undefined_var} in the template" in out
+
+
+def test_a_bad_field_in_a_filename_does_not_hide_an_unknown_name() -> None:
+    out = messages(HEAD + "jobs:\n  - {id: a, model: hidream-l1, params: {prompt: x}, filename: '{nope}-{}'}\n")
+    assert "empty {}" in out
+    assert "unknown name {nope} in the filename template" in out
+
+
+def test_a_duplicate_job_id_does_not_hide_that_jobs_other_errors() -> None:
+    out = messages(HEAD + "jobs:\n  - {id: a, model: hidream-l1, params: {prompt: x}}\n"
+                   "  - {id: a, model: hidream-l1, params: {prompt: '{who}', guidanse: 3}}\n")
+    assert "duplicate job id 'a' (also jobs[0])" in out
+    assert "unknown variable {who}" in out
+    assert "hidream-l1 has no parameter 'guidanse'" in out

@@ -372,3 +372,28 @@ def test_property_no_429_whatever_the_server_looks_like(
     assert result.server.rejected == 0
     assert sum(result.server.counts.values()) == n
     assert max(result.server.counts.values()) <= limit
+
+
+def test_a_minute_window_is_paced_over_the_minute_not_burst_then_idle() -> None:
+    # 600 per 60 s, 1200 to send: before, 599 went in ~9 s and nothing for ~50 s. Now each
+    # window is spread evenly: no 10 s holds much more than a quarter of a window (the
+    # bucket of 60, then the rest of the first, partial, 40 s window at about 17/s), and while
+    # work waits no gap reaches 10 s.
+    result = simulate(1200, limit=600, window=60.0, latency=(0.01, 0.05))
+    assert result.server.rejected == 0
+    sends = sorted(result.sends)
+    j = 0
+    for i, t in enumerate(sends):
+        while sends[j] < t - 10.0:
+            j += 1
+        assert i - j + 1 <= 230
+    assert max(b - a for a, b in zip(sends, sends[1:])) < 10.0
+    assert sum(result.server.counts.values()) == 1200
+
+
+def test_the_snapshot_window_is_the_limiters_estimate_until_two_windows_were_seen() -> None:
+    # plan's ETA goes by the window the limiter paces against: the longest Reset seen,
+    # not an hour it never saw
+    lim = primed(remaining=599, reset_in=58, limit=600)
+    assert lim.window is None
+    assert lim.snapshot(0.0).window == 58.0

@@ -122,6 +122,7 @@ def test_decide_run_needs_a_status_for_http() -> None:
         (Failure.CONNECT, None, "check", "retry"),
         (Failure.SENT_NO_ANSWER, None, "check", "retry"),  # check is idempotent
         (Failure.SENT_NO_ANSWER, None, "download", "retry"),
+        (Failure.CONNECT, None, "download", "refresh"),  # the URL's host is gone: ask /check
         (Failure.HTTP, 500, "check", "retry"),
         (Failure.HTTP, 502, "download", "retry"),
         (Failure.HTTP, 429, "check", "retry"),

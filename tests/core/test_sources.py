@@ -60,3 +60,29 @@ def test_sources_problems() -> None:
     assert "unsupported source type .xlsx" in messages(base + "    matrix: {p: {file: a.xlsx}}\n", {"a.xlsx": "x"})
     assert "a .txt source gives one list" in messages(base + "    zip: {file: a.txt}\n", {"a.txt": "x"})
     assert "column 'bad name' is not a plain variable name" in messages(base + "    zip: {file: a.csv}\n", {"a.csv": "p,bad name\nx,y\n"})
+
+
+def test_txt_has_no_comments_a_hash_line_is_a_value_and_warned_about() -> None:
+    # Every non-empty line is a value, verbatim: a prompt may start with "#". A line that
+    # looks like a comment is still sent, so the file says so once, at the first such line.
+    table, problems = parse_source("# comment?\nfox\n\n#2 tag\n", "p.txt", ".txt", "who")
+    assert table is not None and table.rows == (("# comment?",), ("fox",), ("#2 tag",))
+    (warning,) = problems
+    assert warning.severity == "warning" and (warning.line, warning.col) == (1, 1)
+    assert warning.message == (
+        "2 lines start with # (first: line 1): a .txt source has no comments, each is a value; "
+        "delete them if they are notes"
+    )
+
+
+def test_a_hash_line_warns_but_validates() -> None:
+    from lumozbatch.core.build import build_partial
+    from lumozbatch.core.manifest import SourceText
+    from lumozbatch.core.yamlsafe import parse_yaml
+    from lumozbatch.resources import schema_catalogue
+
+    doc = parse_yaml(job("    params: {prompt: '{p}'}\n    zip: {p: {file: p.txt}}\n"), "m.yaml")
+    texts = {"p.txt": SourceText("p.txt", text="# note\nfox\n")}
+    manifest, problems = build_partial(doc, "m.yaml", texts, schema_catalogue())
+    assert manifest is not None and [j.combinations for j in manifest.jobs] == [2]
+    assert [(d.severity, d.line) for d in problems] == [("warning", 1)]

@@ -46,3 +46,18 @@ def test_render_value_yaml_like() -> None:
 def test_format_spec_mismatch() -> None:
     with pytest.raises(TemplateError, match=r"\{n:04d\} cannot format 'x'"):
         parse_template("{n:04d}").render({"n": "x"})
+
+
+def test_every_bad_field_is_reported_and_the_good_ones_kept() -> None:
+    with pytest.raises(TemplateError) as caught:
+        parse_template("{a.b} and {} and {ok} and {c!r}")
+    err = caught.value
+    assert [p.split(" ")[0] for p in err.problems] == ["{a.b}", "empty", "{c!r}:"]
+    assert err.partial is not None and err.partial.names == ("ok",)
+    assert str(err) == "; ".join(err.problems)
+
+
+def test_a_malformed_template_has_no_partial() -> None:
+    with pytest.raises(TemplateError) as caught:
+        parse_template("{a")
+    assert caught.value.partial is None and len(caught.value.problems) == 1

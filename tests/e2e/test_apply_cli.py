@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from demo_repo import demo_repo
 from e2e_support import MANIFESTS_DIR, _env, ledger, results, run_cli, start_cli, write_manifest
 from lumozbatch.cli import main
 
@@ -33,9 +34,11 @@ def test_missing_key_is_a_configuration_error(demo: Path) -> None:
     assert "Error: no API key: set LUMOZ_API_KEY" in result.output
 
 
-def test_bad_base_url_is_a_configuration_error(demo: Path) -> None:
+def test_bad_base_url_option_is_a_usage_error(demo: Path) -> None:
+    # #12: a malformed option value is a usage error (2); a malformed LUMOZ_BASE_URL stays a
+    # configuration error (3), see tests/cli/test_edges.py
     result = invoke("apply", str(demo), "--base-url", "lumozai.com", env={"LUMOZ_API_KEY": "k"})
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert "invalid base URL" in result.output
 
 
@@ -122,7 +125,7 @@ def test_another_batchs_folder_is_refused(tmp_path: Path) -> None:
 def test_sandbox_demo_interrupted_then_rerun_finishes_without_paying_twice(tmp_path: Path) -> None:
     """The demo's own sandbox is new in every process; its journal beside the ledger lets the
     second run fetch what the first left in flight instead of failing it."""
-    manifest = str(MANIFESTS_DIR / "sketch-portraits.yaml")
+    manifest = str(demo_repo(tmp_path))  # its batch: outputs/ at the top of that repository
     env = _env()
     proc = start_cli(["apply", manifest, "--sandbox", "--json"], env=env, cwd=tmp_path)
     assert proc.stdout is not None

@@ -14,9 +14,9 @@ import pytest
 
 from lumozbatch.shell.ledger import run_in_progress
 
+from demo_repo import demo_repo
 from e2e_support import (
     KEY,
-    MANIFESTS_DIR,
     _env,
     assert_nothing_lost_nothing_paid_twice,
     env_for,
@@ -35,7 +35,7 @@ def _events(stdout: str) -> list[dict]:
 
 
 def test_readme_demo_runs_in_process_and_a_second_apply_sends_nothing(tmp_path: Path) -> None:
-    manifest = MANIFESTS_DIR / "sketch-portraits.yaml"
+    manifest = demo_repo(tmp_path)  # a clone of this repository: outputs/ at its top
     first = run_cli(["apply", str(manifest), "--sandbox", "--yes", "--json"], env=env_for_nothing(), cwd=tmp_path, timeout=90)
     assert first.returncode == 0, first.stderr
     out = tmp_path / "outputs" / "sketch-portraits"

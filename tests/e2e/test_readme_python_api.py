@@ -4,14 +4,14 @@ without the CLI (in a fresh interpreter, so nothing else imported ``lumozbatch.c
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from e2e_support import MANIFESTS_DIR, _env, results
+from demo_repo import demo_repo
+from e2e_support import _env, results
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +27,7 @@ def readme_python_example() -> str:
 
 
 def test_the_readme_python_example_plans_applies_and_reads_status(tmp_path: Path) -> None:
-    (tmp_path / "manifests").mkdir()
-    shutil.copy(MANIFESTS_DIR / "sketch-portraits.yaml", tmp_path / "manifests")
+    demo_repo(tmp_path)  # run, as the README says, at the top of a clone of this repository
     check = "\nimport sys\nassert 'lumozbatch.cli' not in sys.modules, 'the example used the CLI'\n"
     done = subprocess.run(
         [sys.executable, "-c", readme_python_example() + check],

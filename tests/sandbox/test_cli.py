@@ -31,3 +31,10 @@ def test_help_lists_every_knob() -> None:
                  "--sync-threshold", "--fail-rate", "--error-rate", "--drop-rate",
                  "--truncate-rate", "--output-ttl", "--image-scale", "--forbid-model", "--seed"):
         assert flag in result.output
+
+
+def test_help_says_how_to_point_apply_at_it() -> None:
+    result = CliRunner().invoke(main, ["sandbox", "--help"])
+    assert result.exit_code == 0
+    assert "  export LUMOZ_BASE_URL=http://127.0.0.1:8765 LUMOZ_API_KEY=sandbox-key\n" in result.output
+    assert "lumozbatch apply manifests/sketch-portraits.yaml" in result.output

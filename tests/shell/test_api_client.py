@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trio
 
-from lumozbatch.core.retry import Failure
+from lumozbatch.core.retry import Failure, decide_fetch
 from lumozbatch.errors import ConfigError
 from lumozbatch.shell.api import ApiCallError, LumozClient, form_fields, normalize_base_url
 from lumozbatch.shell.ratelimit import SharedLimiter
@@ -313,3 +313,28 @@ async def test_every_call_has_a_deadline(autojump_clock: Any) -> None:
     assert trio.current_time() - start == 30.0
     assert info.value.failure is Failure.SENT_NO_ANSWER  # sent: the run may exist
     assert limiter.core.in_flight == 0
+
+
+def test_form_fields_send_mappings_and_nested_lists_as_json_text() -> None:
+    # An unknown model's free-form params: never Python's repr ({'a': 1}) on the wire.
+    fields = form_fields("m", {"nested": {"a": 1, "b": [True, None]}, "grid": [[1, 2], [3]], "s": "x"})
+    assert fields["nested"] == '{"a":1,"b":[true,null]}'
+    assert fields["grid"] == "[[1,2],[3]]"
+    assert fields["s"] == "x"
+    assert form_fields("m", {"tags": ["a", 2, False]})["tags"] == ["a", "2", "false"]
+
+
+async def test_a_check_answered_200_without_data_is_retried_not_failed() -> None:
+    # A 200 that says success: false, with an error and no job status, tells nothing about the
+    # (accepted, paid) job: ask again rather than fail it as billed.
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"success": False, "error": {"code": "server_busy", "message": "try again"}}
+        return httpx.Response(200, json=body, headers=_headers())
+
+    client, http, _ = _client(handler)
+    async with http:
+        with pytest.raises(ApiCallError) as info:
+            await client.check(5)
+    err = info.value
+    assert err.describe() == "HTTP 200 server_busy: try again"
+    assert decide_fetch(err.failure, err.status, 1, rand=0.0).action == "retry"

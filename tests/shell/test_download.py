@@ -294,3 +294,30 @@ async def test_an_unusable_output_url_is_a_download_error(tmp_path: Path, url: s
             await download(http, url, tmp_path, "a")
     assert info.value.permanent
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("error", [httpx.ConnectError, httpx.ConnectTimeout])
+async def test_a_host_that_does_not_answer_asks_for_a_fresh_url(tmp_path: Path, error: type[Exception]) -> None:
+    # Connection refused, a DNS failure, a host that never accepts: the stored URL points at a
+    # storage host that is gone; retrying it cannot help, /check may give a URL that works.
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error("[Errno 111] Connection refused", request=request)
+
+    async with _client(handler) as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, "http://storage.test/o/x.png", tmp_path, "a")
+    assert info.value.failure is Failure.CONNECT
+    assert decide_fetch(info.value.failure, info.value.status, 1, rand=0.0, endpoint="download").action == "refresh"
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_refused_connection_on_a_real_socket_is_a_connect_failure(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(DownloadError) as info:
+            await download(http, f"http://127.0.0.1:{port}/o/x.png", tmp_path, "a")
+    assert info.value.failure is Failure.CONNECT

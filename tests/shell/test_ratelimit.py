@@ -138,3 +138,19 @@ async def test_network_errors_release_the_slot(autojump_clock: Any) -> None:
         slot.no_response()  # reported twice by mistake: counted once
     assert limiter.core.in_flight == 0
     assert limiter.responses == 0
+
+
+async def test_an_hour_long_retry_after_is_told_with_its_length_and_can_be_left(autojump_clock: Any) -> None:
+    # A legitimate hourly window: the wait is not bounded, but it is said at once, with its
+    # length, and a cancel (what Ctrl-C does to the run) leaves it at once.
+    events: list[Event] = []
+    limiter = SharedLimiter(sink=events.append)
+    async with limiter.slot() as slot:
+        slot.response(429, headers(limit=100, remaining=0, reset_in=3600, extra={"Retry-After": "3600"}))
+    told = [e for e in events if e.kind == "rate_limit"]
+    assert told and told[0].wait == pytest.approx(3600.0) and told[0].time == 0.0
+    t0 = trio.current_time()
+    with trio.move_on_after(5.0):
+        async with limiter.slot():
+            raise AssertionError("nothing may go during the hour")
+    assert trio.current_time() - t0 == 5.0

@@ -133,3 +133,78 @@ def test_plan_eta_line(tmp_path: Path) -> None:
     assert plan_eta_line(tmp_path, new=10, now=1000.0) == (
         "ETA: about 2s for ~30 API calls under the last rate limit seen (60 per 5s)"
     )
+
+
+def test_a_stall_never_reads_eta_0s_for_work_left() -> None:
+    # 8 finished quickly, then a long pause (a spent window): the old pace is overdue, so the
+    # estimate goes by the pace including the pause, never "0s" with 52 jobs left.
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 60, "new": 60}))
+    for i in range(8):
+        view.apply(Event("submit", 0.0, job="a", identity=ident(i)))
+        view.apply(Event("downloaded", 1.0 + i * 0.5, job="a", identity=ident(i), file="f"))
+    assert view.rate_per_second() == 2.0  # 7 gaps of 0.5 s
+    assert view.eta(5.0) == pytest.approx(52 / 2.0 - 0.5)
+    # 40 s later nothing more has finished: 7 gaps over the 44 s since the first finish
+    assert view.eta(45.0) == pytest.approx(52 / (7 / 44.0))
+    assert view.eta(45.0) > 60
+
+
+def test_eta_is_at_least_a_second_while_work_is_left() -> None:
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 2, "new": 2}))
+    view.apply(Event("submit", 0.0, job="a", identity=ident(0)))
+    view.apply(Event("downloaded", 10.0, job="a", identity=ident(0), file="f"))
+    assert view.eta(10.0) == 10.0
+    assert view.eta(19.9) == 1.0  # about due: said as 1s, never 0s
+    view.apply(Event("downloaded", 20.0, job="a", identity=ident(1), file="f"))
+    assert view.eta(20.0) == 0.0  # nothing left
+
+
+def test_the_live_line_says_when_there_is_not_enough_to_estimate() -> None:
+    from lumozbatch.ui.live import eta_text
+
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 3, "new": 3}))
+    assert eta_text(view, 1.0) == "ETA estimating"
+    view.apply(Event("submit", 0.0, job="a", identity=ident(0)))
+    view.apply(Event("downloaded", 2.0, job="a", identity=ident(0), file="f"))
+    assert eta_text(view, 2.0) == "ETA 4s"
+
+
+def test_the_live_rate_line_counts_a_long_wait_down_in_minutes() -> None:
+    from lumozbatch.ui.live import render
+    from rich.console import Console
+
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 3, "new": 3}))
+    view.apply(Event("rate_limit", 1.0, limit=600, remaining=0, reset_in=3600.0, wait=3600.0))
+    console = Console(width=100, record=True, color_system=None)
+    console.print(render(view, 61.0, width=100))
+    text = console.export_text()
+    assert "waiting 59m00s  (Ctrl-C stops; resume continues)" in text
+
+
+def test_plan_after_one_short_run_goes_by_the_window_it_saw_not_an_hour(tmp_path: Path) -> None:
+    # A run of a few seconds against 600 per 60 s saw one window: plan's ETA for 10 jobs is
+    # seconds, not the "about 3m" of an assumed hour-long window.
+    import trio
+    from email.utils import formatdate
+
+    from lumozbatch.session import save_rate_limit
+    from lumozbatch.shell.ratelimit import SharedLimiter
+    from lumozbatch.ui.ratelimit_file import plan_eta_line
+
+    wall = 2_000_000_000
+    answer = {"X-RateLimit-Limit": "600", "X-RateLimit-Remaining": "570",
+              "X-RateLimit-Reset": str(wall + 60), "Date": formatdate(wall, usegmt=True)}
+
+    async def one_run() -> None:
+        limiter = SharedLimiter()
+        async with limiter.slot() as slot:
+            slot.response(200, answer)
+        save_rate_limit(tmp_path, limiter)
+
+    trio.run(one_run)
+    line = plan_eta_line(tmp_path, new=10, now=load_snapshot(tmp_path).reset_at + 1)
+    assert line == "ETA: about 3s for ~30 API calls under the last rate limit seen (600 per 1m00s)"
