@@ -43,7 +43,6 @@ def _ok(done, code: int = 0) -> None:
 # -- story 1: an edit that gives the names to new generations; the revert is free ----------
 
 
-@pytest.mark.xfail(strict=True, reason="plan --json out_dir (A passes the folder to the plan renderer) is not on main yet: it is null")
 def test_story1_changed_prompt_keeps_old_images_and_revert_is_free(tmp_path: Path, start_sandbox) -> None:
     sandbox = start_sandbox("--latency", "0.05-0.2")
     env = env_for(sandbox)
@@ -101,7 +100,6 @@ def test_story1_changed_prompt_keeps_old_images_and_revert_is_free(tmp_path: Pat
 # -- story 2: a folder holds one batch ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="the manifest_key check and apply --adopt (A) are not on main yet")
 def test_story2_two_manifests_with_one_name_refused_then_adopt_after_git_mv(tmp_path: Path, start_sandbox) -> None:
     sandbox = start_sandbox("--latency", "0.05-0.2")
     env = env_for(sandbox)
@@ -144,7 +142,6 @@ def test_story2_two_manifests_with_one_name_refused_then_adopt_after_git_mv(tmp_
 # -- story 3: the batch is anchored to its manifest, not to the current folder --------------
 
 
-@pytest.mark.xfail(strict=True, reason="the default folder from shell.location.batch_home (A) is not on main yet")
 def test_story3_the_same_manifest_from_other_folders_pays_nothing_again(tmp_path: Path, start_sandbox) -> None:
     sandbox = start_sandbox("--latency", "0.05-0.2")
     env = env_for(sandbox)
@@ -280,7 +277,6 @@ def test_story5_spent_is_what_the_sandbox_created_everywhere(tmp_path: Path, sta
 # -- story 6: an output deleted by hand ------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="apply --regenerate-missing (A) is not on main yet")
 def test_story6_deleted_outputs_are_noticed_restored_or_paid_again_knowingly(tmp_path: Path, start_sandbox) -> None:
     journal = tmp_path / "provider-journal.jsonl"
     sandbox = start_sandbox("--latency", "0.05-0.2", "--journal", str(journal))
