@@ -34,7 +34,7 @@ from lumozbatch.core.ledger_codec import LedgerState
 from lumozbatch.core.manifest import Manifest
 from lumozbatch.core.plansummary import PlanSummary, ledger_view, summarize_against
 from lumozbatch.core.records import Batch as BatchRecord
-from lumozbatch.core.records import Moved
+from lumozbatch.core.records import Limits, Moved
 from lumozbatch.shell.location import absolute
 
 if TYPE_CHECKING:
@@ -172,7 +172,10 @@ class Batch:
         moved = False
         if batch is None:
             ledger.append_sync(
-                BatchRecord(name=manifest.name, manifest=str(path), api=target.api, manifest_key=key, at=time.time())
+                BatchRecord(
+                    name=manifest.name, manifest=str(path), api=target.api, manifest_key=key,
+                    max_generations=manifest.max_generations, at=time.time(),
+                )
             )
         else:
             check_batch_name(batch, manifest.name, self.out_dir)
@@ -185,6 +188,9 @@ class Batch:
             check_cap(plan, cap, source="--max-generations")
         if moved:  # once every check passed: the batch is this manifest's from now on
             ledger.append_sync(Moved(manifest=str(path), manifest_key=key, at=time.time()))
+        if batch is not None and batch.get("max_generations") != manifest.max_generations:
+            # the cap belongs to the batch: resume keeps the one last applied
+            ledger.append_sync(Limits(max_generations=manifest.max_generations, at=time.time()))
         hint = ["lumozbatch", "apply", str(path)] + (["--out", str(self.out_dir)] if self.out_given else [])
         return BatchRun(
             ledger, plan, target, self.out_dir,
@@ -205,7 +211,10 @@ class Batch:
         batch = ledger.state.batch or {}
         check_same_api(batch, target.api, self.out_dir)
         plan = plan_resume(ledger.state, **dataclasses.asdict(resets))
-        check_cap(plan, cap, source="--max-generations")
+        if cap is None:
+            check_cap(plan, batch.get("max_generations"), source="the batch's limits.max_generations")
+        else:
+            check_cap(plan, cap, source="--max-generations")
         manifest = batch.get("manifest")
         if manifest and Path(manifest).is_file():
             extra = git_info(manifest)

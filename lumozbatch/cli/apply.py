@@ -14,6 +14,7 @@ import click
 
 from lumozbatch.batch import Batch, BatchRun, open_batch, resume_batch
 from lumozbatch.core.wording import count
+from lumozbatch.errors import Interrupted
 
 __all__ = ["apply_cmd", "resume_cmd"]
 
@@ -36,7 +37,14 @@ def _confirm(run: BatchRun, yes: bool, json_out: bool) -> None:
         f"This run will submit {count(plan.to_submit, 'generation')} "
         f"({plan.done} already done, {plan.in_flight} in flight, {plan.spent} spent so far)."
     )
-    if not click.confirm("Submit them?", default=False):
+    try:
+        answer = click.confirm("Submit them?", default=False)
+    except click.Abort as exc:
+        # click turns Ctrl-C into Abort (exit 1); an interrupt is exit 130, nothing sent
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise Interrupted("interrupted at the question; nothing was sent") from None
+        raise
+    if not answer:
         raise click.Abort()
 
 

@@ -258,6 +258,9 @@ class LedgerState:
             if kind == "moved":
                 _check_moved(record, has_batch)
                 continue
+            if kind == "limits":
+                _check_limits(record, has_batch)
+                continue
             identity = record.get("id")
             if not isinstance(identity, str):
                 raise BadRecord(f"a {kind!r} record without a string 'id'")
@@ -294,6 +297,11 @@ class LedgerState:
             _check_moved(record, self.batch is not None)
             assert self.batch is not None
             self.batch = {**self.batch, "manifest": record["manifest"], "manifest_key": record["manifest_key"]}
+            return
+        if kind == "limits":
+            _check_limits(record, self.batch is not None)
+            assert self.batch is not None
+            self.batch = {**self.batch, "max_generations": record["max_generations"]}
             return
         try:
             job = self.jobs[record["id"]]
@@ -360,6 +368,14 @@ def _check_moved(record: dict[str, Any], has_batch: bool) -> None:
         raise BadRecord("a 'moved' record before the 'batch' record")
     if type(record.get("manifest")) is not str or type(record.get("manifest_key")) is not str:
         raise BadRecord("a 'moved' record without a string 'manifest' and 'manifest_key'")
+
+
+def _check_limits(record: dict[str, Any], has_batch: bool) -> None:
+    if not has_batch:
+        raise BadRecord("a 'limits' record before the 'batch' record")
+    cap = record.get("max_generations", "missing")
+    if cap is not None and (type(cap) is not int or cap < 0):
+        raise BadRecord("a 'limits' record whose 'max_generations' is not a whole number or null")
 
 
 def _check_version(record: dict[str, Any]) -> None:
@@ -551,7 +567,7 @@ _UPDATERS = {
     "ambiguous": _on_ambiguous,
     "relinked": _on_relinked,
     "reset": _on_reset,
-}  # ``job``, ``batch`` and ``moved`` records are applied by LedgerState.apply itself
+}  # ``job``, ``batch``, ``moved`` and ``limits`` records are applied by LedgerState.apply itself
 
 
 def replay(records: Iterable[Record | dict[str, Any]], *, file: str | None = None, settle: bool = True) -> LedgerState:

@@ -14,9 +14,11 @@ type        fields (besides ``at``), and what the record means
 batch       ``v`` ledger version, ``name`` the batch, ``manifest`` its path as typed,
             ``api`` the API it runs against, ``manifest_key`` the manifest's path in its
             git work tree, else its absolute path (what anchors the folder to one
-            manifest). Fields added later are ``None`` in older ledgers. First line.
+            manifest), ``max_generations`` the manifest's cap (the batch's, for ``resume``). Fields added later are ``None`` in older ledgers. First line.
 moved       ``manifest``, ``manifest_key``: ``apply --adopt``: the batch's manifest was
             moved or renamed; the folder now belongs to this one.
+limits      ``max_generations``: the manifest's ``limits.max_generations`` changed (``None``:
+            removed); the batch record's ``max_generations`` is the cap ``resume`` keeps.
 job         ``id`` identity, ``job`` manifest job id, ``index``, ``repeat``, ``model``,
             ``params`` (random seed pinned), ``variables``, ``filename``, ``known_model``:
             the job is planned (again: a re-planned identity is active again).
@@ -67,6 +69,7 @@ __all__ = [
     "Failed",
     "Intent",
     "Job",
+    "Limits",
     "Missing",
     "Moved",
     "Record",
@@ -102,6 +105,14 @@ class Batch(Record):
     manifest: str
     api: str | None = None
     manifest_key: str | None = None
+    max_generations: int | None = None
+    at: float | None = None
+
+
+@_record
+class Limits(Record):
+    TYPE: ClassVar[str] = "limits"
+    max_generations: int | None
     at: float | None = None
 
 
@@ -234,7 +245,7 @@ class Reset(Record):
 RECORD_CLASSES: dict[str, type[Record]] = {
     cls.TYPE: cls
     for cls in (
-        Batch, Moved, Job, Retire, Intent, Unsent, Accepted, Completed, Downloaded, Stored, Missing, Failed,
+        Batch, Moved, Limits, Job, Retire, Intent, Unsent, Accepted, Completed, Downloaded, Stored, Missing, Failed,
         Ambiguous, Relinked, Reset,
     )
 }
@@ -246,6 +257,8 @@ _FIELDS: dict[type[Record], tuple[str, ...]] = {
 
 
 _OMITTED_WHEN_NONE = frozenset({"at", "manifest_key", "object"})
+# ... and left out of the batch record alone (a ``limits`` record writes its ``None``)
+_BATCH_OMITTED_WHEN_NONE = _OMITTED_WHEN_NONE | {"max_generations"}
 
 
 def to_wire(record: Record | Mapping[str, Any]) -> dict[str, Any]:
@@ -258,9 +271,10 @@ def to_wire(record: Record | Mapping[str, Any]) -> dict[str, Any]:
             raise TypeError(f"not a ledger record: {type(record).__name__}")
         return dict(record)
     out: dict[str, Any] = {"t": record.TYPE}
+    omitted = _BATCH_OMITTED_WHEN_NONE if isinstance(record, Batch) else _OMITTED_WHEN_NONE
     for name in _FIELDS[type(record)]:
         value = getattr(record, name)
-        if value is None and name in _OMITTED_WHEN_NONE:
+        if value is None and name in omitted:
             continue
         out[name] = value
     return out

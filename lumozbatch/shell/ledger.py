@@ -67,7 +67,7 @@ def ledger_path(out_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Any:
+def gc_paused() -> Any:
     """Replay builds ~half a million small dicts that all survive: the cyclic collector
     would rescan them over and over (about half the replay time) and can free none."""
     was_enabled = gc.isenabled()
@@ -92,7 +92,7 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _take_lock(path: Path, out_dir: Path) -> int:
+def take_lock(path: Path, out_dir: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -169,7 +169,7 @@ class Ledger(ReplayedReads):
             meta.mkdir(parents=True, exist_ok=True)
             for folder in reversed(missing):  # each new folder's entry must survive power loss
                 fsync_dir(folder.parent)
-            lock_fd = _take_lock(meta / LOCK_FILE, out_dir)
+            lock_fd = take_lock(meta / LOCK_FILE, out_dir)
         except OSError as exc:
             raise UsageError(f"cannot use {out_dir} as the output folder: {exc.strerror or exc}") from None
         fd = -1
@@ -181,7 +181,7 @@ class Ledger(ReplayedReads):
                 fsync_dir(meta)
             data = _read_all(fd)
             reader = RecordReader(data, file=str(path))
-            with _gc_paused():
+            with gc_paused():
                 state = replay(reader, file=str(path))
             end = reader.end
             if end < len(data):
@@ -417,7 +417,7 @@ def read_state(out_dir: Path, *, live: bool | None = None) -> LedgerState:
         ) from None
     except OSError as exc:
         raise UsageError(f"cannot read the ledger {path}: {exc.strerror or exc}") from None
-    with _gc_paused():
+    with gc_paused():
         return replay(RecordReader(data, file=str(path)), file=str(path), settle=not live)
 
 

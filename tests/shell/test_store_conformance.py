@@ -1,6 +1,7 @@
-"""One suite, every BatchStore: the file ledger and the in-memory store obey the same rules.
+"""One suite, every BatchStore: the file ledger, the in-memory store and the SQLite store obey
+the same rules.
 
-The next store (SQLite) joins by adding itself to ``STORES``.
+The next store (PostgreSQL) joins by adding itself to ``STORES`` (``new`` and ``reopen``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lumozbatch.core.records import (
     Failed,
     Intent,
     Job,
+    Limits,
     Missing,
     Moved,
     Relinked,
@@ -32,6 +34,7 @@ from lumozbatch.core.records import (
     Unsent,
 )
 from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.sqlite_store import SqliteStore
 from lumozbatch.shell.store import BatchStore, MemoryStore
 
 S = JobState
@@ -52,16 +55,23 @@ class Kit:
         self.out = tmp_path / "out"
 
     def new(self) -> Any:
-        return Ledger.open(self.out, create=True) if self.kind == "ledger" else MemoryStore()
+        if self.kind == "ledger":
+            return Ledger.open(self.out, create=True)
+        if self.kind == "sqlite":
+            return SqliteStore.open(self.out, create=True)
+        return MemoryStore()
 
     def reopen(self, store: Any) -> Any:
         if self.kind == "ledger":
             store.close()
             return Ledger.open(self.out, create=False)
+        if self.kind == "sqlite":
+            store.close()
+            return SqliteStore.open(self.out, create=False)
         return MemoryStore(store.records)
 
 
-STORES = ["ledger", "memory"]
+STORES = ["ledger", "memory", "sqlite"]
 
 
 @pytest.fixture(params=STORES)
@@ -123,12 +133,14 @@ def test_outputs_kept_names_held_lost_and_a_moved_manifest(store: Any, kit: Kit)
     assert store.holders("p/none.png") == []
     store.append_sync(Missing(id="b", reason="deleted"))
     store.append_sync(Moved(manifest="new.yaml", manifest_key="m/new.yaml"))
+    store.append_sync(Limits(max_generations=7))
     again = kit.reopen(store)
     try:
         assert (again.job("b").state, again.job("b").object) == (S.MISSING, None)
         assert again.job("a").object == "o/a.png"
         assert [j.identity for j in again.holders("p/x.png")] == ["b", "a"]
         assert again.batch["manifest_key"] == "m/new.yaml" and again.batch["name"] == "b"
+        assert again.batch["max_generations"] == 7
         assert again.counts()["missing"] == 1
     finally:
         again.close()

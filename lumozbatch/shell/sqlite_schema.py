@@ -1,0 +1,287 @@
+"""Every SQL statement of the SQLite ledger (``.lumozbatch/state.db``), and its rows.
+
+All the SQL lives here, so that the next engine (PostgreSQL) can swap this module and keep
+:mod:`lumozbatch.shell.sqlite_store`'s logic; it is portable where that costs nothing
+(``INSERT ... ON CONFLICT``, window functions, no ``AUTOINCREMENT``, no SQLite-only types).
+
+The schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; :data:`MIGRATIONS` brings an
+older database forward on open):
+
+``batch``: one row, the batch header.
+    ``name``, ``manifest`` (its path), ``api``, ``v`` (record version), ``at`` (unix seconds),
+    ``record`` (the ``batch`` record, JSON).
+``jobs``: one row per identity ever planned, its current state.
+    ``seq`` planning order (primary key), ``identity`` (unique), ``job`` (manifest job id),
+    ``job_index``, ``repeat``, ``model``, ``filename``, ``state`` (a ``JobState`` value),
+    ``retired`` (0/1: gone from the manifest), ``request_id``, ``file``, ``sha256``,
+    ``bytes``, ``object`` (where the output is kept), ``reason``, ``code``, ``billed``
+    (0/1/NULL), ``attempts``, ``paid_before``,
+    ``record`` (every field of the job, JSON: the columns above are copies for queries).
+``steps``: append-only, every record ever appended, in order.
+    ``seq`` (primary key), ``at`` (unix seconds), ``t`` (record type), ``job_seq`` (the job's
+    ``jobs.seq``; NULL for ``batch``), ``identity``, ``record`` (the record, JSON, exactly as a
+    ``ledger.jsonl`` line holds it). One job's history: ``... WHERE job_seq = ?`` (indexed:
+    jobs in flight have neighbouring seqs, so a commit touches few index pages; an index on
+    the random-looking identity would dirty one page per step).
+``names``: which jobs' outputs have been shown under each output name (all kept).
+    ``file`` (the name), ``identity``, ``shown`` (when it was last shown there: ascending =
+    :meth:`LedgerState.holders`' order).
+``meta``: ``key`` / ``value`` pairs (``imported``: the ``ledger.jsonl`` this database was
+    imported from, with its size and sha256).
+
+A job left ``submitting`` by a run that died is read as ``ambiguous`` (settled in its row
+when the next run opens the batch, as the JSONL replay settles it at its end; no step is
+written for it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import operator
+from typing import Any
+
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.ledger_codec import JobRecord
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None
+
+SCHEMA_VERSION = 1
+
+#: version -> the statements that bring a database at ``version - 1`` to ``version``
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE batch (
+            only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+            name TEXT NOT NULL, manifest TEXT, api TEXT, v INTEGER, at REAL,
+            record TEXT NOT NULL)""",
+        """CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY,
+            identity TEXT NOT NULL UNIQUE,
+            job TEXT NOT NULL, job_index INTEGER NOT NULL, repeat INTEGER NOT NULL,
+            model TEXT NOT NULL, filename TEXT NOT NULL,
+            state TEXT NOT NULL, retired INTEGER NOT NULL,
+            request_id INTEGER, file TEXT, sha256 TEXT, bytes INTEGER, object TEXT,
+            reason TEXT, code TEXT, billed INTEGER,
+            attempts INTEGER NOT NULL, paid_before INTEGER NOT NULL,
+            record TEXT NOT NULL)""",
+        "CREATE INDEX jobs_by_state ON jobs (state, retired, seq)",
+        # counts per manifest job / model read these alone (covering); paid_before > 0 is rare
+        "CREATE INDEX jobs_by_job ON jobs (job, state, retired)",
+        "CREATE INDEX jobs_by_model ON jobs (model, state, retired)",
+        "CREATE INDEX jobs_paid_before ON jobs (paid_before) WHERE paid_before > 0",
+        """CREATE TABLE steps (
+            seq INTEGER PRIMARY KEY, at REAL, t TEXT NOT NULL, job_seq INTEGER, identity TEXT,
+            record TEXT NOT NULL)""",
+        "CREATE INDEX steps_by_job ON steps (job_seq, seq)",
+        """CREATE TABLE names (
+            file TEXT NOT NULL, identity TEXT NOT NULL, shown INTEGER NOT NULL,
+            PRIMARY KEY (file, identity))""",
+        "CREATE INDEX names_by_file ON names (file, shown)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+}
+
+# -- connection setup ----------------------------------------------------------------------
+
+#: WAL: readers never block the writer. synchronous=FULL: in WAL mode every commit fsyncs
+#: the WAL, so a committed step survives power loss (NORMAL would only sync at checkpoints:
+#: an intent acknowledged before its ``run`` was sent could vanish). Group commit pays it once
+#: per group of concurrent steps.
+WRITER_PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = OFF",
+)
+READER_PRAGMAS = ("PRAGMA query_only = ON",)
+BUSY_TIMEOUT_S = 10.0
+
+# -- statements ------------------------------------------------------------------------------
+
+#: the job columns copied out of the record, in table order, and the JobRecord field of each
+JOB_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("identity", "identity"),
+    ("job", "job"),
+    ("job_index", "index"),
+    ("repeat", "repeat"),
+    ("model", "model"),
+    ("filename", "filename"),
+    ("state", "state"),
+    ("retired", "retired"),
+    ("request_id", "request_id"),
+    ("file", "file"),
+    ("sha256", "sha256"),
+    ("bytes", "bytes"),
+    ("object", "object"),
+    ("reason", "reason"),
+    ("code", "code"),
+    ("billed", "billed"),
+    ("attempts", "attempts"),
+    ("paid_before", "paid_before"),
+)
+_COLS = ", ".join(c for c, _ in JOB_COLUMNS)
+_UPDATES = ", ".join(f"{c} = excluded.{c}" for c, _ in JOB_COLUMNS if c != "identity")
+
+UPSERT_JOB = (
+    f"INSERT INTO jobs (seq, {_COLS}, record) VALUES (?, {', '.join('?' * len(JOB_COLUMNS))}, ?) "
+    f"ON CONFLICT (identity) DO UPDATE SET {_UPDATES}, record = excluded.record"
+)
+INSERT_STEP = "INSERT INTO steps (at, t, job_seq, identity, record) VALUES (?, ?, ?, ?, ?)"
+
+UPSERT_BATCH = (
+    "INSERT INTO batch (only_row, name, manifest, api, v, at, record) VALUES (1, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (only_row) DO UPDATE SET name = excluded.name, manifest = excluded.manifest, "
+    "api = excluded.api, v = excluded.v, record = excluded.record"
+)
+UPSERT_NAME = (
+    "INSERT INTO names (file, identity, shown) VALUES (?, ?, ?) "
+    "ON CONFLICT (file, identity) DO UPDATE SET shown = excluded.shown"
+)
+SELECT_HOLDERS = "SELECT identity, shown FROM names WHERE file = ? ORDER BY shown"
+SELECT_NAMES = "SELECT file, identity FROM names ORDER BY file, shown"
+SELECT_MAX_SHOWN = "SELECT COALESCE(MAX(shown), 0) FROM names"
+SELECT_BATCH = "SELECT record FROM batch"
+SELECT_MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM jobs"
+SELECT_JOB = "SELECT seq, record FROM jobs WHERE identity = ?"
+SELECT_SUBMITTING = "SELECT seq, record FROM jobs WHERE state = 'submitting'"
+SELECT_META = "SELECT value FROM meta WHERE key = ?"
+UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+
+#: jobs passed over (the writer's not-yet-committed ones), as one JSON array parameter
+_NOT_IN = "identity NOT IN (SELECT value FROM json_each(?))"
+
+
+def select_jobs_page(state: str | None, retired: bool | None, *, exclude: bool) -> tuple[str, list[Any]]:
+    """A page of jobs after a ``seq``, in planning order; params: ``[after, *filters,
+    (excluded,) limit]``. With ``state`` and ``retired`` both given it walks the
+    ``(state, retired, seq)`` index (only matching rows are read); else the table in seq order.
+    """
+    clauses, params = ["seq > ?"], []
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state)
+    if retired is not None:
+        clauses.append("retired = ?")
+        params.append(int(retired))
+    if exclude:
+        clauses.append(_NOT_IN)
+    return f"SELECT seq, record FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?", params
+
+
+def select_jobs_by_identity(count: int) -> str:
+    return f"SELECT seq, record FROM jobs WHERE identity IN ({', '.join('?' * count)})"
+
+
+def select_counts(*, exclude: bool) -> str:
+    """(state, retired, n), read from the state index alone."""
+    where = f" WHERE {_NOT_IN}" if exclude else ""
+    return f"SELECT state, retired, COUNT(*) FROM jobs{where} GROUP BY state, retired"
+
+
+def select_counts_by(column: str, *, exclude: bool) -> str:
+    """(column, state, n) over active jobs, in planning order of each column value's first
+    job; ``column`` is ``job`` or ``model`` (each has a covering index)."""
+    if column not in ("job", "model"):
+        raise ValueError(f"cannot count by {column!r}")
+    where = f" AND {_NOT_IN}" if exclude else ""
+    return (
+        f"SELECT {column}, state, COUNT(*) FROM jobs WHERE retired = 0{where} "
+        f"GROUP BY {column}, state ORDER BY MIN(seq)"
+    )
+
+
+def select_spent(*, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The generation cap's count (:func:`lumozbatch.core.jobcategory.spent_generations`) as
+    SQL, each term answered by an index; params: ``[*these, (excluded,)]`` (it repeats them)."""
+    marks = ", ".join("?" * len(spent_states))
+    also = f" AND {_NOT_IN}" if exclude else ""
+    sql = (
+        f"SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ({marks}){also})"
+        f" + (SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND billed = 1{also})"
+        f" + (SELECT COALESCE(SUM(paid_before), 0) FROM jobs WHERE paid_before > 0{also})"
+    )
+    return sql, list(spent_states)
+
+
+def select_causes(*, exclude: bool) -> str:
+    """Active jobs in one state grouped by (code, reason), biggest first, with the first
+    ``?`` identities of each in planning order; params: ``[state, (excluded,) examples]``."""
+    where = f" AND {_NOT_IN}" if exclude else ""
+    return (
+        "SELECT code, reason, n, identity, seq FROM ("
+        " SELECT code, reason, identity, seq,"
+        "  COUNT(*) OVER (PARTITION BY code, reason) AS n,"
+        "  ROW_NUMBER() OVER (PARTITION BY code, reason ORDER BY seq) AS rn"
+        f" FROM jobs WHERE state = ? AND retired = 0{where}"
+        ") AS grouped WHERE rn <= ? ORDER BY n DESC, code, reason, seq"
+    )
+
+
+SELECT_STEPS_PAGE = "SELECT seq, record FROM steps WHERE seq > ? ORDER BY seq LIMIT ?"
+SELECT_STEPS_OF = "SELECT seq, record FROM steps WHERE job_seq = ? AND seq > ? ORDER BY seq LIMIT ?"
+
+# -- rows ------------------------------------------------------------------------------------
+
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobRecord))
+_JOB_FIELD_SET = frozenset(_JOB_FIELDS)
+
+
+def dumps(obj: Any) -> str:
+    """JSON as the JSONL ledger writes it (no NaN, non-ASCII kept)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def loads(text: str) -> Any:
+    if _orjson is not None:
+        try:
+            return _orjson.loads(text)
+        except ValueError:  # ints beyond 64 bits: json reads them
+            pass
+    return json.loads(text)
+
+
+def dumps_checked(values: Any) -> str:
+    """:func:`dumps` for values already known to hold no NaN (they passed :func:`dumps`, or
+    were parsed from a ledger that did): orjson, ~10x faster; json for what orjson refuses
+    (ints beyond 64 bits)."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(values).decode()
+        except TypeError:
+            pass
+    return dumps(values)
+
+
+_column_values = operator.attrgetter(*(field for _, field in JOB_COLUMNS))
+
+
+def job_row(seq: int, job: JobRecord) -> tuple[Any, ...]:
+    """The ``jobs`` row of ``job``: every field in ``record``, a few copied into columns
+    (sqlite3 stores the bools as 0/1 and the state, a str enum, as its text).
+
+    Generic over JobRecord's fields, so a field added to it is kept with no change here.
+    """
+    values = {name: getattr(job, name) for name in _JOB_FIELDS}
+    return (seq, *_column_values(job), dumps_checked(values))
+
+
+def job_from_record(text: str) -> JobRecord:
+    """The JobRecord a ``jobs.record`` holds (fields it does not know are left out: a newer
+    writer's; fields it lacks take their defaults: an older writer's)."""
+    values = loads(text)
+    job = JobRecord(**{k: v for k, v in values.items() if k in _JOB_FIELD_SET})
+    job.state = JobState(job.state)
+    return job
+
+
+def step_row(record: dict[str, Any], text: str, job_seq: int | None) -> tuple[Any, ...]:
+    """The ``steps`` row of one stamped wire record, ``text`` its JSON (:func:`dumps`)."""
+    identity = record.get("id")
+    return (record.get("at"), record["t"], job_seq, identity if isinstance(identity, str) else None, text)
+
+
+def batch_row(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record.get("name"), record.get("manifest"), record.get("api"), record.get("v"), record.get("at"), dumps(record))
