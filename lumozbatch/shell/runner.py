@@ -335,21 +335,33 @@ class BatchRunner:
             return  # a delivery's carrier took it before a worker reached it in the queue
         self._carried.add(identity)
         try:
-            rec = self.ledger.job(identity)
-            if rec.state == JobState.PENDING:
-                await self._submit(rec)
-            rec = self.ledger.job(identity)
-            if rec.state == JobState.AMBIGUOUS and identity in self._sent_at:
-                # its run carried a webhook: the run does not end while it may still come
-                await self._await_push(rec, JobState.AMBIGUOUS, self._sent_at[identity])
-            rec = self.ledger.job(identity)
-            if rec.state == JobState.SUBMITTED:
-                await self._poll(rec)
-            rec = self.ledger.job(identity)
-            if rec.state in (JobState.COMPLETED, JobState.MISSING):
-                await self._fetch(rec)
+            await self._carry_on(identity)
         finally:
             self._carried.discard(identity)
+
+    async def _carry_recorded(self, identity: str, recorded: trio.Event) -> None:
+        """A delivery's carrier: started before its record is appended (so that the run
+        cannot end in between), it takes the job on once the record is in."""
+        try:
+            await recorded.wait()
+            await self._carry_on(identity)
+        finally:
+            self._carried.discard(identity)
+
+    async def _carry_on(self, identity: str) -> None:
+        rec = self.ledger.job(identity)
+        if rec.state == JobState.PENDING:
+            await self._submit(rec)
+        rec = self.ledger.job(identity)
+        if rec.state == JobState.AMBIGUOUS and identity in self._sent_at:
+            # its run carried a webhook: the run does not end while it may still come
+            await self._await_push(rec, JobState.AMBIGUOUS, self._sent_at[identity])
+        rec = self.ledger.job(identity)
+        if rec.state == JobState.SUBMITTED:
+            await self._poll(rec)
+        rec = self.ledger.job(identity)
+        if rec.state in (JobState.COMPLETED, JobState.MISSING):
+            await self._fetch(rec)
 
     # -- submit -------------------------------------------------------------------------
 
@@ -589,7 +601,12 @@ class BatchRunner:
             verdict = decide(known, delivery)
             records = records_for(identity, verdict, delivery)
             if records:
-                await self.ledger.append(*records)  # returns once durable
+                recorded = trio.Event()
+                self._carry_later(identity, recorded)
+                try:
+                    await self.ledger.append(*records)  # returns once durable
+                finally:
+                    recorded.set()
         self._count_webhook(verdict.action.value)
         if records and (delivery.completed or delivery.failed):
             self._count_webhook("polls_saved")  # a result no /check had to fetch
@@ -619,12 +636,21 @@ class BatchRunner:
         elif delivery.failed:
             self._emit(self._job_event("failed", rec, reason=delivery.error, code="failed", request_id=delivery.request_id))
         self._wake()
-        if identity not in self._carried and self._workers is not None:
-            # an ambiguous job from an earlier run, relinked now: carry it to its output
-            try:
-                self._workers.start_soon(self._carry, identity)
-            except RuntimeError:  # the run is over: the next one downloads it
-                pass
+
+    def _carry_later(self, identity: str, recorded: trio.Event) -> None:
+        """A job no task carries (an ambiguous job of an earlier run, relinked now) gets a
+        carrier to its output, unless the run is over (then the next run downloads it)."""
+        if identity in self._carried:
+            return
+        if self._workers is None:  # the workers are not started yet: they take it first
+            if identity not in self._queue:
+                self._queue.appendleft(identity)
+            return
+        try:
+            self._workers.start_soon(self._carry_recorded, identity, recorded)
+        except RuntimeError:  # the workers' nursery is closed: the run is ending
+            return
+        self._carried.add(identity)
 
     def _webhook_event(self, rec: JobRecord | None, identity: str, delivery: Delivery, verdict: Verdict) -> Event:
         """The ``webhook`` event: never the path, its tag or the secret."""
