@@ -184,6 +184,10 @@ def render_summary(
             "provider keeps them:"
         )
         lines.extend(missing_lines(t.missing))
+    relinked = sum(1 for group in (t.done, t.failed, t.in_flight, t.missing) for r in group if r.relinked)
+    if relinked:
+        lines.append(f"  {relinked} relinked by their webhooks: the run's answer was lost, "
+                     "the webhook named the request (not sent again)")
     if t.retired:
         lines.append(f"  {t.retired} no longer in the manifest (kept in the ledger)")
         lines.extend(retired_lines(t))
