@@ -30,7 +30,6 @@ import httpx
 import trio
 
 from lumozbatch.core.events import Event, EventSink, discard
-from lumozbatch.core.hookevent import WebhookEvent
 from lumozbatch.core.ledger_codec import JobRecord, JobState
 from lumozbatch.core.polling import PollPlanner
 from lumozbatch.core.records import (
@@ -655,7 +654,8 @@ class BatchRunner:
     def _webhook_event(self, rec: JobRecord | None, identity: str, delivery: Delivery, verdict: Verdict) -> Event:
         """The ``webhook`` event: never the path, its tag or the secret."""
         target = delivery.target
-        return WebhookEvent(
+        return Event(
+            "webhook",
             time=trio.current_time(),
             job=rec.job if rec is not None else None,
             identity=identity,

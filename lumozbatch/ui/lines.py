@@ -7,7 +7,6 @@ Pure: no I/O, no clock. Lines start with the run's clock so a log can be read as
 from __future__ import annotations
 
 from lumozbatch.core.events import Event
-from lumozbatch.core.hookevent import WebhookEvent
 from lumozbatch.core.wording import count
 
 __all__ = ["LONG_WAIT", "format_bytes", "format_duration", "format_event", "format_wait", "job_label"]
@@ -127,8 +126,6 @@ _WEBHOOK_NOTE = {"relink": " (relinked)", "duplicate": " (duplicate)"}
 
 def _webhook(event: Event, label: str) -> str:
     """``webhook j#3f2a9c1e2b4d request 5 completed (relinked); 7 received, 6 polls saved``."""
-    if not isinstance(event, WebhookEvent):
-        return f"webhook {label} request {event.request_id}"
     note = _WEBHOOK_NOTE.get(event.result or "", "")
     if event.http_status is not None and event.http_status >= 400:
         note = f" (refused: {event.reason or event.result})"

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumozbatch.core.events import Event
-from lumozbatch.core.hookevent import WebhookEvent
 
 __all__ = ["ETA_WINDOW", "GroupProgress", "MIN_ETA", "RateLimitView", "RunView", "WebhookCounts", "plan_extra"]
 
@@ -105,8 +104,6 @@ class WebhookCounts:
 
     def apply(self, event: Event) -> None:
         self.received += 1
-        if not isinstance(event, WebhookEvent):
-            return
         if event.polls_saved is not None:
             self.polls_saved = event.polls_saved
         if event.result == "relink":

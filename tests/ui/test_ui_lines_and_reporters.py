@@ -163,11 +163,9 @@ def test_a_dumb_terminal_gets_plain_lines(monkeypatch) -> None:
     assert isinstance(make_reporter(stream=FakeTerminal()), PlainReporter)
 
 
-def _hook(time: float, result: str, status: int, received: int, saved: int, **kw) -> "WebhookEvent":
-    from lumozbatch.core.hookevent import WebhookEvent
-
-    return WebhookEvent(time=time, request_id=42, attempt=1, status="completed", result=result,
-                        http_status=status, received=received, polls_saved=saved, **JOB, **kw)
+def _hook(time: float, result: str, status: int, received: int, saved: int, **kw) -> Event:
+    return Event("webhook", time=time, request_id=42, attempt=1, status="completed", result=result,
+                 http_status=status, received=received, polls_saved=saved, **JOB, **kw)
 
 
 def test_webhook_lines_say_what_became_of_each_delivery_and_count_them() -> None:
