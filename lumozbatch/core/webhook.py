@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from lumozbatch.core.answers import as_progress, as_request_id
 from lumozbatch.core.records import Completed, Failed, Record, Relinked
 from lumozbatch.errors import UsageError
 
@@ -226,35 +227,6 @@ def verify_hook_path(secret: bytes, raw_path: str, prefix: str = "") -> HookTarg
 # -- bodies ---------------------------------------------------------------------------------
 
 
-_MAX_ID = 2**63 - 1
-_DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-def _as_int(value: Any) -> int | None:
-    """A request_id, from a JSON number or a decimal string (ASCII digits, at most 19)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 <= value <= _MAX_ID else None
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
-        return number if number <= _MAX_ID else None
-    return None
-
-
-def _as_progress(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-    return None
-
-
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -284,9 +256,9 @@ def read_answer_fields(body: Mapping[str, Any]) -> AnswerFields:
     if not status and body.get("success") in (False, "false", "0"):
         status = "failed"
     return AnswerFields(
-        request_id=_as_int(fields.get("request_id")),
+        request_id=as_request_id(fields.get("request_id")),
         status=status,
-        progress=_as_progress(fields.get("progress")),
+        progress=as_progress(fields.get("progress")),
         output=_text(fields.get("output")),
         output_type=_text(fields.get("output_type")),
         error=_text(fields.get("error")),
