@@ -51,6 +51,7 @@ from lumozbatch.shell.ledger import LedgerWriteError
 from lumozbatch.shell.outputs import KnownOutput, OutputTree, object_stem
 from lumozbatch.shell.reconcile import kept_outputs, shown_name
 from lumozbatch.shell.results import append_result, read_results
+from lumozbatch.shell.services import run_with_services
 from lumozbatch.shell.store import BatchStore
 
 __all__ = ["BatchRunner", "Hooks", "RunOptions", "RunOutcome", "exit_code_for", "run_batch"]
@@ -874,23 +875,13 @@ async def run_batch(
     With ``handle_sigint``, the first SIGINT stops submitting and lets sent runs be recorded
     (then ``Interrupted``); a second one stops at once, leaving unanswered runs ambiguous.
     """
-    outcome: RunOutcome | None = None
-    error: LumozbatchError | None = None
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runner.ledger.run_writer)
+    async def main(services: trio.Nursery) -> RunOutcome:
+        await services.start(runner.ledger.run_writer)
         if handle_sigint:
-            await nursery.start(_watch_sigint, runner)
-        try:
-            outcome = await runner.run()
-        except LumozbatchError as exc:
-            # Raised outside the nursery, so callers see the error itself, not a group.
-            error = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    assert outcome is not None
-    return outcome
+            await services.start(_watch_sigint, runner)
+        return await runner.run()
+
+    return await run_with_services(main)
 
 
 async def _watch_sigint(runner: BatchRunner, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
