@@ -875,6 +875,7 @@ async def run_batch(
     With ``handle_sigint``, the first SIGINT stops submitting and lets sent runs be recorded
     (then ``Interrupted``); a second one stops at once, leaving unanswered runs ambiguous.
     """
+
     async def main(services: trio.Nursery) -> RunOutcome:
         await services.start(runner.ledger.run_writer)
         if handle_sigint:
