@@ -38,6 +38,7 @@ from lumozbatch.core.records import Limits, Moved
 from lumozbatch.shell.location import absolute
 
 if TYPE_CHECKING:
+    from lumozbatch.core.webhook import WebhookSettings
     from lumozbatch.shell.planning import Plan, Resets
     from lumozbatch.shell.sqlite_store import SqliteStore
     from lumozbatch.shell.runner import RunOutcome
@@ -153,6 +154,7 @@ class Batch:
         adopt: bool = False,
         max_generations: int | None = None,
         sink: EventSink = discard,
+        webhook: WebhookSettings | None = None,
     ) -> RunOutcome:
         """Plan and run what is not done yet (``BatchRun.execute``), then write the gallery.
         Raises what the CLI turns into exit codes; the outcome's ``exit_code`` is 0 or 1.
@@ -164,7 +166,7 @@ class Batch:
             adopt=adopt,
             max_generations=max_generations,
         ) as run:
-            return run.execute(concurrency=concurrency, sink=sink)
+            return run.execute(concurrency=concurrency, sink=sink, webhook=webhook)
 
     def _need_manifest(self, what: str) -> Manifest:
         if self.manifest is None:
@@ -287,9 +289,12 @@ class BatchRun:
                 self.ledger.append_sync(*chunk)
         self._recorded = True
 
-    def execute(self, *, concurrency: int | None = None, sink: EventSink = discard) -> RunOutcome:
+    def execute(
+        self, *, concurrency: int | None = None, sink: EventSink = discard, webhook: WebhookSettings | None = None
+    ) -> RunOutcome:
         """Write the plan to the ledger (``record_plan``), then run: events go to ``sink``,
-        from ``plan`` to ``finished``. The gallery is rewritten however the run ends."""
+        from ``plan`` to ``finished``; with ``webhook``, results are pushed to a receiver
+        (SPEC 8). The gallery is rewritten however the run ends."""
         import trio
 
         from lumozbatch.session import drive
@@ -301,7 +306,10 @@ class BatchRun:
         options = RunOptions(concurrency=concurrency or self.concurrency)
         try:
             return trio.run(
-                lambda: drive(self.ledger, self.target, self.out_dir, options=options, sink=sink, result_extra=self.result_extra)
+                lambda: drive(
+                    self.ledger, self.target, self.out_dir,
+                    options=options, sink=sink, result_extra=self.result_extra, webhook=webhook,
+                )
             )
         finally:
             self._write_gallery()

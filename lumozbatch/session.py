@@ -1,5 +1,6 @@
 """One run of a batch, wired together: the sandbox (when asked for), the two HTTP clients,
-the shared limiter and the runner; then the rate-limit file that ``plan``'s ETA reads.
+the shared limiter, the webhook receiver (with ``--webhook-url``) and the runner; then the
+rate-limit file that ``plan``'s ETA reads.
 
 This is the composition root under ``lumozbatch.batch`` (the Python API) and the CLI: the
 only place that knows every layer, so the layers themselves do not know each other.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,15 @@ import trio
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.events import Event, EventSink
 from lumozbatch.core.jobcategory import spent_generations
+from lumozbatch.core.webhook import WebhookSettings
+from lumozbatch.errors import ConfigError
 from lumozbatch.provenance import embed_metadata
 from lumozbatch.sandbox.config import SandboxConfig
 from lumozbatch.shell.api import LumozClient
 from lumozbatch.shell.ledger import Ledger
 from lumozbatch.shell.location import absolute
 from lumozbatch.shell.ratelimit import SharedLimiter
-from lumozbatch.shell.runner import BatchRunner, RunOptions, RunOutcome, run_batch
+from lumozbatch.shell.runner import BatchRunner, Hooks, RunOptions, RunOutcome, run_batch
 from lumozbatch.shell.services import run_with_services
 from lumozbatch.shell.target import Target
 from lumozbatch.shell.transport import ShardedTransport, shard_count
@@ -41,8 +45,11 @@ async def drive(
     options: RunOptions,
     sink: EventSink,
     result_extra: dict[str, Any],
+    webhook: WebhookSettings | None = None,
 ) -> RunOutcome:
     """Run the ledger's unfinished jobs against ``target``; ends with the ``finished`` event.
+    With ``webhook``, the receiver listens in the same nursery from before the first ``run``
+    until the run is over (the port is free again however it ends).
 
     Events reach ``sink`` with ``time`` in seconds since this run started."""
     start = trio.current_time()
@@ -70,10 +77,14 @@ async def drive(
             assert base_url is not None and api_key is not None
             limiter = SharedLimiter(sink=relative)
             client = LumozClient(api_http, base_url, api_key, limiter)
+            hooks = _hooks(webhook, out_dir)
             runner = BatchRunner(
                 ledger, client, storage_http, out_dir,
                 options=options, sink=relative, embed=embed_metadata, result_extra=result_extra,
+                hooks=hooks,
             )
+            if webhook is not None and hooks is not None:
+                await _start_receiver(nursery, webhook, hooks, runner)
             try:
                 return await run_batch(runner, handle_sigint=True)
             finally:
@@ -92,6 +103,31 @@ async def drive(
         )
     )
     return outcome
+
+
+def _hooks(webhook: WebhookSettings | None, out_dir: Path) -> Hooks | None:
+    if webhook is None:
+        return None
+    from lumozbatch.shell.webhooks import load_or_create_secret
+
+    return Hooks(webhook.url, load_or_create_secret(out_dir / STATE_DIR))
+
+
+async def _start_receiver(nursery: trio.Nursery, webhook: WebhookSettings, hooks: Hooks, runner: BatchRunner) -> None:
+    from lumozbatch.shell.webhooks import parse_listen, serve_receiver, url_path_prefix
+
+    host, port = parse_listen(webhook.listen or "", webhook.port)
+    serve = partial(serve_receiver, hooks.secret, runner.record_delivery, host, port,
+                    prefix=url_path_prefix(webhook.url))
+    try:
+        await nursery.start(serve)
+    except* OSError as group:  # the port is taken, or the address is not this machine's
+        exc = group.exceptions[0]
+        why = getattr(exc, "strerror", None) or exc
+        raise ConfigError(
+            f"cannot listen for webhooks on {host}:{port}: {why}",
+            details=["choose another with --webhook-listen HOST:PORT (the --webhook-url must lead there)"],
+        ) from None
 
 
 def save_rate_limit(out_dir: Path, limiter: SharedLimiter) -> None:

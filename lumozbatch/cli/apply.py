@@ -52,6 +52,7 @@ def _run(batch: Batch, options: dict[str, Any], *, adopt: bool = False) -> int:
     """Start, confirm, execute under the chosen display; the summary however it ends."""
     from lumozbatch.ui import make_reporter
 
+    webhook = _webhook(options)  # a bad URL is a usage error before anything is opened
     with batch.start(
         retry_failed=options["retry_failed"],
         resubmit_ambiguous=options["resubmit_ambiguous"],
@@ -64,11 +65,25 @@ def _run(batch: Batch, options: dict[str, Any], *, adopt: bool = False) -> int:
         reporter = make_reporter(json=options["json_out"], quiet=options["quiet"])
         with reporter:
             try:
-                return run.execute(concurrency=options["concurrency"], sink=reporter).exit_code
+                return run.execute(
+                    concurrency=options["concurrency"], sink=reporter, webhook=webhook
+                ).exit_code
             finally:
                 if run.gallery_problem:
                     click.echo(f"warning: {run.gallery_problem}", err=True)
                 reporter.summary(run.summary())
+
+
+def _webhook(options: dict[str, Any]) -> Any:
+    """``--webhook-url`` / ``--webhook-listen`` as the run's WebhookSettings (None: polling only)."""
+    from lumozbatch.core.webhook import WebhookSettings
+
+    url, listen = options["webhook_url"], options["webhook_listen"]
+    if url is None:
+        if listen is not None:
+            raise click.UsageError("--webhook-listen needs --webhook-url (where the provider posts)")
+        return None
+    return WebhookSettings(url, listen)
 
 
 def _common_run_options(func: Any) -> Any:
@@ -86,6 +101,10 @@ def _common_run_options(func: Any) -> Any:
         click.option("--yes", "-y", is_flag=True, help="Do not ask before submitting many generations."),
         click.option("--quiet", "-q", is_flag=True, help="Print only problems and the summary."),
         click.option("--json", "json_out", is_flag=True, help="One JSON event per line on stdout."),
+        click.option("--webhook-url", envvar="LUMOZBATCH_WEBHOOK_URL", default=None, metavar="URL",
+                     help="Public address the provider posts results to (else LUMOZBATCH_WEBHOOK_URL); polling stays the fallback."),
+        click.option("--webhook-listen", default=None, metavar="HOST:PORT",
+                     help="Where the receiver listens (default 127.0.0.1 and the URL's port)."),
     ]
     for option in reversed(options):
         func = option(func)

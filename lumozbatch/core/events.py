@@ -21,6 +21,11 @@ outputs        before the run, the files on disk were checked against the ledger
                ``restored`` names shown again from kept copies, ``adopted`` outputs from before
                the store now kept, ``missing`` outputs gone from disk, fetched again)
 interrupted    Ctrl-C: no more submissions; answers in flight are being recorded
+webhook        a webhook delivery was decided (job fields, ``attempt`` the submission its hook
+               path names, ``request_id``, ``status`` the provider's word, ``result`` what
+               became of it, ``http_status`` the receiver's answer, ``reason`` for a refusal,
+               and the run's totals: ``received`` deliveries, ``polls_saved``); never the hook
+               path, its tag or the secret
 finished       the run is over (``counts``, ``out_dir``, ``exit_code``)
 warning        something worth a line (``reason``)
 =============  ==============================================================================
@@ -47,6 +52,7 @@ KINDS = frozenset(
         "rate_limit",
         "interrupted",
         "outputs",
+        "webhook",
         "finished",
         "warning",
     }
@@ -81,6 +87,12 @@ class Event:
     out_dir: str | None = None
     name: str | None = None
     exit_code: int | None = None
+    attempt: int | None = None
+    status: str | None = None
+    result: str | None = None
+    http_status: int | None = None
+    received: int | None = None
+    polls_saved: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -10,6 +10,8 @@ COMPLETED -downloaded-> DONE`` (a ``run`` that answers with its output at once m
 ``SUBMITTING --unsent--> PENDING``: the ``run`` certainly created nothing (connect error, 429).
 ``SUBMITTING --failed--> FAILED``: the API refused the ``run`` (422, 403, 404; not billed).
 ``SUBMITTING --ambiguous--> AMBIGUOUS``: sent, answer lost (maybe billed).
+``SUBMITTING --relinked--> SUBMITTED`` and ``AMBIGUOUS --relinked--> SUBMITTED``: a webhook
+named the request that the run created though its answer was lost (or is still on its way).
 ``SUBMITTED --failed--> FAILED`` is a ``failed`` status after acceptance (billed).
 ``PENDING --failed--> FAILED``: not sent because its model does not exist (not billed).
 ``COMPLETED --failed--> COMPLETED``: a download failure; the output was paid for and the next
@@ -20,7 +22,7 @@ fetched again like a COMPLETED one (a fresh URL from ``/check`` if need be) and 
 downloaded. ``MISSING --reset--> PENDING`` is ``apply --regenerate-missing`` paying again for
 an output the provider no longer has, knowingly.
 ``job`` and ``retire`` records describe the plan and never move the state.
-Only ``reset`` leaves FAILED or AMBIGUOUS (to PENDING); only a lost output leaves DONE. ``SUBMITTING
+Only ``reset`` leaves FAILED (to PENDING); AMBIGUOUS only by ``reset`` or ``relinked``; only a lost output leaves DONE. ``SUBMITTING
 --reset--> PENDING`` is that same reset as replay meets it: a crash left the intent last.
 ``eof`` is not a record: :func:`lumozbatch.core.ledger_codec.replay` applies it at the end of
 the ledger, so a job left SUBMITTING (crash or kill -9 between send and record) is AMBIGUOUS.
@@ -68,6 +70,9 @@ TRANSITIONS: dict[tuple[JobState, str], JobState] = {
     (_S.SUBMITTING, "failed"): _S.FAILED,
     (_S.SUBMITTING, "ambiguous"): _S.AMBIGUOUS,
     (_S.SUBMITTING, EOF): _S.AMBIGUOUS,
+    # a webhook names the request a run created: its answer was lost, or is still coming
+    (_S.SUBMITTING, "relinked"): _S.SUBMITTED,
+    (_S.AMBIGUOUS, "relinked"): _S.SUBMITTED,
     (_S.SUBMITTED, "completed"): _S.COMPLETED,
     (_S.SUBMITTED, "failed"): _S.FAILED,
     (_S.COMPLETED, "completed"): _S.COMPLETED,

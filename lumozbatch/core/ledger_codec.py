@@ -182,6 +182,8 @@ class JobRecord:
     #: generations earlier attempts may have cost before a ``reset`` sent the job again
     #: (a billed failure, an ambiguous run): the generation cap keeps counting them
     paid_before: int = 0
+    #: its current attempt's request is known from a webhook, its run's answer was lost
+    relinked: bool = False
 
     @property
     def key(self) -> str:
@@ -415,6 +417,7 @@ _JOB_FIELDS: tuple[tuple[str, type], ...] = (
 # fields a record must carry (name, type) beyond "t" and "id"
 _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
     "accepted": (("request_id", int),),
+    "relinked": (("request_id", int),),
     "completed": (("url", str),),
     "downloaded": (("file", str),),
     "stored": (("object", str), ("file", str)),
@@ -439,6 +442,7 @@ def _on_retire(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
 def _on_intent(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     job.state = new
     job.attempts += 1
+    job.relinked = False
     job.request_id = None
     job.url = None
     job.reason = None
@@ -526,6 +530,17 @@ def _on_ambiguous(job: JobRecord, record: dict[str, Any], new: JobState) -> None
     job.billed = None  # unknown: that is the point
 
 
+def _on_relinked(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
+    request_id = record.get("request_id")
+    if type(request_id) is not int:
+        _check_fields("relinked", record)
+    job.state = new
+    job.request_id = request_id
+    job.relinked = True
+    job.reason = None  # no longer ambiguous: the request is known
+    job.code = None
+
+
 def _on_reset(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     if job.state is not JobState.FAILED or job.billed:
         # AMBIGUOUS (or SUBMITTING left by a crash), a billed failure, or a paid output lost
@@ -550,6 +565,7 @@ _UPDATERS = {
     "missing": _on_missing,
     "failed": _on_failed,
     "ambiguous": _on_ambiguous,
+    "relinked": _on_relinked,
     "reset": _on_reset,
 }  # ``job``, ``batch``, ``moved`` and ``limits`` records are applied by LedgerState.apply itself
 

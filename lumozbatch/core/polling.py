@@ -8,6 +8,10 @@ output or tell us when it will be there:
 * a ``processing`` answer with ``progress`` p% after ``elapsed`` seconds predicts a total of
   ``elapsed * 100 / p``: the next poll goes just after that;
 * no usable progress: back off geometrically from the previous delay, up to ``max_delay``.
+
+With webhooks a result is pushed, and polling is the fallback: :meth:`PollPlanner.overdue_after`
+says when a pushed result is late against the completions this batch has seen (webhooks
+and polls alike), so that a lost webhook delays a result but never loses it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ class PollPlanner:
         backoff: float = 1.5,
         slack: float = 0.05,
         history: int = 32,
+        unseen_wait: float = 30.0,
+        overdue_margin: float = 0.25,
+        overdue_grace: float = 1.0,
     ) -> None:
         if not 0 < min_delay <= default_first <= max_delay:
             raise ValueError("need 0 < min_delay <= default_first <= max_delay")
@@ -40,6 +47,9 @@ class PollPlanner:
         self.slack = slack  # aim this fraction past the predicted completion (+ min_delay/2)
         self._latencies: dict[str, deque[float]] = {}
         self._history = history
+        self.unseen_wait = unseen_wait  # how long a webhook may take before any completion
+        self.overdue_margin = overdue_margin
+        self.overdue_grace = overdue_grace
 
     def observe(self, model: str, latency: float) -> None:
         """A request of ``model`` completed ``latency`` seconds after it was accepted.
@@ -53,6 +63,17 @@ class PollPlanner:
     def typical_latency(self, model: str) -> float | None:
         seen = self._latencies.get(model)
         return statistics.median(seen) if seen else None
+
+    def overdue_after(self, model: str) -> float:
+        """Seconds from acceptance after which a pushed result is late: the slowest recent
+        completion of ``model`` (of any model before it has one) plus a margin; before any
+        completion at all, ``unseen_wait``. Plausibly on its way until then; polled after."""
+        seen = self._latencies.get(model)
+        if not seen:
+            seen = [latency for recent in self._latencies.values() for latency in recent]
+        if not seen:
+            return self.unseen_wait
+        return max(seen) * (1 + self.overdue_margin) + self.overdue_grace
 
     def first_delay(self, model: str) -> float:
         """Seconds from acceptance to the first ``/check``."""

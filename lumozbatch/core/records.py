@@ -41,6 +41,8 @@ failed      ``id``, ``reason``, ``code`` (the API's error code, ``"failed"``,
             ``"download"``...), ``billed`` (may the provider have charged it?). After
             ``completed`` it is a download failure: the job stays completed.
 ambiguous   ``id``, ``reason``: the ``run`` was sent and its answer lost (maybe billed).
+relinked    ``id``, ``request_id``: a webhook named the request that a ``run`` whose answer
+            was lost created (SPEC 8); the job is submitted, not sent again.
 reset       ``id``, ``why`` (``retry-failed`` / ``resubmit-ambiguous`` /
             ``regenerate-missing``): send it again (knowingly paid again).
 ==========  ==========================================================================
@@ -71,6 +73,7 @@ __all__ = [
     "Missing",
     "Moved",
     "Record",
+    "Relinked",
     "Reset",
     "Retire",
     "Stored",
@@ -224,6 +227,14 @@ class Ambiguous(Record):
 
 
 @_record
+class Relinked(Record):
+    TYPE: ClassVar[str] = "relinked"
+    id: str
+    request_id: int
+    at: float | None = None
+
+
+@_record
 class Reset(Record):
     TYPE: ClassVar[str] = "reset"
     id: str
@@ -235,7 +246,7 @@ RECORD_CLASSES: dict[str, type[Record]] = {
     cls.TYPE: cls
     for cls in (
         Batch, Moved, Limits, Job, Retire, Intent, Unsent, Accepted, Completed, Downloaded, Stored, Missing, Failed,
-        Ambiguous, Reset,
+        Ambiguous, Relinked, Reset,
     )
 }
 

@@ -22,7 +22,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
+
+from lumozbatch.core.answers import as_progress, as_request_id
+from lumozbatch.core.records import Completed, Failed, Record, Relinked
+from lumozbatch.errors import UsageError
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -33,11 +37,13 @@ __all__ = [
     "HookTarget",
     "KnownJob",
     "Verdict",
+    "WebhookSettings",
     "decide",
     "hook_path",
     "hook_url",
     "parse_delivery",
     "read_answer_fields",
+    "records_for",
     "verify_hook_path",
 ]
 
@@ -147,6 +153,32 @@ class KnownJob:
     attempt: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """``--webhook-url`` (the public address the provider posts to) and ``--webhook-listen``
+    (where the receiver listens: ``HOST:PORT``; None: 127.0.0.1 and the URL's port)."""
+
+    url: str
+    listen: str | None = None
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise UsageError(f"--webhook-url {self.url!r} is not an http(s) URL without a query",
+                             details=["the provider posts to it: e.g. https://hooks.example.com/lumozbatch"])
+        try:
+            parts.port
+        except ValueError:
+            raise UsageError(f"--webhook-url {self.url!r} has an invalid port") from None
+
+    @property
+    def port(self) -> int:
+        """The URL's port (its scheme's default when it names none): where the receiver listens
+        unless ``--webhook-listen`` says otherwise."""
+        parts = urlsplit(self.url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 # -- paths ----------------------------------------------------------------------------------
 
 
@@ -195,35 +227,6 @@ def verify_hook_path(secret: bytes, raw_path: str, prefix: str = "") -> HookTarg
 # -- bodies ---------------------------------------------------------------------------------
 
 
-_MAX_ID = 2**63 - 1
-_DIGITS = re.compile(r"[0-9]{1,19}")
-
-
-def _as_int(value: Any) -> int | None:
-    """A request_id, from a JSON number or a decimal string (ASCII digits, at most 19)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 <= value <= _MAX_ID else None
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        number = int(value.strip())
-        return number if number <= _MAX_ID else None
-    return None
-
-
-def _as_progress(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-    return None
-
-
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -253,9 +256,9 @@ def read_answer_fields(body: Mapping[str, Any]) -> AnswerFields:
     if not status and body.get("success") in (False, "false", "0"):
         status = "failed"
     return AnswerFields(
-        request_id=_as_int(fields.get("request_id")),
+        request_id=as_request_id(fields.get("request_id")),
         status=status,
-        progress=_as_progress(fields.get("progress")),
+        progress=as_progress(fields.get("progress")),
         output=_text(fields.get("output")),
         output_type=_text(fields.get("output_type")),
         error=_text(fields.get("error")),
@@ -312,7 +315,8 @@ def parse_delivery(body: bytes, content_type: str | None) -> Delivery | Verdict:
 # -- what a delivery means ------------------------------------------------------------------
 
 _SENT_NO_ANSWER = frozenset({"submitting", "ambiguous"})
-_FINISHED = {"completed": "completed", "done": "completed", "failed": "failed"}
+# a MISSING job was done once: its output is lost from disk, not its completion
+_FINISHED = {"completed": "completed", "done": "completed", "missing": "completed", "failed": "failed"}
 
 
 def decide(known: KnownJob | None, delivery: Delivery) -> Verdict:
@@ -341,3 +345,20 @@ def decide(known: KnownJob | None, delivery: Delivery) -> Verdict:
     if delivery.status in ("completed", "failed") and delivery.status != finished:
         return Verdict(Action.CONTRADICTS, f"the job already {finished}")
     return Verdict(Action.DUPLICATE, "already recorded")
+
+
+def records_for(identity: str, verdict: Verdict, delivery: Delivery) -> list[Record]:
+    """The ledger records a decided delivery writes (none unless ``verdict.changes_state``):
+    a relink first, then the outcome the delivery reports, as a ``/check`` would record it."""
+    if not verdict.changes_state:
+        return []
+    records: list[Record] = []
+    if verdict.action is Action.RELINK:
+        records.append(Relinked(id=identity, request_id=delivery.request_id))
+    if delivery.completed and delivery.output is not None:
+        records.append(Completed(id=identity, request_id=delivery.request_id, url=delivery.output,
+                                 output_type=delivery.output_type))
+    elif delivery.failed:
+        records.append(Failed(id=identity, reason=delivery.error or "failed", code="failed",
+                              billed=True))
+    return records

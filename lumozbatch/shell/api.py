@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import trio
 
+from lumozbatch.core.answers import as_progress, as_request_id
 from lumozbatch.core.retry import Failure
 from lumozbatch.errors import ConfigError
 from lumozbatch.shell.ratelimit import SharedLimiter, Slot
@@ -205,29 +206,6 @@ def _json_body(response: httpx.Response) -> Any:
         return None
 
 
-def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _as_progress(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip().rstrip("%"))
-        except ValueError:
-            return None
-    return None
-
-
 def _error_from(response: httpx.Response, body: Any) -> ApiCallError:
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
@@ -285,7 +263,7 @@ class LumozClient:
         response = await self._post(RUN_PATH, form_fields(model, params), slot)
         body = _answer_body(response, "run")
         data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
-        request_id = _as_int(data.get("request_id"))
+        request_id = as_request_id(data.get("request_id"))
         output = data.get("output")
         has_output = isinstance(output, str) and bool(output)
         if body.get("success") is False or (request_id is None and not has_output):
@@ -319,9 +297,9 @@ class LumozClient:
         if status == "failed" and not error:
             error = "the provider reported the generation as failed"
         return CheckAnswer(
-            request_id=_as_int(data.get("request_id")) or request_id,
+            request_id=as_request_id(data.get("request_id")) or request_id,
             status=status or "unknown",
-            progress=_as_progress(data.get("progress")),
+            progress=as_progress(data.get("progress")),
             output=output if isinstance(output, str) and output else None,
             output_type=data.get("output_type") if isinstance(data.get("output_type"), str) else None,
             error=str(error) if error else None,

@@ -43,6 +43,7 @@ from lumozbatch.core.records import (
 )
 from lumozbatch.core.records import Downloaded as DownloadedRecord
 from lumozbatch.core.retry import Failure, decide_fetch, decide_run
+from lumozbatch.core.webhook import Action, Delivery, KnownJob, Verdict, decide, hook_url, records_for
 from lumozbatch.errors import AuthenticationError, ConfigError, Interrupted, LumozbatchError
 from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Downloaded, download
@@ -50,9 +51,19 @@ from lumozbatch.shell.ledger import LedgerWriteError
 from lumozbatch.shell.outputs import KnownOutput, OutputTree, object_stem
 from lumozbatch.shell.reconcile import kept_outputs, shown_name
 from lumozbatch.shell.results import append_result, read_results
+from lumozbatch.shell.services import run_with_services
 from lumozbatch.shell.store import BatchStore
 
-__all__ = ["BatchRunner", "RunOptions", "RunOutcome", "exit_code_for", "run_batch"]
+__all__ = ["BatchRunner", "Hooks", "RunOptions", "RunOutcome", "exit_code_for", "run_batch"]
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Webhooks for a run (SPEC 8): every ``run`` carries ``url`` plus its job's and attempt's
+    path, authenticated under ``secret``; ``BatchRunner.record_delivery`` records what comes."""
+
+    url: str  # the public --webhook-url
+    secret: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +93,8 @@ class RunOutcome:
     counts: dict[str, int]
     exit_code: int
     calls: dict[str, int] = field(default_factory=dict)  # requests this run made, by kind
+    #: with webhooks: deliveries recorded by result, ``polls_saved`` and ``relinked`` jobs
+    webhooks: dict[str, int] = field(default_factory=dict)
 
 
 def exit_code_for(jobs: Mapping[str, JobRecord] | Iterable[JobRecord]) -> int:
@@ -148,6 +161,7 @@ class BatchRunner:
         rand: Callable[[], float] = random.random,
         embed: Callable[[Path, dict[str, Any]], object] | None = None,
         result_extra: Mapping[str, Any] | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -181,6 +195,13 @@ class BatchRunner:
         self._unshown = 0  # outputs kept but not shown under their names (a broken folder)
         self._reached = False  # has the API answered anything in this run?
         self._unreachable: ApiCallError | None = None  # refused before it ever answered
+        self.hooks = hooks
+        self.webhooks: dict[str, int] = {}  # deliveries by Action value, polls_saved, relinked
+        self._sent_at: dict[str, float] = {}  # identity -> when its run (with a webhook) left
+        self._hook_locks: dict[str, trio.Lock] = {}
+        self._news = trio.Event()  # set (and replaced) when a delivery or a latency is recorded
+        self._carried: set[str] = set()  # identities a worker is carrying now
+        self._workers: trio.Nursery | None = None
 
     # -- public -------------------------------------------------------------------------
 
@@ -206,6 +227,7 @@ class BatchRunner:
                 work.cancel()
             try:
                 async with trio.open_nursery() as workers:
+                    self._workers = workers
                     for _ in range(max(1, self.options.concurrency)):
                         workers.start_soon(self._worker)
             except BaseExceptionGroup as group:
@@ -234,6 +256,7 @@ class BatchRunner:
             counts=self.ledger.counts(),
             exit_code=1 if self._unshown else exit_code_for(self.ledger.all_jobs()),
             calls=dict(self.calls),
+            webhooks=dict(self.webhooks),
         )
 
     # -- scheduling ---------------------------------------------------------------------
@@ -325,15 +348,41 @@ class BatchRunner:
 
     async def _worker(self) -> None:
         while (rec := await self._next_job()) is not None:
-            identity = rec.identity
-            if rec.state == JobState.PENDING:
-                await self._submit(rec)
-            rec = self.ledger.job(identity)
-            if rec.state == JobState.SUBMITTED:
-                await self._poll(rec)
-            rec = self.ledger.job(identity)
-            if rec.state in (JobState.COMPLETED, JobState.MISSING):
-                await self._fetch(rec)
+            await self._carry(rec.identity)
+
+    async def _carry(self, identity: str) -> None:
+        """One job from where it stands to done (or as far as it goes in this run)."""
+        if identity in self._carried:
+            return  # a delivery's carrier took it before a worker reached it in the queue
+        self._carried.add(identity)
+        try:
+            await self._carry_on(identity)
+        finally:
+            self._carried.discard(identity)
+
+    async def _carry_recorded(self, identity: str, recorded: trio.Event) -> None:
+        """A delivery's carrier: started before its record is appended (so that the run
+        cannot end in between), it takes the job on once the record is in."""
+        try:
+            await recorded.wait()
+            await self._carry_on(identity)
+        finally:
+            self._carried.discard(identity)
+
+    async def _carry_on(self, identity: str) -> None:
+        rec = self.ledger.job(identity)
+        if rec.state == JobState.PENDING:
+            await self._submit(rec)
+        rec = self.ledger.job(identity)
+        if rec.state == JobState.AMBIGUOUS and identity in self._sent_at:
+            # its run carried a webhook: the run does not end while it may still come
+            await self._await_push(rec, JobState.AMBIGUOUS, self._sent_at[identity])
+        rec = self.ledger.job(identity)
+        if rec.state == JobState.SUBMITTED:
+            await self._poll(rec)
+        rec = self.ledger.job(identity)
+        if rec.state in (JobState.COMPLETED, JobState.MISSING):
+            await self._fetch(rec)
 
     # -- submit -------------------------------------------------------------------------
 
@@ -343,7 +392,8 @@ class BatchRunner:
         try:
             while not self._stopping:
                 outcome = await self._send_run(rec)
-                if outcome is None:
+                if outcome is None or self.ledger.job(rec.identity).state is not JobState.SUBMITTING:
+                    # accepted, or a webhook relinked it while the answer was on its way (or lost)
                     settled = True
                     self._gates.settle(rec.model, "open")
                     return
@@ -409,11 +459,15 @@ class BatchRunner:
         )
 
     async def _send_run_shielded(self, rec: JobRecord, slot: Any) -> ApiCallError | None:
-        attempts = self.ledger.job(rec.identity).attempts
-        await self.ledger.append(Intent(id=rec.identity, attempt=attempts + 1))
+        attempt = self.ledger.job(rec.identity).attempts + 1
+        await self.ledger.append(Intent(id=rec.identity, attempt=attempt))
         self.calls["run"] += 1
+        params = rec.params
+        if self.hooks is not None:
+            params = {**params, "webhook": hook_url(self.hooks.url, self.hooks.secret, rec.identity, attempt)}
+            self._sent_at[rec.identity] = trio.current_time()
         try:
-            answer = await self.client.run(rec.model, rec.params, slot=slot)
+            answer = await self.client.run(rec.model, params, slot=slot)
         except ApiCallError as err:
             if self._note_reach(err):
                 self._emit(self._job_event("submit", rec))  # it left: a request was sent
@@ -421,6 +475,9 @@ class BatchRunner:
         self._note_reach(None)
         self._emit(self._job_event("submit", rec))
         now = trio.current_time()
+        if self.ledger.job(rec.identity).state is not JobState.SUBMITTING:
+            self._late_answer(rec, answer.request_id)
+            return None
         records: list[Record] = []
         if answer.request_id is not None:
             records.append(Accepted(id=rec.identity, request_id=answer.request_id))
@@ -451,8 +508,14 @@ class BatchRunner:
         assert request_id is not None
         resumed = identity not in self._accepted_at
         started = self._accepted_at.get(identity, trio.current_time())
-        give_up_at = trio.current_time() + self.options.max_poll_seconds
         delay = self.options.resume_poll_delay if resumed else self.planner.first_delay(rec.model)
+        # its run carried a webhook: not polled while the result is plausibly on its way
+        pushed = self.hooks is not None and identity in self._sent_at and not resumed
+        if pushed:
+            if await self._await_push(rec, JobState.SUBMITTED, started):
+                return  # the webhook came; the worker goes on from where it left the job
+            delay = 0.0  # overdue: poll now, then as without webhooks
+        give_up_at = trio.current_time() + self.options.max_poll_seconds
         polls = 0
         attempt = 1
         while True:
@@ -493,12 +556,15 @@ class BatchRunner:
             attempt = 1
             self._give_ups = 0
             now = trio.current_time()
+            if self.ledger.job(identity).state is not JobState.SUBMITTED:
+                return  # a webhook recorded it while this check was out
             if answer.completed:
                 await self.ledger.append(
                     Completed(id=identity, request_id=request_id, url=answer.output, output_type=answer.output_type)
                 )
-                if not resumed:
-                    self.planner.observe(rec.model, now - started)
+                # after a wait for a lost webhook, the first poll measures the wait, not the API
+                if not resumed and not (pushed and polls == 1):
+                    self._observe(rec.model, now - started)
                 self._emit(self._job_event("completed", rec, request_id=request_id, url=answer.output))
                 return
             if answer.failed:
@@ -508,6 +574,124 @@ class BatchRunner:
                 return
             self._emit(self._job_event("progress", rec, request_id=request_id, progress=answer.progress))
             delay = self.planner.next_delay(rec.model, elapsed=now - started, progress=answer.progress, polls=polls)
+
+    # -- webhooks -----------------------------------------------------------------------
+
+    def _observe(self, model: str, latency: float) -> None:
+        self.planner.observe(model, latency)
+        self._wake()  # the jobs waiting for their webhooks: "overdue" may have moved
+
+    def _wake(self) -> None:
+        self._news.set()
+        self._news = trio.Event()
+
+    async def _await_push(self, rec: JobRecord, state: JobState, since: float) -> bool:
+        """Wait while the job stays in ``state`` and its webhook is plausibly on its way
+        (``PollPlanner.overdue_after`` from ``since``); True once a delivery moved it, False
+        once it is overdue."""
+        identity = rec.identity
+        while self.ledger.job(identity).state is state:
+            due = since + self.planner.overdue_after(rec.model)
+            if trio.current_time() >= due:
+                return False
+            news = self._news
+            with trio.move_on_at(due):
+                await news.wait()
+        return True
+
+    def _late_answer(self, rec: JobRecord, request_id: int | None) -> None:
+        """The run's answer came after a webhook relinked the job: nothing more to record."""
+        known = self.ledger.job(rec.identity).request_id
+        if request_id is not None and request_id != known:
+            self._emit(self._job_event("warning", rec, reason=f"the run answered request {request_id}, its webhook named {known}; following {known}"))
+
+    async def record_delivery(self, delivery: Delivery) -> Verdict:
+        """The receiver's ``record``: what an authenticated delivery means for its job
+        (``core.webhook.decide``), recorded durably before the verdict is returned (and
+        answered). Deliveries for one job are taken one at a time, so a duplicate is answered
+        only once the first one's record is durable."""
+        target = delivery.target
+        assert target is not None  # set by the receiver once the path verified
+        identity = target.job
+        async with self._hook_locks.setdefault(identity, trio.Lock()):
+            try:
+                rec: JobRecord | None = self.ledger.job(identity)
+            except KeyError:
+                rec = None
+            known = None if rec is None else KnownJob(rec.state.value, rec.request_id, rec.attempts)
+            verdict = decide(known, delivery)
+            records = records_for(identity, verdict, delivery)
+            if records:
+                recorded = trio.Event()
+                self._carry_later(identity, recorded)
+                try:
+                    await self.ledger.append(*records)  # returns once durable
+                finally:
+                    recorded.set()
+        self._count_webhook(verdict.action.value)
+        if records and (delivery.completed or delivery.failed):
+            self._count_webhook("polls_saved")  # a result no /check had to fetch
+        self._emit(self._webhook_event(rec, identity, delivery, verdict))
+        if rec is not None and records:
+            self._delivered(rec, verdict, delivery)
+        return verdict
+
+    def _count_webhook(self, name: str) -> None:
+        self.webhooks[name] = self.webhooks.get(name, 0) + 1
+
+    def _delivered(self, rec: JobRecord, verdict: Verdict, delivery: Delivery) -> None:
+        """A delivery was recorded: tell the display, learn its latency, and see that
+        someone carries the job on (its own worker if one waits for it)."""
+        identity = rec.identity
+        now = trio.current_time()
+        if verdict.action is Action.RELINK:
+            self._count_webhook("relinked")
+            self._accepted_at.setdefault(identity, self._sent_at.get(identity, now))
+            self._emit(self._job_event("accepted", rec, request_id=delivery.request_id))
+        if delivery.completed or delivery.failed:
+            accepted = self._accepted_at.get(identity)
+            if accepted is not None:
+                self._observe(rec.model, now - accepted)
+        if delivery.completed:
+            self._emit(self._job_event("completed", rec, request_id=delivery.request_id, url=delivery.output))
+        elif delivery.failed:
+            self._emit(self._job_event("failed", rec, reason=delivery.error, code="failed", request_id=delivery.request_id))
+        self._wake()
+
+    def _carry_later(self, identity: str, recorded: trio.Event) -> None:
+        """A job no task carries (an ambiguous job of an earlier run, relinked now) gets a
+        carrier to its output, unless the run is over (then the next run downloads it)."""
+        if identity in self._carried:
+            return
+        if self._workers is None:  # the workers are not started yet: they take it first
+            if identity not in self._queue:
+                self._queue.appendleft(identity)
+            return
+        try:
+            self._workers.start_soon(self._carry_recorded, identity, recorded)
+        except RuntimeError:  # the workers' nursery is closed: the run is ending
+            return
+        self._carried.add(identity)
+
+    def _webhook_event(self, rec: JobRecord | None, identity: str, delivery: Delivery, verdict: Verdict) -> Event:
+        """The ``webhook`` event: never the path, its tag or the secret."""
+        target = delivery.target
+        return Event(
+            "webhook",
+            time=trio.current_time(),
+            job=rec.job if rec is not None else None,
+            identity=identity,
+            key=identity[:12],
+            model=rec.model if rec is not None else None,
+            attempt=target.attempt if target is not None else None,
+            request_id=delivery.request_id,
+            status=delivery.status,
+            result=verdict.action.value,
+            http_status=verdict.status,
+            reason=verdict.reason if not verdict.accepted else None,
+            received=sum(self.webhooks.get(a.value, 0) for a in Action),
+            polls_saved=self.webhooks.get("polls_saved", 0),
+        )
 
     # -- download -----------------------------------------------------------------------
 
@@ -712,23 +896,14 @@ async def run_batch(
     With ``handle_sigint``, the first SIGINT stops submitting and lets sent runs be recorded
     (then ``Interrupted``); a second one stops at once, leaving unanswered runs ambiguous.
     """
-    outcome: RunOutcome | None = None
-    error: LumozbatchError | None = None
-    async with trio.open_nursery() as nursery:
-        await nursery.start(runner.ledger.run_writer)
+
+    async def main(services: trio.Nursery) -> RunOutcome:
+        await services.start(runner.ledger.run_writer)
         if handle_sigint:
-            await nursery.start(_watch_sigint, runner)
-        try:
-            outcome = await runner.run()
-        except LumozbatchError as exc:
-            # Raised outside the nursery, so callers see the error itself, not a group.
-            error = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    assert outcome is not None
-    return outcome
+            await services.start(_watch_sigint, runner)
+        return await runner.run()
+
+    return await run_with_services(main)
 
 
 async def _watch_sigint(runner: BatchRunner, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -223,6 +223,17 @@ class SqliteReads:
         ambiguous += sum(1 for job in pending if job.state is _S.AMBIGUOUS)
         return Spend({m: n for m, n in by_model.items() if n}, ambiguous)
 
+    def count_relinked(self, states: Iterable[JobState]) -> int:
+        """Active jobs in ``states`` whose current request a webhook named (``relinked``)."""
+        wanted = [JobState(s).value for s in states]
+        exclude = list(self._pending)
+        extra = [sql.dumps(exclude)] if exclude else []
+        n = self._reader.execute(sql.select_relinked(len(wanted), exclude=bool(exclude)), [*wanted, *extra]).fetchone()[0]
+        return int(n) + sum(
+            1 for _, job, _ in self._pending.values()
+            if job.relinked and not job.retired and job.state.value in wanted
+        )
+
     def failures(self, state: JobState = JobState.FAILED, *, examples: int = 3) -> list[Cause]:
         """Active jobs in ``state`` grouped by (code, reason), biggest group first, each with
         its first ``examples`` identities in planning order."""

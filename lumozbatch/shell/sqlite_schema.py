@@ -227,6 +227,17 @@ def select_latest_holders(n: int) -> str:
     )
 
 
+def select_relinked(n: int, *, exclude: bool) -> str:
+    """Active jobs in one of ``n`` states whose current request a webhook named (a scan of
+    those jobs' records); params: ``[*states, (excluded,)]``."""
+    also = f" AND {_NOT_IN}" if exclude else ""
+    marks = ", ".join("?" * n)
+    return (
+        f"SELECT COUNT(*) FROM jobs WHERE retired = 0 AND state IN ({marks})"
+        f" AND json_extract(record, '$.relinked'){also}"
+    )
+
+
 def select_causes(*, exclude: bool) -> str:
     """Active jobs in one state grouped by (code, reason), biggest first, with the first
     ``?`` identities of each in planning order; params: ``[state, (excluded,) examples]``."""

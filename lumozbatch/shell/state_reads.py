@@ -71,6 +71,10 @@ class StateReads(ReplayedReads):
     def spend(self) -> Spend:
         return spend_of(self.state.jobs.values())
 
+    def count_relinked(self, states: Iterable[JobState]) -> int:
+        wanted = frozenset(JobState(s) for s in states)
+        return sum(1 for j in self.state.jobs.values() if j.relinked and not j.retired and j.state in wanted)
+
     def failures(self, state: JobState = JobState.FAILED, *, examples: int = 3) -> list[Cause]:
         state = JobState(state)
         groups: dict[tuple[str | None, str | None], list[str]] = {}

@@ -80,6 +80,9 @@ class BatchStore(Protocol):
     def spend(self) -> Spend:
         """Generations that may have cost money, per model, retired jobs included."""
 
+    def count_relinked(self, states: Iterable[JobState]) -> int:
+        """Active jobs in ``states`` whose current request a webhook named."""
+
     def append_sync(self, *records: Record) -> None:
         """Record ``records`` durably, now, in order (setup; not while ``append``s are pending)."""
 

@@ -16,7 +16,6 @@ is the injected ``record(delivery) -> Verdict`` awaited -- where the runner deci
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import secrets

@@ -116,7 +116,23 @@ def _describe(event: Event) -> str:
         return f"warning: {event.reason or ''}"
     if kind == "outputs":
         return f"outputs on disk: {_outputs(event.counts or {})}"
+    if kind == "webhook":
+        return _webhook(event, label)
     return kind
+
+
+_WEBHOOK_NOTE = {"relink": " (relinked)", "duplicate": " (duplicate)"}
+
+
+def _webhook(event: Event, label: str) -> str:
+    """``webhook j#3f2a9c1e2b4d request 5 completed (relinked); 7 received, 6 polls saved``."""
+    note = _WEBHOOK_NOTE.get(event.result or "", "")
+    if event.http_status is not None and event.http_status >= 400:
+        note = f" (refused: {event.reason or event.result})"
+    line = f"webhook {label} request {event.request_id} {event.status or '?'}{note}"
+    if event.received is not None:
+        line += f"; {event.received} received, {event.polls_saved or 0} polls saved"
+    return line
 
 
 def _outputs(counts: dict[str, int]) -> str:

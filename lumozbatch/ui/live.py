@@ -101,6 +101,17 @@ def _rate_line(view: RunView, now: float) -> Text:
     return text
 
 
+def _webhook_line(view: RunView) -> Text:
+    hooks = view.hooks
+    text = Text("webhooks: ", style="bold")
+    text.append(f"{hooks.received} received, {hooks.polls_saved} polls saved")
+    if hooks.relinked:
+        text.append(f", {hooks.relinked} relinked", style="magenta")
+    if hooks.refused:
+        text.append(f", {hooks.refused} refused", style="yellow")
+    return text
+
+
 def eta_text(view: RunView, now: float) -> str:
     """``ETA 4m10s``, or ``ETA estimating`` until a finished job gives a rate to go by."""
     eta = view.eta(now)
@@ -122,6 +133,8 @@ def render(view: RunView, now: float, *, width: int = 80) -> Group:
         Text(eta_text(view, now), style="bold"),
     )
     parts: list = [title, overall, _counts_line(counts), _rate_line(view, now)]
+    if view.hooks.received:
+        parts.append(_webhook_line(view))
 
     if view.groups:
         jobs = Table(box=None, padding=(0, 1), show_edge=False, expand=False)

@@ -39,6 +39,8 @@ _MAX_MISSING = 10  # missing outputs named one by one
 _LISTED = 100  # jobs of one kind listed one by one (status); the rest are counted
 _RESET_FLAGS = ("--retry-failed", "--resubmit-ambiguous", "--regenerate-missing")
 _IN_CATEGORY = {c: tuple(s for s in JobState if category_of_state(s) == c) for c in CATEGORIES}
+#: the states whose relinked jobs the summary counts (not ambiguous, not pending)
+_RELINKABLE = tuple(s for c in ("done", "failed", "in_flight", "missing") for s in _IN_CATEGORY[c])
 
 
 def state_name(record: Any) -> str:
@@ -72,6 +74,7 @@ class Tally:
     retired_kept: int = 0  # retired jobs whose outputs are kept in the store
     retired_followed: int = 0  # retired jobs sent and not settled: still followed to the end
     generated: int = 0  # in flight and generated, not downloaded yet
+    relinked: int = 0  # done, failed, in flight or missing jobs whose request a webhook named
     failed: list[CauseLine] = field(default_factory=list)
     ambiguous: list[CauseLine] = field(default_factory=list)
     retried: list[CauseLine] = field(default_factory=list)  # pending after attempts that created nothing
@@ -102,6 +105,7 @@ def tally(source: Any, identities: set[str] | None = None, *, listed: int = _LIS
         retired_kept=sum(retired[s.value] for s in _IN_CATEGORY["done"]),
         retired_followed=sum(retired[s.value] for s in (*_IN_CATEGORY["in_flight"], *_IN_CATEGORY["missing"])),
         generated=counts[JobState.COMPLETED.value],
+        relinked=reads.count_relinked(_RELINKABLE),
         spend=reads.spend(),
     )
     for column, by_state in reads.counts_by("job").items():
@@ -133,6 +137,7 @@ def _tally_of(records: list[Any], identities: set[str], reads: Any) -> Tally:
         category = category_of(record)
         counts[category] += 1
         out.generated += record.state is JobState.COMPLETED
+        out.relinked += record.relinked and record.state in _RELINKABLE
         out.listed.setdefault(category, []).append(record)
         row = out.per_job.setdefault(record.job, dict.fromkeys(CATEGORIES, 0))
         row[category] += 1
@@ -260,6 +265,9 @@ def render_summary(
             "provider keeps them:"
         )
         lines.extend(missing_lines(t.listed.get("missing", []), n("missing")))
+    if t.relinked:
+        lines.append(f"  {t.relinked} relinked by their webhooks: the run's answer was lost, "
+                     "the webhook named the request (not sent again)")
     if t.retired:
         lines.append(f"  {t.retired} no longer in the manifest (kept in the ledger)")
         lines.extend(retired_lines(t))

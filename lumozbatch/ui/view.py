@@ -17,7 +17,7 @@ from typing import Any
 
 from lumozbatch.core.events import Event
 
-__all__ = ["ETA_WINDOW", "GroupProgress", "MIN_ETA", "RateLimitView", "RunView", "plan_extra"]
+__all__ = ["ETA_WINDOW", "GroupProgress", "MIN_ETA", "RateLimitView", "RunView", "WebhookCounts", "plan_extra"]
 
 #: How many recent finishes the ETA's rate is measured over.
 ETA_WINDOW = 20
@@ -102,6 +102,25 @@ class RateLimitView:
         return max(0.0, self.reset_in - (now - self.at))
 
 
+@dataclass
+class WebhookCounts:
+    """Deliveries decided in this run: received, the polls they saved, jobs relinked, refused."""
+
+    received: int = 0
+    polls_saved: int = 0
+    relinked: int = 0
+    refused: int = 0
+
+    def apply(self, event: Event) -> None:
+        self.received += 1
+        if event.polls_saved is not None:
+            self.polls_saved = event.polls_saved
+        if event.result == "relink":
+            self.relinked += 1
+        if event.http_status is not None and event.http_status >= 400:
+            self.refused += 1
+
+
 class RunView:
     """The state of a run as far as the events tell it."""
 
@@ -123,6 +142,7 @@ class RunView:
         self.finished: Event | None = None
         self.retries = 0
         self.last_time = 0.0
+        self.hooks = WebhookCounts()
 
     # ---- folding events -------------------------------------------------------------
     def apply(self, event: Event) -> None:
@@ -140,6 +160,8 @@ class RunView:
                 wait=event.wait or 0.0,
                 at=event.time,
             )
+        elif kind == "webhook":
+            self.hooks.apply(event)
         elif kind == "retry":
             self.retries += 1
         elif kind == "interrupted":

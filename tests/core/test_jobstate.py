@@ -27,6 +27,8 @@ S = JobState
         (S.COMPLETED, "completed", S.COMPLETED),  # fresh URL
         (S.FAILED, "reset", S.PENDING),
         (S.AMBIGUOUS, "reset", S.PENDING),
+        (S.AMBIGUOUS, "relinked", S.SUBMITTED),  # a webhook named the lost run's request
+        (S.SUBMITTING, "relinked", S.SUBMITTED),  # the webhook came before the run's answer
     ],
 )
 def test_legal_moves(state: JobState, record: str, expected: JobState) -> None:
@@ -59,6 +61,9 @@ def test_eof_only_settles_submitting(state: JobState) -> None:
         (S.FAILED, "intent"),  # only an explicit reset re-sends a failed job
         (S.AMBIGUOUS, "intent"),
         (S.AMBIGUOUS, "accepted"),
+        (S.PENDING, "relinked"),  # nothing was sent: no webhook can name it
+        (S.SUBMITTED, "relinked"),  # its request is known already
+        (S.DONE, "relinked"),
         (S.PENDING, "nonsense"),
     ],
 )
@@ -74,7 +79,8 @@ def test_illegal_moves_raise(state: JobState, record: str) -> None:
 def test_only_reset_leaves_failed_and_ambiguous() -> None:
     for (state, record), target in TRANSITIONS.items():
         if state in (S.FAILED, S.AMBIGUOUS) and target is not state:
-            assert record == "reset"
+            # a relink is no resubmission: the request the lost run created is followed
+            assert record == "reset" or (state, record, target) == (S.AMBIGUOUS, "relinked", S.SUBMITTED)
 
 
 def test_only_a_lost_output_leaves_done() -> None:

@@ -199,6 +199,19 @@ def test_reset_clears_the_previous_outcome() -> None:
     assert record.state is S.PENDING and record.reason is None and record.attempts == 1
 
 
+def test_a_relinked_job_is_submitted_with_the_webhook_request_id() -> None:
+    lost = [job("a"), {"t": "intent", "id": "a", "attempt": 1}, {"t": "ambiguous", "id": "a", "reason": "reset"}]
+    record = replay([*lost, {"t": "relinked", "id": "a", "request_id": 41}]).jobs["a"]
+    assert (record.state, record.request_id, record.reason, record.attempts) == (S.SUBMITTED, 41, None, 1)
+    assert record.relinked and not replay(lost).jobs["a"].relinked
+    # before the run's answer (still on the wire), and then completed by the same delivery
+    early = replay([job("a"), {"t": "intent", "id": "a", "attempt": 1}, {"t": "relinked", "id": "a", "request_id": 41},
+                    {"t": "completed", "id": "a", "request_id": 41, "url": "http://x/o.png"}]).jobs["a"]
+    assert (early.state, early.request_id, early.url) == (S.COMPLETED, 41, "http://x/o.png")
+    with pytest.raises(LedgerCorrupt):
+        replay([*lost, {"t": "relinked", "id": "a", "request_id": "41"}])  # not an int
+
+
 def test_retire_and_replan() -> None:
     records = [job("a"), job("b"), {"t": "retire", "id": "a"}]
     state = replay(records)
@@ -306,6 +319,7 @@ FIELDS = {
     "downloaded": {"file": "o.png", "sha256": "00", "bytes": 3},
     "failed": {"reason": "r", "code": "c", "billed": True},
     "ambiguous": {"reason": "timeout"},
+    "relinked": {"request_id": 77},
     "reset": {"why": "retry-failed"},
     "retire": {},
 }

@@ -104,3 +104,16 @@ def test_found_results_are_not_left_waiting_long() -> None:
     # a job at 45% after 4 s ends near 8.9 s: the next poll lands within 0.6 s after it
     nxt = 4.0 + planner.next_delay("m", elapsed=4.0, progress=45, polls=1)
     assert 4.0 / 0.45 <= nxt <= 4.0 / 0.45 + 0.6
+
+
+def test_a_pushed_result_is_overdue_after_the_slowest_completion_seen_plus_a_margin() -> None:
+    planner = PollPlanner(unseen_wait=30.0, overdue_margin=0.25, overdue_grace=1.0)
+    assert planner.overdue_after("m") == 30.0  # nothing seen yet: wait long, do not poll
+    for latency in (2.0, 6.0, 4.0):
+        planner.observe("m", latency)
+    assert planner.overdue_after("m") == 6.0 * 1.25 + 1.0
+    assert planner.overdue_after("other") == 8.5  # before its own, the batch's completions
+    planner.observe("other", 2.0)
+    assert planner.overdue_after("other") == 2.0 * 1.25 + 1.0
+    planner.observe("m", 0.0)  # an instant answer says nothing about pushed ones
+    assert planner.overdue_after("m") == 8.5

@@ -41,6 +41,7 @@ LATER = [
     (R.Stored(id="a", object=".lumozbatch/objects/aa/a.png", file="p/a.png"),
      b'{"t":"stored","id":"a","object":".lumozbatch/objects/aa/a.png","file":"p/a.png"}\n'),
     (R.Missing(id="a", reason="deleted"), b'{"t":"missing","id":"a","reason":"deleted"}\n'),
+    (R.Relinked(id="a", request_id=885622461744349), b'{"t":"relinked","id":"a","request_id":885622461744349}\n'),
     (R.Limits(max_generations=None), b'{"t":"limits","max_generations":null}\n'),
     (R.Batch(name="b", manifest="m.yaml", max_generations=20),
      b'{"t":"batch","v":1,"name":"b","manifest":"m.yaml","api":null,"max_generations":20}\n'),

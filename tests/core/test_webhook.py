@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from lumozbatch.core.records import Completed, Failed, Relinked
 from lumozbatch.core.webhook import (
     MAX_BODY_BYTES,
     Action,
@@ -22,6 +23,7 @@ from lumozbatch.core.webhook import (
     hook_path,
     hook_url,
     parse_delivery,
+    records_for,
     read_answer_fields,
     verify_hook_path,
 )
@@ -260,3 +262,49 @@ def test_only_the_current_attempt_can_change_anything(state: str, rid: int | Non
         assert sent == current and state in ("submitted", "submitting", "ambiguous")
     if sent != current:
         assert verdict.action is Action.STALE_ATTEMPT
+
+
+# -- the records a decided delivery writes --------------------------------------------------
+
+
+def test_records_for_each_verdict_that_changes_state() -> None:
+    done = Delivery(request_id=7, status="completed", output="https://s/o.png", output_type="image")
+    lost = Delivery(request_id=7, status="failed", error="nsfw")
+    running = Delivery(request_id=7, status="processing", progress=40.0)
+    assert records_for("a", Verdict(Action.COMPLETE), done) == [
+        Completed(id="a", request_id=7, url="https://s/o.png", output_type="image")]
+    assert records_for("a", Verdict(Action.FAIL), lost) == [
+        Failed(id="a", reason="nsfw", code="failed", billed=True)]
+    assert records_for("a", Verdict(Action.RELINK), done) == [
+        Relinked(id="a", request_id=7), Completed(id="a", request_id=7, url="https://s/o.png", output_type="image")]
+    assert records_for("a", Verdict(Action.RELINK), running) == [Relinked(id="a", request_id=7)]
+    for action in (Action.PROGRESS, Action.DUPLICATE, Action.CONTRADICTS, Action.STALE_ATTEMPT):
+        assert records_for("a", Verdict(action), done) == []
+
+
+def test_webhook_settings_take_an_http_url_and_its_port() -> None:
+    from lumozbatch.core.webhook import WebhookSettings
+    from lumozbatch.errors import UsageError
+
+    assert WebhookSettings("https://hooks.example.com/lb").port == 443
+    assert WebhookSettings("http://203.0.113.5:8700/").port == 8700
+    assert WebhookSettings("http://host").port == 80
+    for bad in ("ftp://host/x", "hooks.example.com", "https://host/x?k=1", "http://host:99999/"):
+        with pytest.raises(UsageError):
+            WebhookSettings(bad)
+
+
+def test_a_late_delivery_for_a_job_whose_output_went_missing_is_a_duplicate() -> None:
+    done = Delivery(request_id=7, status="completed", output="https://s/o.png")
+    assert decide(KnownJob("missing", 7, 1), done).action is Action.DUPLICATE
+
+
+def test_the_webhook_event_is_flat_in_json() -> None:
+    from lumozbatch.core.events import Event
+
+    event = Event("webhook", time=1.5, identity=JOB, key=JOB[:12], attempt=2, request_id=7, status="completed",
+                  result="complete", http_status=200, received=3, polls_saved=2)
+    assert event.kind == "webhook"
+    assert event.to_dict() == {"event": "webhook", "time": 1.5, "identity": JOB, "key": JOB[:12], "attempt": 2,
+                               "request_id": 7, "status": "completed", "result": "complete",
+                               "http_status": 200, "received": 3, "polls_saved": 2}

@@ -27,6 +27,7 @@ from lumozbatch.core.records import (
     Limits,
     Missing,
     Moved,
+    Relinked,
     Reset,
     Retire,
     Stored,
@@ -170,6 +171,20 @@ def test_a_run_left_on_the_wire_reads_back_ambiguous_and_can_be_reset(store: Any
         again.append_sync(Reset(id="a", why="resubmit-ambiguous"), Intent(id="a", attempt=2))
         again.append_sync(Ambiguous(id="a", reason="timeout"))
         assert again.job("a").attempts == 2 and again.job("a").paid_before == 1
+    finally:
+        again.close()
+
+
+def test_a_lost_run_relinked_by_its_webhook_reads_back_submitted(store: Any, kit: Kit) -> None:
+    store.append_sync(Intent(id="a", attempt=1), Ambiguous(id="a", reason="connection reset"))
+    store.append_sync(Relinked(id="a", request_id=9), Completed(id="a", request_id=9, url="http://x/a.png"))
+    store.append_sync(Intent(id="b", attempt=1), Relinked(id="b", request_id=10))  # before its answer
+    with pytest.raises(IllegalTransition):
+        store.append_sync(Relinked(id="b", request_id=10))  # its request is known already
+    again = kit.reopen(store)
+    try:
+        assert (again.job("a").state, again.job("a").request_id, again.job("a").attempts) == (S.COMPLETED, 9, 1)
+        assert (again.job("b").state, again.job("b").request_id) == (S.SUBMITTED, 10)
     finally:
         again.close()
 

@@ -161,3 +161,35 @@ def test_a_dumb_terminal_gets_plain_lines(monkeypatch) -> None:
     assert isinstance(make_reporter(stream=FakeTerminal()), LiveReporter)
     monkeypatch.setenv("TERM", "dumb")
     assert isinstance(make_reporter(stream=FakeTerminal()), PlainReporter)
+
+
+def _hook(time: float, result: str, status: int, received: int, saved: int, **kw) -> Event:
+    return Event("webhook", time=time, request_id=42, attempt=1, status="completed", result=result,
+                 http_status=status, received=received, polls_saved=saved, **JOB, **kw)
+
+
+def test_webhook_lines_say_what_became_of_each_delivery_and_count_them() -> None:
+    from lumozbatch.ui.lines import format_event
+
+    assert format_event(_hook(3.0, "complete", 200, 1, 1)) == (
+        "[    3.0s] webhook portraits#3f2a9c1e2b4d request 42 completed; 1 received, 1 polls saved")
+    assert format_event(_hook(3.1, "relink", 200, 2, 2)).endswith("completed (relinked); 2 received, 2 polls saved")
+    assert format_event(_hook(3.2, "duplicate", 200, 3, 2)).endswith("completed (duplicate); 3 received, 2 polls saved")
+    refused = format_event(_hook(3.3, "contradicts", 409, 4, 2, reason="this job has another request_id"))
+    assert refused.endswith("completed (refused: this job has another request_id); 4 received, 2 polls saved")
+
+
+def test_the_live_display_counts_webhooks_and_json_carries_them_flat() -> None:
+    view = RunView()
+    for event in run_events()[:3] + [_hook(3.0, "complete", 200, 1, 1), _hook(3.1, "relink", 200, 2, 2)]:
+        view.apply(event)
+    assert (view.hooks.received, view.hooks.polls_saved, view.hooks.relinked) == (2, 2, 1)
+    console = Console(width=100, record=True)
+    console.print(render(view, 3.5))
+    assert "webhooks: 2 received, 2 polls saved, 1 relinked" in console.export_text()
+    out = io.StringIO()
+    with JsonReporter(out) as reporter:
+        reporter(_hook(3.0, "complete", 200, 1, 1))
+    line = json.loads(out.getvalue())
+    assert line["event"] == "webhook" and line["result"] == "complete" and line["http_status"] == 200
+    assert line["request_id"] == 42 and line["attempt"] == 1 and line["job"] == "portraits"

@@ -161,3 +161,21 @@ def test_a_sandbox_batch_is_continued_against_the_sandbox(batch) -> None:
     given = render_summary(b.state(), out_dir=Path("o"), command_hint="lumozbatch apply m.yaml --sandbox",
                            pricing=None)
     assert "  continue:                 lumozbatch apply m.yaml --sandbox" in given.splitlines()
+
+
+def test_jobs_relinked_by_their_webhooks_are_counted(batch) -> None:
+    b = batch()
+    a, c = b.job("portraits", {"subject": "a"}), b.job("portraits", {"subject": "c"})
+    b.done(c, "c.png")
+    b.ambiguous(a, "connection reset after sending")
+    b.records += [
+        {"t": "relinked", "id": a, "request_id": 9},
+        {"t": "completed", "id": a, "request_id": 9, "url": "http://x/9.png"},
+        {"t": "downloaded", "id": a, "file": "a.png", "sha256": "0" * 64, "bytes": 10},
+    ]
+    text = render_summary(b.state(), out_dir=Path("o"), command_hint="lumozbatch apply m.yaml", pricing=None)
+    lines = text.splitlines()
+    assert lines[0] == "sketch-portraits: 2 of 2 done"
+    assert ("  1 relinked by their webhooks: the run's answer was lost, the webhook named the request "
+            "(not sent again)") in lines
+    assert text.rstrip().endswith("all done.")
