@@ -74,7 +74,9 @@ class Tally:
     retired_kept: int = 0  # retired jobs whose outputs are kept in the store
     retired_followed: int = 0  # retired jobs sent and not settled: still followed to the end
     generated: int = 0  # in flight and generated, not downloaded yet
-    relinked: int = 0  # done, failed, in flight or missing jobs whose request a webhook named
+    #: done, failed, in flight or missing jobs whose request a webhook named (None: not
+    #: counted; the summary asks, ``status`` does not: it is a scan of those jobs' records)
+    relinked: int | None = None
     failed: list[CauseLine] = field(default_factory=list)
     ambiguous: list[CauseLine] = field(default_factory=list)
     retried: list[CauseLine] = field(default_factory=list)  # pending after attempts that created nothing
@@ -105,7 +107,6 @@ def tally(source: Any, identities: set[str] | None = None, *, listed: int = _LIS
         retired_kept=sum(retired[s.value] for s in _IN_CATEGORY["done"]),
         retired_followed=sum(retired[s.value] for s in (*_IN_CATEGORY["in_flight"], *_IN_CATEGORY["missing"])),
         generated=counts[JobState.COMPLETED.value],
-        relinked=reads.count_relinked(_RELINKABLE),
         spend=reads.spend(),
     )
     for column, by_state in reads.counts_by("job").items():
@@ -132,12 +133,13 @@ def _tally_of(records: list[Any], identities: set[str], reads: Any) -> Tally:
     """The account of a few named jobs (those the ledger lacks are not counted)."""
     counts = dict.fromkeys(CATEGORIES, 0)
     out = Tally(counts=counts, spend=reads.spend())
+    relinked = 0
     groups: dict[str, dict[tuple[Any, Any], list[Any]]] = {"failed": {}, "ambiguous": {}, "new": {}}
     for record in records:
         category = category_of(record)
         counts[category] += 1
         out.generated += record.state is JobState.COMPLETED
-        out.relinked += record.relinked and record.state in _RELINKABLE
+        relinked += record.relinked and record.state in _RELINKABLE
         out.listed.setdefault(category, []).append(record)
         row = out.per_job.setdefault(record.job, dict.fromkeys(CATEGORIES, 0))
         row[category] += 1
@@ -147,6 +149,7 @@ def _tally_of(records: list[Any], identities: set[str], reads: Any) -> Tally:
         lines = [CauseLine(code, reason, len(m), m[:_MAX_LABELS]) for (code, reason), m in groups[category].items()]
         lines.sort(key=lambda c: -c.count)
         setattr(out, name, lines)
+    out.relinked = relinked
     return out
 
 
@@ -265,8 +268,9 @@ def render_summary(
             "provider keeps them:"
         )
         lines.extend(missing_lines(t.listed.get("missing", []), n("missing")))
-    if t.relinked:
-        lines.append(f"  {t.relinked} relinked by their webhooks: the run's answer was lost, "
+    relinked = t.relinked if t.relinked is not None else reads_of(state).count_relinked(_RELINKABLE)
+    if relinked:
+        lines.append(f"  {relinked} relinked by their webhooks: the run's answer was lost, "
                      "the webhook named the request (not sent again)")
     if t.retired:
         lines.append(f"  {t.retired} no longer in the manifest (kept in the ledger)")
