@@ -5,7 +5,8 @@
     batch = lumozbatch.open_batch("manifests/x.yaml", sandbox=True)
     print(batch.plan().counts)          # what apply would do; sends nothing
     outcome = batch.apply()             # runs it; outcome.exit_code is the CLI's
-    print(batch.status().counts())      # what the ledger knows
+    with batch.status() as state:       # what the ledger knows (a read-only snapshot)
+        print(state.counts())
 
 ``resume_batch(OUTPUT_DIR|MANIFEST)`` is the batch exactly as its ledger recorded it.
 ``Batch.start()`` splits ``apply`` into its steps for a caller that shows the plan or asks
@@ -22,7 +23,7 @@ import dataclasses
 import functools
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,17 +31,16 @@ from typing import TYPE_CHECKING, Any
 from lumozbatch.core.batchrules import check_batch_name, check_same_api, check_same_manifest
 from lumozbatch.core.events import Event, EventSink, discard
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.ledger_codec import LedgerState
 from lumozbatch.core.manifest import Manifest
-from lumozbatch.core.plansummary import PlanSummary, ledger_view, summarize_against
+from lumozbatch.core.plansummary import PlanSummary, store_view, summarize_against
 from lumozbatch.core.records import Batch as BatchRecord
 from lumozbatch.core.records import Limits, Moved
 from lumozbatch.shell.location import absolute
 
 if TYPE_CHECKING:
     from lumozbatch.core.webhook import WebhookSettings
-    from lumozbatch.shell.ledger import Ledger
     from lumozbatch.shell.planning import Plan, Resets
+    from lumozbatch.shell.sqlite_store import SqliteStore
     from lumozbatch.shell.runner import RunOutcome
     from lumozbatch.shell.target import Target
 
@@ -57,7 +57,6 @@ class Batch:
     out_dir: Path
     manifest: Manifest | None = None
     manifest_path: Path | None = None
-    specs: list[JobSpec] = field(default_factory=list)
     sandbox: bool = False
     base_url: str | None = None
     api_key: str | None = None
@@ -69,6 +68,13 @@ class Batch:
     def warnings(self) -> list[str]:
         return [str(w) for w in self.manifest.warnings] if self.manifest is not None else []
 
+    def specs(self) -> Iterator[JobSpec]:
+        """The manifest's jobs, expanded again at each call (a generator: a batch of a
+        million jobs is never held as a list)."""
+        from lumozbatch.core.grid import expand
+
+        return expand(self._need_manifest("expand"))
+
     def target(self) -> Target:
         """Where the requests go; ``ConfigError`` (exit 3) when a real API has no key."""
         if self._target is None:
@@ -79,22 +85,28 @@ class Batch:
 
     def plan(self) -> PlanSummary:
         """What ``apply`` would do against the ledger, if there is one. Sends nothing."""
-        from lumozbatch.shell.ledger import ledger_path, read_state
+        from lumozbatch.errors import LedgerNotFound
+        from lumozbatch.shell.state import has_batch_files, open_reads
 
         manifest = self._need_manifest("plan")
-        view = None
-        if ledger_path(self.out_dir).is_file():
-            state = read_state(self.out_dir)
-            check_batch_name(state.batch, manifest.name, self.out_dir, planning=True)
-            check_same_manifest(state.batch, self._need_key(), self.out_dir, planning=True)
-            view = ledger_view(state)
-        return summarize_against(manifest, self.specs, view, out_dir=str(self.out_dir))
+        if not has_batch_files(self.out_dir):
+            return summarize_against(manifest, self.specs(), None, out_dir=str(self.out_dir))
+        try:
+            reads = open_reads(self.out_dir)
+        except LedgerNotFound:  # a ledger with no batch record yet: nothing was planned
+            return summarize_against(manifest, self.specs(), None, out_dir=str(self.out_dir))
+        with reads:
+            check_batch_name(reads.batch, manifest.name, self.out_dir, planning=True)
+            check_same_manifest(reads.batch, self._need_key(), self.out_dir, planning=True)
+            return summarize_against(manifest, self.specs(), store_view(reads), out_dir=str(self.out_dir))
 
-    def status(self) -> LedgerState:
-        """What the ledger knows (``LedgerNotFound``, exit 2, when there is none). No network."""
-        from lumozbatch.shell.ledger import read_state
+    def status(self) -> Any:
+        """What the ledger knows: a read-only snapshot with the store's reads (``counts()``,
+        ``iter_jobs()``, ``spend()``...); close it, or use it in a ``with``.
+        ``LedgerNotFound`` (exit 2) when there is none. No network."""
+        from lumozbatch.shell.state import open_reads
 
-        return read_state(self.out_dir)
+        return open_reads(self.out_dir)
 
     def start(
         self,
@@ -112,18 +124,21 @@ class Batch:
         ``regenerate_missing``: pay again for outputs lost from disk that cannot be fetched
         for free. ``adopt`` (a manifest only): this manifest is the folder's batch's, moved
         or renamed."""
-        from lumozbatch.shell.ledger import Ledger
         from lumozbatch.shell.planning import Resets
+        from lumozbatch.shell.sqlite_store import SqliteStore
+        from lumozbatch.shell.state import no_ledger
 
         resets = Resets(retry_failed, resubmit_ambiguous, regenerate_missing)
         if self.manifest is None:
-            ledger = Ledger.open(self.out_dir, create=False)  # no ledger: exit 2, before the key
+            ledger = SqliteStore.open(self.out_dir, create=False)  # no ledger: exit 2, before the key
             starter = self._start_resume
         else:
             self.target()  # no key: exit 3, before the folder is created
-            ledger = Ledger.open(self.out_dir, create=True)
+            ledger = SqliteStore.open(self.out_dir, create=True)
             starter = functools.partial(self._start_apply, adopt=adopt)
         try:
+            if self.manifest is None and ledger.batch is None:
+                raise no_ledger(self.out_dir)  # an empty ledger.jsonl: nothing was planned
             return starter(ledger, resets, max_generations)
         except BaseException:
             ledger.close()
@@ -163,12 +178,12 @@ class Batch:
             raise TypeError("a batch opened from a manifest needs its manifest_key: use open_batch")
         return self.manifest_key
 
-    def _start_apply(self, ledger: Ledger, resets: Resets, cap: int | None, *, adopt: bool) -> BatchRun:
+    def _start_apply(self, ledger: SqliteStore, resets: Resets, cap: int | None, *, adopt: bool) -> BatchRun:
         from lumozbatch.provenance import git_info
         from lumozbatch.shell.planning import check_cap, plan_batch
 
         manifest, path, target, key = self._need_manifest("apply"), self.manifest_path, self.target(), self._need_key()
-        batch = ledger.state.batch
+        batch = ledger.batch
         moved = False
         if batch is None:
             ledger.append_sync(
@@ -181,7 +196,7 @@ class Batch:
             check_batch_name(batch, manifest.name, self.out_dir)
             moved = check_same_manifest(batch, key, self.out_dir, adopt=adopt)
             check_same_api(batch, target.api, self.out_dir)
-        plan = plan_batch(ledger.state, self.specs, **dataclasses.asdict(resets))
+        plan = plan_batch(ledger, self.specs, **dataclasses.asdict(resets))
         if cap is None:
             check_cap(plan, manifest.max_generations, source="limits.max_generations")
         else:
@@ -199,18 +214,18 @@ class Batch:
             command_hint=shlex.join(hint + (["--sandbox"] if self.sandbox else [])),
             pricing=dict(manifest.pricing) or None,
             result_extra=git_info(path),
-            describe=lambda: self._describe(ledger.state),
+            describe=lambda: self._describe(ledger),
         )
 
-    def _start_resume(self, ledger: Ledger, resets: Resets, cap: int | None) -> BatchRun:
+    def _start_resume(self, ledger: SqliteStore, resets: Resets, cap: int | None) -> BatchRun:
         from lumozbatch.provenance import git_info
         from lumozbatch.shell.recorded_pricing import recorded_pricing
         from lumozbatch.shell.planning import check_cap, plan_resume
 
         target = self.target()
-        batch = ledger.state.batch or {}
+        batch = ledger.batch or {}
         check_same_api(batch, target.api, self.out_dir)
-        plan = plan_resume(ledger.state, **dataclasses.asdict(resets))
+        plan = plan_resume(ledger, **dataclasses.asdict(resets))
         if cap is None:
             check_cap(plan, batch.get("max_generations"), source="the batch's limits.max_generations")
         else:
@@ -229,11 +244,11 @@ class Batch:
             result_extra=extra,
         )
 
-    def _describe(self, state: LedgerState) -> str:
-        """The text ``lumozbatch plan`` prints, against the ledger as it is before this run."""
+    def _describe(self, store: SqliteStore) -> str:
+        """The text ``lumozbatch plan`` prints, against the store as it is before this run."""
         from lumozbatch.ui.plan import render_plan
 
-        summary = summarize_against(self._need_manifest("plan"), self.specs, ledger_view(state), out_dir=str(self.out_dir))
+        summary = summarize_against(self._need_manifest("plan"), self.specs(), store_view(store), out_dir=str(self.out_dir))
         return render_plan(summary)
 
 
@@ -241,7 +256,7 @@ class Batch:
 class BatchRun:
     """A planned run holding the batch's lock: ``execute`` it (or just close it), once."""
 
-    ledger: Ledger
+    ledger: SqliteStore  # the batch's store, locked
     plan: Plan
     target: Target
     out_dir: Path
@@ -267,9 +282,11 @@ class BatchRun:
         self.ledger.close()
 
     def record_plan(self) -> None:
-        """Write the plan's records (new jobs, retirements, resets) to the ledger, once."""
-        if not self._recorded and self.plan.records:
-            self.ledger.append_sync(*self.plan.records)
+        """Write the plan's records (new jobs, retirements, resets) to the store, once, a
+        chunk per transaction (a crash between two leaves a plan that the next apply completes)."""
+        if not self._recorded:
+            for chunk in self.plan.chunks():
+                self.ledger.append_sync(*chunk)
         self._recorded = True
 
     def execute(
@@ -301,7 +318,7 @@ class BatchRun:
         """The final account of the batch, from its ledger (after ``execute``, however it ended)."""
         from lumozbatch.ui.summary import render_summary
 
-        text = render_summary(self.ledger.state, out_dir=self.out_dir, command_hint=self.command_hint, pricing=self.pricing)
+        text = render_summary(self.ledger, out_dir=self.out_dir, command_hint=self.command_hint, pricing=self.pricing)
         if self.plan.reset_billed:
             text += (
                 f"\nnote: {self.plan.reset_billed} of the retried failed jobs had been billed before they "
@@ -331,7 +348,7 @@ class BatchRun:
         # extra: per manifest job, its total and what is already settled (the live display's rows)
         return Event(
             "plan", counts=self.plan.counts(), out_dir=str(absolute(self.out_dir)), name=self.name,
-            extra=plan_extra(self.ledger.state),
+            extra=plan_extra(self.ledger),
         )
 
     def _write_gallery(self) -> None:
@@ -358,7 +375,6 @@ def open_batch(
     the manifest: ``shell.location.batch_home``). ``sandbox``: run against a local sandbox, in-process; otherwise the
     key is ``api_key`` or ``LUMOZ_API_KEY``, the root ``base_url``, ``LUMOZ_BASE_URL`` or the
     real service. Raises ``ManifestError`` (exit 2) for an invalid manifest."""
-    from lumozbatch.core.grid import expand
     from lumozbatch.manifest_io import load_manifest
     from lumozbatch.shell.location import batch_home, shown
 
@@ -370,7 +386,6 @@ def open_batch(
         manifest=loaded,
         manifest_key=home.manifest_key,
         manifest_path=Path(manifest),
-        specs=list(expand(loaded)),
         sandbox=sandbox,
         base_url=base_url,
         api_key=api_key,

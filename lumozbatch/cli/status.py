@@ -1,7 +1,8 @@
 """``lumozbatch status OUTPUT_DIR|MANIFEST [--json]``: what the ledger knows. No network.
 
-Besides the ledger: a cheap look at the outputs on disk (``shell.reconcile.survey_outputs``:
-stats, no hashing), the prices of the batch's manifest when it is readable (for the cost of
+Besides the ledger (a read-only snapshot of ``state.db``: counts, causes and the first jobs
+of each kind, never every job): a cheap look at the outputs on disk
+(``shell.reconcile.survey_outputs``: stats, no hashing, the first ``SURVEY_LIMIT`` done jobs), the prices of the batch's manifest when it is readable (for the cost of
 the spent), and whether a run is in progress (its pid, from the lock file, without taking it).
 """
 
@@ -11,7 +12,11 @@ import json
 
 import click
 
-__all__ = ["status_cmd"]
+__all__ = ["SURVEY_LIMIT", "status_cmd"]
+
+#: Done jobs whose outputs ``status`` looks at (two stats each): a huge batch answers at once,
+#: and says how many it looked at; ``apply`` checks every one.
+SURVEY_LIMIT = 20_000
 
 
 @click.command("status")
@@ -34,12 +39,14 @@ def status_cmd(target: str, json_out: bool) -> None:
 
     batch = resume_batch(target)
     out_dir = batch.out_dir  # a MANIFEST's default folder, as text shows it
-    state = batch.status()  # LedgerNotFound (exit 2) when there is none
-    # The survey reads only the active jobs by state: the replayed state answers that as a store does.
-    survey = survey_outputs(state, out_dir)  # type: ignore[arg-type]
-    seen = OutputsSeen(restorable=survey.restorable, unkept=survey.unkept, lost=survey.lost)
-    options = {"outputs": seen, "pricing": recorded_pricing(state.batch), "running": run_in_progress(out_dir)}
-    if json_out:  # machines get the folder absolute
-        click.echo(json.dumps(status_data(state, out_dir=absolute(out_dir), **options), ensure_ascii=False, indent=2))
-    else:
-        click.echo(render_status(state, out_dir=out_dir, **options), nl=False)
+    with batch.status() as state:  # LedgerNotFound (exit 2) when there is none
+        survey = survey_outputs(state, out_dir, limit=SURVEY_LIMIT)
+        seen = OutputsSeen(
+            restorable=survey.restorable, unkept=survey.unkept, lost=survey.lost,
+            lost_count=survey.lost_count, checked=survey.checked, of=survey.of,
+        )
+        options = {"outputs": seen, "pricing": recorded_pricing(state.batch), "running": run_in_progress(out_dir)}
+        if json_out:  # machines get the folder absolute
+            click.echo(json.dumps(status_data(state, out_dir=absolute(out_dir), **options), ensure_ascii=False, indent=2))
+        else:
+            click.echo(render_status(state, out_dir=out_dir, **options), nl=False)

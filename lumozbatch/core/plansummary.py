@@ -1,28 +1,30 @@
 """What ``plan`` counts: a manifest's jobs by plan category, per manifest job and per model,
-the variables that vary, and the cost. Pure: the ledger arrives as a ``LedgerState``.
+the variables that vary, and the cost. Pure: the ledger arrives as a ``LedgerView``.
 
-``summarize(manifest, specs, states)`` does the counting in one pass over the specs;
-``states`` maps identity -> plan category (``core.jobcategory.CATEGORIES``; absent means
-``new``), or is None when there is no ledger: every job is then new. ``ledger_view(state)``
-is what a ledger contributes (categories, the identities still active, the generations
-already spent, the outputs each name shows), so ``lumozbatch plan`` and ``apply``'s
+``summarize(manifest, specs, ...)`` does the counting in one pass over the specs, a chunk
+at a time. A ``LedgerView`` is what a ledger contributes: a few totals (jobs, active, done,
+followed, spent) and two lookups it is asked per chunk (the planned jobs among some
+identities, the identity each output name shows now), so plan holds a chunk of the
+manifest, never the whole ledger. ``ledger_view(state)`` builds one from a replayed state,
+``store_view(reads)`` from a batch store's reads, so ``lumozbatch plan`` and ``apply``'s
 confirmation count alike. Against a view, ``summarize_against`` also says beforehand what
 an edit does to paid outputs (SPEC 4, "Paid outputs are never destroyed"): named files that
 will change to newer generations, retired outputs kept aside, jobs back for free, retired
 jobs still followed to their output, and ``run_counts``: the counts of apply's ``plan`` event.
-"""
+Without a view, ``states`` (identity -> plan category) may say what is known; absent means
+``new``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from lumozbatch.core.images import EXTENSIONS
-from lumozbatch.core.jobcategory import CATEGORIES, category_of
+from lumozbatch.core.jobcategory import CATEGORIES, category_of, category_of_state
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.jobstate import JobState
-from lumozbatch.core.ledger_codec import LedgerState
+from lumozbatch.core.ledger_codec import JobRecord, LedgerState
 from lumozbatch.core.manifest import Manifest
 from lumozbatch.core.spend import Spend, spend_of
 
@@ -33,6 +35,7 @@ __all__ = [
     "PlanGroup",
     "PlanSummary",
     "ledger_view",
+    "store_view",
     "summarize",
     "summarize_against",
 ]
@@ -128,42 +131,59 @@ class OutputsAhead:
     unknown: int = 0
 
 
+_CHUNK = 1000  # specs compared with the ledger per lookup
+
+
 @dataclass(frozen=True)
 class LedgerView:
-    """What ``plan`` needs of a batch's ledger."""
+    """What ``plan`` needs of a batch's ledger: a few totals, and lookups that it asks a
+    chunk of specs at a time (so a plan of a million jobs holds a thousand of them)."""
 
-    states: dict[str, str]  # identity -> plan category
-    active: set[str]  # identities not retired
+    #: the planned jobs among a list of identities (absent: never planned)
+    jobs: Callable[[list[str]], Mapping[str, JobRecord]]
+    #: for output file names, the identity whose output each one shows now (absent: none)
+    latest: Callable[[list[str]], Mapping[str, str]]
+    total: int  # jobs ever planned, retired ones included
+    active: int  # jobs not retired
+    done: int  # jobs in the category ``done``, retired ones included
+    followed: int  # jobs sent and not settled (or missing), retired ones included
     spent: int  # submissions that may have cost money, retired ones included
     spend: Spend = field(default_factory=lambda: Spend({}))
-    followed: frozenset[str] = frozenset()  # identities sent and not settled (or missing)
-    #: output name without extension -> the identities whose outputs its files show now
-    shown: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
 def ledger_view(state: LedgerState) -> LedgerView:
-    """The ledger as ``plan`` sees it."""
-    spend = spend_of(state.jobs.values())
+    """A replayed ledger as ``plan`` sees it."""
+    jobs = state.jobs
+    spend = spend_of(jobs.values())
     return LedgerView(
-        states={identity: category_of(record) for identity, record in state.jobs.items()},
-        active={identity for identity, record in state.jobs.items() if not record.retired},
+        jobs=lambda ids: {i: jobs[i] for i in ids if i in jobs},
+        latest=lambda files: {f: state.named[f][-1] for f in files if state.named.get(f)},
+        total=len(jobs),
+        active=sum(1 for j in jobs.values() if not j.retired),
+        done=sum(1 for j in jobs.values() if category_of(j) == "done"),
+        followed=sum(1 for j in jobs.values() if j.state in _FOLLOWED),
         spent=spend.generations,
         spend=spend,
-        followed=frozenset(i for i, record in state.jobs.items() if record.state in _FOLLOWED),
-        shown=_shown(state.named),
     )
 
 
-def _shown(named: Mapping[str, list[str]]) -> dict[str, frozenset[str]]:
-    """The latest holder of each output name, by name without its extension (a format
-    change gives the same name another extension: both files are that name's)."""
-    shown: dict[str, set[str]] = {}
-    for file, holders in named.items():
-        if not holders:
-            continue
-        stem = next((file[: -len(ext)] for ext in _OUTPUT_EXTS if file.endswith(ext)), file)
-        shown.setdefault(stem, set()).add(holders[-1])
-    return {stem: frozenset(ids) for stem, ids in shown.items()}
+def store_view(reads: Any) -> LedgerView:
+    """A batch store (or its snapshot) as ``plan`` sees it: its aggregates now, its jobs and
+    names looked up as the specs are counted. ``reads`` has the store's reads
+    (``jobs_by_identity``, ``latest_holders``, ``counts``, ``iter_jobs``, ``spend``)."""
+    counts = reads.counts()
+    spend = reads.spend()
+    done = [s for s in JobState if category_of_state(s) == "done"]
+    return LedgerView(
+        jobs=reads.jobs_by_identity,
+        latest=reads.latest_holders,
+        total=counts["total"] + counts["retired"],
+        active=counts["total"],
+        done=sum(counts[s.value] for s in done) + sum(1 for _ in reads.iter_jobs(done, retired=True)),
+        followed=sum(1 for _ in reads.iter_jobs(_FOLLOWED)),
+        spent=spend.generations,
+        spend=spend,
+    )
 
 
 def summarize(
@@ -172,36 +192,39 @@ def summarize(
     states: Mapping[str, str] | None = None,
     *,
     removed: int = 0,
-    active: Iterable[str] | None = None,
     spent: int = 0,
     view: LedgerView | None = None,
     out_dir: str | None = None,
 ) -> PlanSummary:
-    """Count ``specs`` by category (``states`` is identity -> category; None = no ledger, all new).
+    """Count ``specs`` by category: against ``view`` (the ledger, looked up a chunk of specs
+    at a time), else ``states`` (identity -> category), else (no ledger) all new.
 
-    ``active``: the ledger's identities still part of the batch; those the manifest no longer
-    has are added to ``removed``. ``view``: the ledger's view, for what the plan does to
-    paid outputs (``PlanSummary.ahead``); ``out_dir``: the folder compared against.
+    The ledger's active jobs the manifest no longer has are added to ``removed``; the view
+    also says what the plan does to paid outputs (``PlanSummary.ahead``); ``out_dir``: the
+    folder compared against.
     """
     counts = dict.fromkeys(CATEGORIES, 0)
-    leftover = set(active) if active is not None else None
     jobs: dict[str, PlanGroup] = {j.id: PlanGroup(model=j.model) for j in manifest.jobs}
     models: dict[str, PlanGroup] = {}
     varying = {j.id: j.varying for j in manifest.jobs}
     ahead = _Ahead(view)
-    for spec in specs:
-        category = "new" if states is None else states.get(spec.identity, "new")
-        counts[category] += 1
-        ahead.see(spec, category)
-        if leftover is not None:
-            leftover.discard(spec.identity)
-        group = jobs.setdefault(spec.job, PlanGroup(model=spec.model))
-        group.counts[category] += 1
-        models.setdefault(spec.model, PlanGroup(model=spec.model)).counts[category] += 1
-        if len(group.files) < _FILES_KEPT:
-            group.files.append(spec.filename)
-        if not spec.repeat:  # repeats share their combination's variables
-            _remember_values(group, varying.get(spec.job, ()), spec.variables)
+    for chunk in _chunks(specs):
+        known = view.jobs([s.identity for s in chunk]) if view is not None else {}
+        for spec in chunk:
+            if view is not None:
+                category = category_of(known.get(spec.identity))
+            else:
+                category = "new" if states is None else states.get(spec.identity, "new")
+            counts[category] += 1
+            ahead.see(spec, category, known.get(spec.identity))
+            group = jobs.setdefault(spec.job, PlanGroup(model=spec.model))
+            group.counts[category] += 1
+            models.setdefault(spec.model, PlanGroup(model=spec.model)).counts[category] += 1
+            if len(group.files) < _FILES_KEPT:
+                group.files.append(spec.filename)
+            if not spec.repeat:  # repeats share their combination's variables
+                _remember_values(group, varying.get(spec.job, ()), spec.variables)
+        ahead.see_names([s for s in chunk if s.identity not in known or category_of(known[s.identity]) != "done"])
     return PlanSummary(
         name=manifest.name,
         manifest=manifest.path,
@@ -211,8 +234,8 @@ def summarize(
         varying=varying,
         pricing=dict(manifest.pricing),
         max_generations=manifest.max_generations,
-        removed=removed + (len(leftover) if leftover is not None else 0),
-        spent=spent,
+        removed=removed + (view.active - ahead.known_active if view is not None else 0),
+        spent=view.spent if view is not None else spent,
         spend=view.spend if view is not None else Spend({}),
         out_dir=out_dir,
         ahead=ahead.result(),
@@ -224,43 +247,57 @@ def summarize_against(
 ) -> PlanSummary:
     """``summarize`` against a ledger's view (None: no ledger, every job new); ``out_dir``
     is the folder compared against, which ``plan`` names."""
-    if view is None:
-        return summarize(manifest, specs, out_dir=out_dir)
-    return summarize(manifest, specs, view.states, active=view.active, spent=view.spent, view=view, out_dir=out_dir)
+    return summarize(manifest, specs, view=view, out_dir=out_dir)
+
+
+def _chunks(specs: Iterable[JobSpec]) -> Iterator[list[JobSpec]]:
+    chunk: list[JobSpec] = []
+    for spec in specs:
+        chunk.append(spec)
+        if len(chunk) == _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 class _Ahead:
-    """Counts ``OutputsAhead`` over the specs, one at a time (no set of the manifest's
+    """Counts ``OutputsAhead`` over the specs, one chunk at a time (no set of the manifest's
     identities is built: what the ledger has beyond them is its total minus those seen)."""
 
     def __init__(self, view: LedgerView | None) -> None:
         self.view = view
         self.out = OutputsAhead()
-        self.known = self.done = self.followed = 0  # specs the ledger has / has done / follows
+        self.known = self.done = self.followed = self.known_active = 0  # specs the ledger has / ...
 
-    def see(self, spec: JobSpec, category: str) -> None:
-        view = self.view
-        if view is None:
+    def see(self, spec: JobSpec, category: str, job: JobRecord | None) -> None:
+        if job is None:
             self.out.unknown += 1
             return
-        if spec.identity not in view.states:
-            self.out.unknown += 1
-        else:
-            self.known += 1
-            self.followed += spec.identity in view.followed
-            if category == "done":
-                self.done += 1
-                self.out.back_for_free += spec.identity not in view.active
-        if category != "done" and any(h != spec.identity for h in view.shown.get(spec.filename, ())):
-            self.out.names_changing += 1
+        self.known += 1
+        self.known_active += not job.retired
+        self.followed += job.state in _FOLLOWED
+        if category == "done":
+            self.done += 1
+            self.out.back_for_free += job.retired
+
+    def see_names(self, not_done: list[JobSpec]) -> None:
+        """Specs not done whose output name shows another identity's output now (by name
+        without its extension: a format change gives the same name another extension)."""
+        if self.view is None or not not_done:
+            return
+        names = {s.identity: [s.filename, *(s.filename + ext for ext in _OUTPUT_EXTS)] for s in not_done}
+        latest = self.view.latest([name for group in names.values() for name in group])
+        for spec in not_done:
+            if any(latest.get(name, spec.identity) != spec.identity for name in names[spec.identity]):
+                self.out.names_changing += 1
 
     def result(self) -> OutputsAhead:
         view = self.view
         if view is not None:
-            done = sum(1 for c in view.states.values() if c == "done")
-            self.out.kept_aside = done - self.done
-            self.out.followed = len(view.followed) - self.followed
-            self.out.retired = len(view.states) - self.known
+            self.out.kept_aside = view.done - self.done
+            self.out.followed = view.followed - self.followed
+            self.out.retired = view.total - self.known
         return self.out
 
 

@@ -35,7 +35,7 @@ from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.location import batch_home, shown
-from lumozbatch.shell.replayed import ReplayedReads
+from lumozbatch.shell.state_reads import StateReads
 
 __all__ = [
     "LEDGER_DIR",
@@ -126,7 +126,7 @@ class _Group:
         self.error: BaseException | None = None
 
 
-class Ledger(ReplayedReads):
+class Ledger(StateReads):
     """An open, locked ledger. Use :meth:`open`; :meth:`close` (or ``with``) releases it.
 
     Implements :class:`lumozbatch.shell.store.BatchStore` (what the runner relies on).

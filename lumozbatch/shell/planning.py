@@ -1,36 +1,42 @@
 """From a manifest's jobs and the ledger's state to the records ``apply`` appends, and the cap.
 
 ``plan_batch`` computes without writing: new ``job`` records (random seeds pinned once,
-here), ``retire`` records for ledger jobs gone from the manifest, ``reset`` records for
-``--retry-failed`` / ``--resubmit-ambiguous`` / ``--regenerate-missing``, and how many
-generations the run would
-submit against how many the ledger already counts as spent, so ``apply`` can refuse up
-front and write nothing.
+as they are written), ``retire`` records for ledger jobs gone from the manifest, ``reset``
+records for ``--retry-failed`` / ``--resubmit-ambiguous`` / ``--regenerate-missing``, and
+how many generations the run would submit against how many the ledger already counts as
+spent, so ``apply`` can refuse up front and write nothing. It compares the manifest with
+the store a chunk of specs at a time and makes the job records only as ``Plan.chunks``
+hands them to the writer: memory stays flat in the batch size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from lumozbatch.core.jobcategory import category_of, spent_generations
+from lumozbatch.core.jobcategory import category_of
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.jobstate import JobState
-from lumozbatch.core.ledger_codec import JobRecord, LedgerState, pin_job
+from lumozbatch.core.ledger_codec import JobRecord, pin_job
 from lumozbatch.core.records import Record, Reset, Retire
 from lumozbatch.errors import GenerationCapExceeded
 from lumozbatch.core.wording import count
+from lumozbatch.shell.state_reads import reads_of
 
 __all__ = ["Plan", "Resets", "check_cap", "plan_batch", "plan_resume"]
+
+
+_CHUNK = 1000  # specs compared with the store (and job records written) at a time
+SpecSource = Iterable[JobSpec] | Callable[[], Iterable[JobSpec]]
 
 
 @dataclass(slots=True)
 class Plan:
     """What a run is about to do, before anything is written."""
 
-    records: list[Record] = field(default_factory=list)
     new: int = 0
     retired: int = 0
     reactivated: int = 0
@@ -47,6 +53,29 @@ class Plan:
     #: retired jobs whose run was sent and is not settled: still polled and downloaded
     followed: int = 0
     spent: int = 0  # generations the ledger already counts as paid or possibly paid
+    retires: list[Record] = field(default_factory=list)
+    resets: list[Record] = field(default_factory=list)
+    #: the ``job`` records of new and re-activated specs, made as they are written (a plan
+    #: of a million new jobs holds none of them); seeds are pinned then
+    new_jobs: Callable[[], Iterator[Record]] | None = None
+
+    @property
+    def records(self) -> list[Record]:
+        """Every record the plan appends, in order (tests; ``chunks`` writes them)."""
+        return [r for chunk in self.chunks() for r in chunk]
+
+    def chunks(self, size: int = _CHUNK) -> Iterator[list[Record]]:
+        """The records to append, ``size`` at a time: job records, retirements, resets."""
+        chunk: list[Record] = []
+        sources: list[Iterable[Record]] = [self.new_jobs() if self.new_jobs else (), self.retires, self.resets]
+        for source in sources:
+            for record in source:
+                chunk.append(record)
+                if len(chunk) == size:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
 
     def counts(self) -> dict[str, int]:
         return {
@@ -73,58 +102,87 @@ class Resets:
 
 
 def plan_batch(
-    state: LedgerState,
-    specs: Iterable[JobSpec],
+    store: Any,
+    specs: SpecSource,
     *,
     retry_failed: bool = False,
     resubmit_ambiguous: bool = False,
     regenerate_missing: bool = False,
 ) -> Plan:
-    """The records ``apply`` appends for ``specs`` (the manifest's jobs, in order)."""
+    """What ``apply`` appends for ``specs`` (the manifest's jobs, in order; a callable that
+    expands them again, or an iterable that can be read twice) against ``store`` (a batch
+    store, a snapshot, or a ``LedgerState``), compared ``_CHUNK`` specs at a time."""
+    reads = reads_of(store)
+    again = specs if callable(specs) else (lambda: specs)
+    resets = Resets(retry_failed, resubmit_ambiguous, regenerate_missing)
     plan = Plan()
-    wanted: set[str] = set()
-    for spec in specs:
-        wanted.add(spec.identity)
-        known = state.jobs.get(spec.identity)
-        if known is None or known.retired:
-            # A new job record (also re-activates a retired identity); the seed is pinned
-            # now and the ledger keeps it.
-            record = pin_job(spec, secrets.randbelow(2**32))
-            if known is None:
+    known_active = followed_here = 0
+    for chunk in _chunks(again()):
+        known = reads.jobs_by_identity([s.identity for s in chunk])
+        active = []
+        for spec in chunk:
+            job = known.get(spec.identity)
+            if job is None:
                 plan.new += 1
+                continue
+            if job.retired:
+                plan.reactivated += 1  # back in the manifest: keeps the seed first pinned
             else:
-                # Back in the manifest: keep the seed it was pinned to the first time.
-                record = dataclasses.replace(record, params=dict(known.params))
-                plan.reactivated += 1
-            plan.records.append(record)
-    for identity, job in state.jobs.items():
-        if identity not in wanted:
-            if not job.retired:
-                plan.records.append(Retire(id=identity))
-                plan.retired += 1
-            plan.followed += job.state in _FOLLOWED
-    # Jobs already in the ledger that the manifest still wants (re-activated ones too).
-    active = [j for j in state.jobs.values() if j.identity in wanted]
-    _count(plan, active, Resets(retry_failed, resubmit_ambiguous, regenerate_missing))
+                known_active += 1
+            followed_here += job.state in _FOLLOWED
+            active.append(job)
+        _count(plan, active, resets)
+    if reads.counts()["total"] > known_active:  # active jobs the manifest no longer has
+        wanted = {spec.identity for spec in again()}
+        plan.retires = [Retire(id=j.identity) for j in reads.iter_jobs(retired=False) if j.identity not in wanted]
+        plan.retired = len(plan.retires)
+    plan.followed = sum(1 for _ in reads.iter_jobs(_FOLLOWED)) - followed_here
     plan.to_submit += plan.new
-    plan.spent = spent_generations(state.jobs.values())
+    plan.spent = reads.spent()
+    if plan.new or plan.reactivated:
+        plan.new_jobs = lambda: _job_records(reads, again())
     return plan
 
 
+def _job_records(reads: Any, specs: Iterable[JobSpec]) -> Iterator[Record]:
+    """A ``job`` record for each spec the store lacks or has retired, looked up again as
+    they are written; the seed is pinned now and the store keeps it."""
+    for chunk in _chunks(specs):
+        known = reads.jobs_by_identity([s.identity for s in chunk])
+        for spec in chunk:
+            job = known.get(spec.identity)
+            if job is None or job.retired:
+                record = pin_job(spec, secrets.randbelow(2**32))
+                if job is not None:  # re-activated: keep the seed it was pinned to the first time
+                    record = dataclasses.replace(record, params=dict(job.params))
+                yield record
+
+
+def _chunks(specs: Iterable[JobSpec]) -> Iterator[list[JobSpec]]:
+    chunk: list[JobSpec] = []
+    for spec in specs:
+        chunk.append(spec)
+        if len(chunk) == _CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def plan_resume(
-    state: LedgerState,
+    store: Any,
     *,
     retry_failed: bool = False,
     resubmit_ambiguous: bool = False,
     regenerate_missing: bool = False,
 ) -> Plan:
-    """The batch exactly as the ledger holds it: every non-retired job."""
+    """The batch exactly as the store holds it: every non-retired job, streamed."""
+    reads = reads_of(store)
     plan = Plan()
-    active = [j for j in state.jobs.values() if not j.retired]
-    plan.retired = sum(1 for j in state.jobs.values() if j.retired)
-    plan.followed = sum(1 for j in state.jobs.values() if j.retired and j.state in _FOLLOWED)
-    _count(plan, active, Resets(retry_failed, resubmit_ambiguous, regenerate_missing))
-    plan.spent = spent_generations(state.jobs.values())
+    plan.retired = reads.counts()["retired"]
+    plan.followed = sum(1 for _ in reads.iter_jobs(_FOLLOWED, retired=True))
+    _count(plan, reads.iter_jobs(retired=False), Resets(retry_failed, resubmit_ambiguous, regenerate_missing))
+    plan.spent = reads.spent()
     return plan
 
 
@@ -132,7 +190,7 @@ def plan_resume(
 _FOLLOWED = frozenset({JobState.SUBMITTED, JobState.COMPLETED, JobState.MISSING})
 
 
-def _count(plan: Plan, jobs: list[JobRecord], resets: Resets) -> None:
+def _count(plan: Plan, jobs: Iterable[JobRecord], resets: Resets) -> None:
     retry_failed, resubmit_ambiguous = resets.retry_failed, resets.resubmit_ambiguous
     for job in jobs:
         category = category_of(job)
@@ -144,7 +202,7 @@ def _count(plan: Plan, jobs: list[JobRecord], resets: Resets) -> None:
             plan.done += 1
         elif category == "failed":
             if retry_failed:
-                plan.records.append(Reset(id=job.identity, why="retry-failed"))
+                plan.resets.append(Reset(id=job.identity, why="retry-failed"))
                 plan.reset_failed += 1
                 plan.reset_billed += 1 if job.billed else 0
                 plan.to_submit += 1
@@ -152,7 +210,7 @@ def _count(plan: Plan, jobs: list[JobRecord], resets: Resets) -> None:
                 plan.failed += 1
         elif category == "ambiguous":
             if resubmit_ambiguous:
-                plan.records.append(Reset(id=job.identity, why="resubmit-ambiguous"))
+                plan.resets.append(Reset(id=job.identity, why="resubmit-ambiguous"))
                 plan.reset_ambiguous += 1
                 plan.to_submit += 1
             else:
@@ -161,7 +219,7 @@ def _count(plan: Plan, jobs: list[JobRecord], resets: Resets) -> None:
             # Paid again only once fetching it for free has failed (the provider no longer
             # has it): a job just found missing is first fetched again at no cost.
             if resets.regenerate_missing and job.code != "missing":
-                plan.records.append(Reset(id=job.identity, why="regenerate-missing"))
+                plan.resets.append(Reset(id=job.identity, why="regenerate-missing"))
                 plan.reset_missing += 1
                 plan.to_submit += 1
             else:

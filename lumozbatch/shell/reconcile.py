@@ -17,6 +17,7 @@ For every active done job the named file should be its kept output (see
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -40,40 +41,53 @@ def _ext(job: JobRecord) -> str:
     return PurePosixPath(source).suffix
 
 
+_LOST_LISTED = 100  # lost outputs listed one by one; the rest are counted
+
+
 @dataclass(slots=True)
 class OutputSurvey:
     """What ``status`` says of the outputs on disk (active done jobs, and MISSING ones)."""
 
     checked: int = 0
+    of: int = 0  # active done jobs (``checked`` is fewer when the look was bounded)
     ok: int = 0
     #: the name is gone or shows another generation; the kept copy can put it back for free
     restorable: int = 0
     #: done before the store existed; the next apply adopts the file as its kept copy
     unkept: int = 0
-    #: gone from its name and from the store: only the provider can give it back
+    #: gone from its name and from the store: only the provider can give it back (the
+    #: first hundred; ``lost_count`` counts them all)
     lost: list[JobRecord] = field(default_factory=list)
+    lost_count: int = 0
+
+    def _lose(self, job: JobRecord) -> None:
+        self.lost_count += 1
+        if len(self.lost) < _LOST_LISTED:
+            self.lost.append(job)
 
 
-def survey_outputs(store: BatchStore, out_dir: Path) -> OutputSurvey:
-    """Look, change nothing (no lock needed)."""
+def survey_outputs(store: BatchStore, out_dir: Path, *, limit: int | None = None) -> OutputSurvey:
+    """Look, change nothing (no lock needed): at the first ``limit`` active done jobs when
+    given (a quick look at a huge batch; ``apply`` checks them all), and every MISSING one."""
     tree = OutputTree(out_dir)
-    survey = OutputSurvey()
-    for job in store.jobs_in(JobState.DONE):
+    survey = OutputSurvey(of=store.counts()[JobState.DONE.value])
+    for job in itertools.islice(store.iter_jobs([JobState.DONE], retired=False), limit):
         survey.checked += 1
         if job.object is None:
             if job.file is not None and tree.health(job.file, job.file, job.bytes) is not Health.LOST:
                 survey.unkept += 1
             else:
-                survey.lost.append(job)
+                survey._lose(job)
             continue
         health = tree.health(job.object, shown_name(job, _ext(job)), job.bytes)
         if health is Health.OK:
             survey.ok += 1
         elif health is Health.LOST or health is Health.OBJECT_MISSING:
-            survey.lost.append(job)
+            survey._lose(job)
         else:
             survey.restorable += 1
-    survey.lost.extend(store.jobs_in(JobState.MISSING))
+    for job in store.iter_jobs([JobState.MISSING], retired=False):
+        survey._lose(job)
     return survey
 
 
@@ -92,7 +106,7 @@ def reconcile_outputs(store: BatchStore, out_dir: Path) -> Reconciled:
     Blocking: call it before the run (or from a worker thread)."""
     tree = OutputTree(out_dir)
     done = Reconciled()
-    for job in store.jobs_in(JobState.DONE):
+    for job in store.iter_jobs([JobState.DONE], retired=False):  # streamed: flat in the batch size
         records = _reconcile_one(store, tree, job, done)
         if records:
             store.append_sync(*records)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import signal
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,8 @@ def exit_code_for(jobs: Mapping[str, JobRecord] | Iterable[JobRecord]) -> int:
 _PROBING, _OPEN, _DEAD = "probing", "open", "dead"
 #: paid for (or being paid for) and not yet kept on disk: followed even when retired
 _PAID_NOT_KEPT = frozenset({JobState.SUBMITTED, JobState.COMPLETED, JobState.MISSING})
+_QUEUE_WINDOW = 256  # pending jobs queued ahead of the workers (at least 4 per worker)
+_QUEUE_LOOKAHEAD = 10_000  # how far along the stream to look while queued models wait for a probe
 
 
 class _Gates:
@@ -182,10 +184,13 @@ class BatchRunner:
         self._gates = _Gates(proven)
         # Jobs already submitted come first: they hold money and their outputs expire. A
         # retired job whose run was sent is followed too: its output was paid for.
-        in_flight = [j.identity for j in ledger.all_jobs() if j.state in _PAID_NOT_KEPT]
-        pending = [j.identity for j in ledger.jobs_in(JobState.PENDING)]
-        self._queue: deque[str] = deque(in_flight + pending)
+        self._queue: deque[str] = deque(j.identity for j in ledger.iter_jobs(_PAID_NOT_KEPT))
+        # Pending jobs are streamed from the store into the queue a window at a time: a run
+        # holds the jobs in flight and a window, never every pending identity of the batch.
+        self._stream: Iterator[JobRecord] = ledger.iter_jobs([JobState.PENDING], retired=False)
+        self._window = max(_QUEUE_WINDOW, 4 * options.concurrency)
         self._purged: set[str] = set()  # dead models whose queued jobs were failed
+        self._unpurged = False  # jobs queued since the last purge, while some model is dead
         self._give_ups = 0  # consecutive calls that exhausted their retries
         self._unshown = 0  # outputs kept but not shown under their names (a broken folder)
         self._reached = False  # has the API answered anything in this run?
@@ -291,7 +296,8 @@ class BatchRunner:
         is admitted (the head of the queue, unless its model's probe is still out)."""
         job = self.ledger.job
         while not self._stopping:
-            if self._gates.dead_reason.keys() - self._purged:
+            self._fill(self._window)
+            if self._unpurged or self._gates.dead_reason.keys() - self._purged:
                 await self._purge_dead_models()
             queue = self._queue
             for position, identity in enumerate(queue):
@@ -301,12 +307,27 @@ class BatchRunner:
                     return rec
             if not queue:
                 return None
+            if self._fill(min(len(queue) + self._window, _QUEUE_LOOKAHEAD)):
+                continue  # look further along the stream for a model that is admitted
             await self._gates.changed.wait()  # every queued job waits for a probe's answer
         return None
 
+    def _fill(self, size: int) -> bool:
+        """Top the queue up to ``size`` from the stream of pending jobs; True if it grew."""
+        queue, grew = self._queue, False
+        while len(queue) < size:
+            rec = next(self._stream, None)
+            if rec is None:
+                break
+            queue.append(rec.identity)
+            grew = True
+        self._unpurged = self._unpurged or (grew and bool(self._gates.dead_reason))
+        return grew
+
     async def _purge_dead_models(self) -> None:
-        dead = self._gates.dead_reason.keys() - self._purged
-        self._purged |= dead
+        self._purged |= self._gates.dead_reason.keys()
+        self._unpurged = False
+        dead = self._purged
         queued = [self.ledger.job(i) for i in self._queue]
         doomed = [j for j in queued if j.state == JobState.PENDING and j.model in dead]
         if not doomed:

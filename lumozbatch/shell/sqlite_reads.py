@@ -11,9 +11,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lumozbatch.core.jobcategory import spent_generations
+from lumozbatch.core.jobcategory import spent_by_model, spent_generations
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState
+from lumozbatch.core.spend import Spend
 from lumozbatch.shell import sqlite_schema as sql
 
 __all__ = ["Cause", "SqliteReads"]
@@ -114,6 +115,22 @@ class SqliteReads:
         jobs = self.jobs_by_identity(order)
         return [jobs[i] for i in order if i in jobs]
 
+    def latest_holders(self, files: Iterable[str]) -> dict[str, str]:
+        """For each of ``files`` that some output has been shown under, the identity shown
+        last (the one its file shows now), a few hundred names per query."""
+        files = list(dict.fromkeys(files))
+        out: dict[str, str] = {}
+        for start in range(0, len(files), _IN_CHUNK):
+            part = files[start:start + _IN_CHUNK]
+            out.update(self._reader.execute(sql.select_latest_holders(len(part)), part).fetchall())
+        wanted = set(files)
+        latest: dict[str, int] = {}
+        for (file, identity), (when, _) in self._pending_names.items():
+            if file in wanted and when > latest.get(file, -1):
+                latest[file] = when
+                out[file] = identity
+        return out
+
     def iter_names(self) -> Iterator[tuple[str, list[str]]]:
         """Every output name with the identities shown under it (as :meth:`holders` orders
         them), name by name: ``LedgerState.named`` as a stream (committed names only)."""
@@ -149,6 +166,19 @@ class SqliteReads:
         out["total"] = sum(out[state.value] for state in JobState)
         return out
 
+    def counts_retired(self) -> dict[str, int]:
+        """Retired jobs per state name (what became of them: kept, still followed)."""
+        out = {state.value: 0 for state in JobState}
+        exclude = list(self._pending)
+        query = sql.select_counts(exclude=bool(exclude))
+        for state, is_retired, n in self._reader.execute(query, [sql.dumps(exclude)] if exclude else []):
+            if is_retired:
+                out[self._read_as(state)] += n
+        for _, job, _ in self._pending.values():
+            if job.retired:
+                out[job.state.value] += 1
+        return out
+
     def counts_by(self, column: str) -> dict[str, dict[str, int]]:
         """Active jobs per ``job`` (manifest job id) or ``model``, then per state name."""
         out: dict[str, dict[str, int]] = {}
@@ -170,6 +200,39 @@ class SqliteReads:
         extra = [sql.dumps(exclude)] if exclude else []
         total = self._reader.execute(query, [*states, *extra * 3]).fetchone()[0]  # one per term
         return int(total) + spent_generations(job for _, job, _ in self._pending.values())
+
+    def spend(self) -> Spend:
+        """:meth:`spent` per model, and how many of those are ambiguous (``core.spend``), as
+        three grouped queries."""
+        exclude = list(self._pending)
+        extra = [sql.dumps(exclude)] if exclude else []
+        by_states, billed, paid_before = sql.select_spend(exclude=bool(exclude))
+        by_model: dict[str, int] = {}
+        ambiguous = 0
+        for model, state, n in self._reader.execute(by_states, extra):
+            state = self._read_as(state)
+            if state in _SPENT_STATES:
+                by_model[model] = by_model.get(model, 0) + n
+            ambiguous += n if state == _S.AMBIGUOUS.value else 0
+        for query in (billed, paid_before):
+            for model, n in self._reader.execute(query, extra):
+                by_model[model] = by_model.get(model, 0) + int(n)
+        pending = [job for _, job, _ in self._pending.values()]
+        for model, n in spent_by_model(pending).items():
+            by_model[model] = by_model.get(model, 0) + n
+        ambiguous += sum(1 for job in pending if job.state is _S.AMBIGUOUS)
+        return Spend({m: n for m, n in by_model.items() if n}, ambiguous)
+
+    def count_relinked(self, states: Iterable[JobState]) -> int:
+        """Active jobs in ``states`` whose current request a webhook named (``relinked``)."""
+        wanted = [JobState(s).value for s in states]
+        exclude = list(self._pending)
+        extra = [sql.dumps(exclude)] if exclude else []
+        n = self._reader.execute(sql.select_relinked(len(wanted), exclude=bool(exclude)), [*wanted, *extra]).fetchone()[0]
+        return int(n) + sum(
+            1 for _, job, _ in self._pending.values()
+            if job.relinked and not job.retired and job.state.value in wanted
+        )
 
     def failures(self, state: JobState = JobState.FAILED, *, examples: int = 3) -> list[Cause]:
         """Active jobs in ``state`` grouped by (code, reason), biggest group first, each with

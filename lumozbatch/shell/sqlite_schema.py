@@ -206,6 +206,38 @@ def select_spent(*, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, 
     return sql, list(spent_states)
 
 
+def select_spend(*, exclude: bool) -> tuple[str, str, str]:
+    """:func:`select_spent`'s three terms per model, retired jobs included: (model, state, n)
+    from the model index alone, then (model, n) of billed failures and (model, sum) of
+    ``paid_before``; params: ``[(excluded,)]``."""
+    where, also = (f" WHERE {_NOT_IN}", f" AND {_NOT_IN}") if exclude else ("", "")
+    return (
+        f"SELECT model, state, COUNT(*) FROM jobs{where} GROUP BY model, state",
+        f"SELECT model, COUNT(*) FROM jobs WHERE state = 'failed' AND billed = 1{also} GROUP BY model",
+        f"SELECT model, SUM(paid_before) FROM jobs WHERE paid_before > 0{also} GROUP BY model",
+    )
+
+
+def select_latest_holders(n: int) -> str:
+    """(file, identity) of the last job shown under each of ``n`` names (``names_by_file``)."""
+    marks = ", ".join("?" * n)
+    return (
+        "SELECT file, identity FROM names AS a WHERE file IN (" + marks + ")"
+        " AND shown = (SELECT MAX(shown) FROM names AS b WHERE b.file = a.file)"
+    )
+
+
+def select_relinked(n: int, *, exclude: bool) -> str:
+    """Active jobs in one of ``n`` states whose current request a webhook named (a scan of
+    those jobs' records); params: ``[*states, (excluded,)]``."""
+    also = f" AND {_NOT_IN}" if exclude else ""
+    marks = ", ".join("?" * n)
+    return (
+        f"SELECT COUNT(*) FROM jobs WHERE retired = 0 AND state IN ({marks})"
+        f" AND json_extract(record, '$.relinked'){also}"
+    )
+
+
 def select_causes(*, exclude: bool) -> str:
     """Active jobs in one state grouped by (code, reason), biggest first, with the first
     ``?`` identities of each in planning order; params: ``[state, (excluded,) examples]``."""

@@ -1,10 +1,15 @@
 """The batch state behind one interface: what the runner reads and appends, whatever keeps it.
 
-:class:`BatchStore` is the whole contract between the run loop and a batch's state. Two
+:class:`BatchStore` is the whole contract between the run loop and a batch's state. Three
 implementations pass the same conformance suite (``tests/shell/test_store_conformance.py``):
 
-* :class:`lumozbatch.shell.ledger.Ledger`, the durable JSONL ledger (locked, fsynced);
+* :class:`lumozbatch.shell.sqlite_store.SqliteStore`, ``state.db``: the store of every batch;
+* :class:`lumozbatch.shell.ledger.Ledger`, the older JSONL ledger (locked, fsynced; imported);
 * :class:`MemoryStore`, the same rules in memory (tests, library use with no disk).
+
+Readers stream (``iter_jobs``, ``jobs_by_identity`` a chunk at a time) or ask aggregates
+(``counts``, ``counts_by``, ``spend``, ``failures``), so that what a run or ``status`` holds
+stays flat as a batch grows.
 
 A store replays its records through :mod:`lumozbatch.core.ledger_codec`, so both agree on
 every state: an append that the job lifecycle refuses raises and changes nothing. The job
@@ -23,8 +28,9 @@ import trio
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState, replay
 from lumozbatch.core.records import Record, to_wire
+from lumozbatch.core.spend import Spend
 from lumozbatch.shell.ledger import Appendable, stamp
-from lumozbatch.shell.replayed import ReplayedReads
+from lumozbatch.shell.state_reads import StateReads
 
 __all__ = ["BatchStore", "MemoryStore"]
 
@@ -53,6 +59,30 @@ class BatchStore(Protocol):
     def counts(self) -> dict[str, int]:
         """Active jobs per state name, plus ``retired`` and ``total`` (active)."""
 
+    def iter_jobs(
+        self, states: Iterable[JobState] | None = None, *, retired: bool | None = None, chunk: int = 1000
+    ) -> Iterator[JobRecord]:
+        """Jobs in planning order, streamed: those in ``states`` (None: any), retired or not
+        (None: both)."""
+
+    def jobs_by_identity(self, identities: Iterable[str]) -> dict[str, JobRecord]:
+        """The planned jobs among ``identities``."""
+
+    def latest_holders(self, files: Iterable[str]) -> dict[str, str]:
+        """For each of ``files`` some output was shown under, the identity shown last."""
+
+    def counts_by(self, column: str) -> dict[str, dict[str, int]]:
+        """Active jobs per ``job`` or ``model``, then per state name."""
+
+    def counts_retired(self) -> dict[str, int]:
+        """Retired jobs per state name."""
+
+    def spend(self) -> Spend:
+        """Generations that may have cost money, per model, retired jobs included."""
+
+    def count_relinked(self, states: Iterable[JobState]) -> int:
+        """Active jobs in ``states`` whose current request a webhook named."""
+
     def append_sync(self, *records: Record) -> None:
         """Record ``records`` durably, now, in order (setup; not while ``append``s are pending)."""
 
@@ -67,7 +97,7 @@ class BatchStore(Protocol):
         """Release the store (and its lock); idempotent."""
 
 
-class MemoryStore(ReplayedReads):
+class MemoryStore(StateReads):
     """A :class:`BatchStore` in memory: the records it was given, and their replayed state."""
 
     def __init__(self, records: Iterable[Appendable] = ()) -> None:

@@ -8,8 +8,10 @@ image (a relative ``src``, so the folder can be moved or zipped) with a caption 
 variables and seed; failed and ambiguous jobs show their reason. One self-contained file: inline CSS and JS, the data as
 embedded JSON, no server, no CDN.
 
-``build_cells`` and ``gallery_html`` are pure; ``write_gallery`` reads the ledger and
-``results.jsonl`` and writes the file atomically.
+``gallery_html`` is pure; ``build_cells`` streams the batch's jobs from its store;
+``write_gallery`` reads the store (and ``results.jsonl`` where a record lacks its file) and
+writes the file atomically. A huge batch shows the first ``CELLS_PER_JOB`` cells of each
+job and counts the rest.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from lumozbatch.shell.state_reads import reads_of
 from lumozbatch.ui.summary import state_name
 
-__all__ = ["GALLERY_FILE", "axes", "build_cells", "gallery_html", "write_gallery"]
+__all__ = ["CELLS_PER_JOB", "GALLERY_FILE", "axes", "build_cells", "gallery_html", "write_gallery"]
 
 GALLERY_FILE = "index.html"
+#: Cells of one manifest job on the page: a sheet a browser draws at once, whatever the
+#: batch's size (the counts above it cover every job).
+CELLS_PER_JOB = 2000
 _MARKER = re.compile(r"\{\{(TITLE|DATA)\}\}")
 
 # Pseudo-variables a cell gets when they tell cells apart: the seed when it is not a
@@ -40,16 +46,23 @@ def _seed(params: dict[str, Any] | None) -> Any:
     return (params or {}).get("seed")
 
 
-def build_cells(state: Any, results: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """One dict per active job of the ledger state, in ledger (plan) order.
+def build_cells(
+    state: Any, results: Iterable[dict[str, Any]] = (), *, per_job: int | None = None
+) -> list[dict[str, Any]]:
+    """One dict per active job of the batch (its store, snapshot or ``LedgerState``), in
+    plan order, streamed: the first ``per_job`` of each manifest job when given.
 
     ``results`` (rows of results.jsonl) supply the file when the ledger's record lacks it.
     """
     files = {row.get("identity"): row.get("file") for row in results if row.get("file")}
     cells = []
-    for identity, rec in state.jobs.items():
-        if rec.retired:
-            continue
+    taken: dict[str, int] = {}
+    for rec in reads_of(state).iter_jobs(retired=False):
+        if per_job is not None:
+            if taken.get(rec.job, 0) >= per_job:
+                continue
+            taken[rec.job] = taken.get(rec.job, 0) + 1
+        identity = rec.identity
         file = rec.file or files.get(identity)
         status = state_name(rec)  # a live run's "submitting" is in flight, as everywhere
         variables = dict(rec.variables or {})
@@ -139,13 +152,6 @@ def gallery_html(cells: list[dict[str, Any]], *, title: str, counts: dict[str, i
     return _MARKER.sub(lambda m: values[m.group(1)], template)
 
 
-def _counts(cells: list[dict[str, Any]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for cell in cells:
-        out[cell["state"]] = out.get(cell["state"], 0) + 1
-    return out
-
-
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".html.tmp")
     try:
@@ -160,17 +166,26 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_gallery(out_dir: Path) -> Path:
-    """Write ``out_dir/index.html`` from the ledger and results.jsonl; return its path.
+    """Write ``out_dir/index.html`` from the batch's store (and results.jsonl for outputs
+    whose record lacks its file); return its path.
 
+    A page a browser opens at any batch size: the first :data:`CELLS_PER_JOB` cells of each
+    manifest job, and the counts of every state (with how many cells are not shown).
     Raises LedgerNotFound when ``out_dir`` holds no ledger.
     """
-    from lumozbatch.shell.ledger import read_state  # the shell layer, imported when used
-    from lumozbatch.shell.results import read_results
+    from lumozbatch.shell.results import read_results  # the shell layer, imported when used
+    from lumozbatch.shell.state import open_reads
 
     out_dir = Path(out_dir)
-    state = read_state(out_dir)
-    cells = build_cells(state, read_results(out_dir))
-    title = (state.batch or {}).get("name") or out_dir.name
+    with open_reads(out_dir) as reads:
+        cells = build_cells(reads, per_job=CELLS_PER_JOB)
+        if any(c["file"] is None and c["state"] == "done" for c in cells):  # older batches only
+            cells = build_cells(reads, read_results(out_dir), per_job=CELLS_PER_JOB)
+        counts = {state: n for state, n in reads.counts().items() if n and state not in ("retired", "total")}
+        title = (reads.batch or {}).get("name") or out_dir.name
+        hidden = reads.counts()["total"] - len(cells)
+    if hidden:
+        counts[f"not shown (the first {CELLS_PER_JOB} of each job are)"] = hidden
     path = out_dir / GALLERY_FILE
-    _atomic_write(path, gallery_html(cells, title=title, counts=_counts(cells)))
+    _atomic_write(path, gallery_html(cells, title=title, counts=counts))
     return path

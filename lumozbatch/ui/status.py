@@ -1,9 +1,9 @@
 """``lumozbatch status``: what the ledger knows, as a table like ``plan``'s (people) or a dict
 (``--json``).
 
-Pure: takes the replayed ``LedgerState`` and what the shell looked at (the cheap survey of
-the outputs on disk, the manifest's prices, the pid of a run in progress), returns text or
-data.
+Takes the batch's store (its aggregates: counts, causes, the first jobs of each kind) and
+what the shell looked at (the cheap survey of the outputs on disk, the manifest's prices,
+the pid of a run in progress), returns text or data.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from lumozbatch.core.layout import STATE_DIR
-from lumozbatch.core.spend import spend_of
 from lumozbatch.ui.summary import (
     Tally,
+    cause_lines,
     continue_command,
-    group_by_cause,
     missing_lines,
     retired_lines,
     state_name,
@@ -39,18 +38,15 @@ class OutputsSeen:
     restorable: int = 0
     #: outputs from before the store; the next apply keeps them
     unkept: int = 0
-    #: gone from their names and from the store (MISSING jobs included)
+    #: gone from their names and from the store (MISSING jobs included): the first few
     lost: list[Any] = field(default_factory=list)
+    lost_count: int | None = None  # all of them (None: ``len(lost)``)
+    #: done jobs whose outputs were looked at, of how many (a huge batch is sampled)
+    checked: int | None = None
+    of: int | None = None
 
 
-def _bucket(t: Tally) -> dict[str, list[Any]]:
-    return {
-        "pending": t.pending,
-        "in_flight": t.in_flight,
-        "done": t.done,
-        "failed": t.failed,
-        "ambiguous": t.ambiguous,
-    }
+_BUCKETS = {"pending": "new", "in_flight": "in_flight", "done": "done", "failed": "failed", "ambiguous": "ambiguous"}
 
 
 def _job_row(rec: Any) -> dict[str, Any]:
@@ -77,26 +73,29 @@ def status_data(
     outputs: OutputsSeen | None = None,
     pricing: dict[str, float] | None = None,
     running: int | None = None,
+    tallied: Tally | None = None,
 ) -> dict[str, Any]:
-    """Everything ``status --json`` prints: counts overall and per manifest job, every failed,
-    ambiguous, in-flight and missing job with its reason, the spent (and its cost when
-    ``pricing`` is known), what became of retired jobs, and the pid of a run in progress."""
-    t = tally(state)
-    buckets = _bucket(t)
-    if t.missing:
-        buckets["missing"] = t.missing  # a column only while some are missing
-    counts = {name: len(recs) for name, recs in buckets.items()}
+    """Everything ``status --json`` prints: counts overall and per manifest job, the failed,
+    ambiguous, in-flight and missing jobs with their reasons (the first hundred of each;
+    ``counts`` has them all), the spent (and its cost when ``pricing`` is known), what
+    became of retired jobs, and the pid of a run in progress. ``state``: the batch's store
+    or snapshot (or a ``LedgerState``)."""
+    t = tallied if tallied is not None else tally(state)
+    buckets = dict(_BUCKETS)
+    lost_count = t.n("missing") if outputs is None else (
+        outputs.lost_count if outputs.lost_count is not None else len(outputs.lost))
+    if t.n("missing"):
+        buckets["missing"] = "missing"  # a column only while some are missing
+    counts = {name: t.n(category) for name, category in buckets.items()}
     counts["retired"] = t.retired
     counts["total"] = t.total
     per_job: dict[str, dict[str, int]] = {}
-    for name, recs in buckets.items():
-        for rec in recs:
-            row = per_job.setdefault(rec.job, dict.fromkeys(buckets, 0) | {"total": 0})
-            row[name] += 1
-            row["total"] += 1
+    for job, row in t.per_job.items():
+        if sum(row.values()):
+            per_job[job] = {name: row[category] for name, category in buckets.items()}
+            per_job[job]["total"] = sum(per_job[job].values())
     batch = state.batch or {}
-    spend = spend_of(state.jobs.values())
-    lost = outputs.lost if outputs is not None else t.missing
+    lost = outputs.lost if outputs is not None else t.listed.get("missing", [])
     return {
         "name": batch.get("name") or Path(out_dir).name,
         "manifest": batch.get("manifest"),
@@ -105,17 +104,20 @@ def status_data(
         "run_in_progress": running,
         "counts": counts,
         "jobs": per_job,
-        "failed": [_job_row(r) for r in t.failed],
-        "ambiguous": [_job_row(r) for r in t.ambiguous],
-        "in_flight": [_job_row(r) for r in t.in_flight],
+        "failed": [_job_row(r) for r in t.listed.get("failed", [])],
+        "ambiguous": [_job_row(r) for r in t.listed.get("ambiguous", [])],
+        "in_flight": [_job_row(r) for r in t.listed.get("in_flight", [])],
         "missing": [_job_row(r) for r in lost],
+        "missing_count": lost_count,
+        "outputs_checked": None if outputs is None else outputs.checked,
+        "outputs_of": None if outputs is None else outputs.of,
         "restorable": outputs.restorable if outputs is not None else 0,
         "unkept": outputs.unkept if outputs is not None else 0,
         "retired_kept": t.retired_kept,
         "followed": t.retired_followed,
-        "spent": spend.generations,
-        "spent_by_model": dict(spend.by_model),
-        "cost": spend.cost(pricing).total if pricing else None,
+        "spent": t.spend.generations,
+        "spent_by_model": dict(t.spend.by_model),
+        "cost": t.spend.cost(pricing).total if pricing else None,
     }
 
 
@@ -152,26 +154,25 @@ def render_status(
     running: int | None = None,
 ) -> str:
     """The ``status`` page: counts per job and state, each failure and ambiguous submission
-    with its reason, missing outputs by name, the spent, and the commands that continue or
-    retry (none while a run is in progress: it holds the batch)."""
-    data = status_data(state, out_dir=out_dir, outputs=outputs, pricing=pricing, running=running)
+    with its reason (the first hundred), missing outputs by name, the spent, and the
+    commands that continue or retry (none while a run is in progress: it holds the batch)."""
+    t = tally(state)
+    data = status_data(state, out_dir=out_dir, outputs=outputs, pricing=pricing, running=running, tallied=t)
     counts = data["counts"]
     manifest = f"; manifest {data['manifest']}" if data["manifest"] else ""
     out = [f"Status of {data['name']} ({out_dir}{manifest})", _headline(counts), "", *_table(data)]
     if running is not None:
         out.insert(1, f"  a run is in progress (pid {running}): these counts are changing")
-    t = tally(state)
     if counts["retired"]:
         out.append(f"  + {counts['retired']} no longer in the manifest (kept in the ledger)")
         out += retired_lines(t)
     out += _problems(data)
     out += _outputs(data)
-    retried = [r for r in t.pending if r.attempts and r.reason]
-    if retried:
+    if t.retried:
         # Sent before, certainly created nothing (connection refused, 429, 5xx): say why.
-        out += ["", f"  not sent yet after {len(retried)} attempt(s) that created nothing:"]
-        out += ["  " + line for line in group_by_cause(retried)]
-    spent = spend_of(state.jobs.values()).line(pricing)
+        out += ["", f"  not sent yet after {sum(c.count for c in t.retried)} attempt(s) that created nothing:"]
+        out += ["  " + line for line in cause_lines(t.retried)]
+    spent = t.spend.line(pricing)
     if spent:
         out += ["", f"  {spent}"]
     steps = _next_steps(data, state, out_dir) if running is None else []
@@ -188,7 +189,7 @@ def _problems(data: dict[str, Any]) -> list[str]:
     ):
         if not rows:
             continue
-        out += ["", f"  {title} ({len(rows)}){note}:"]
+        out += ["", f"  {title} ({data['counts'][title]}){note}:"]
         for row in rows:
             code = f" [{row['code']}]" if row["code"] else ""
             billed = " (billed)" if title == "failed" and row["billed"] else ""
@@ -205,9 +206,12 @@ def _outputs(data: dict[str, Any]) -> list[str]:
                     f"hand): apply puts them back from {STATE_DIR}/objects, for free"]
     if data["unkept"]:
         out += ["", f"  {data['unkept']} output(s) from before {STATE_DIR}/objects: apply keeps them there"]
+    if data["outputs_of"] and data["outputs_checked"] < data["outputs_of"]:
+        out += ["", f"  outputs on disk: looked at the first {data['outputs_checked']} of {data['outputs_of']} "
+                    "done jobs (apply checks them all)"]
     if data["missing"]:
-        out += ["", f"  missing ({len(data['missing'])}): gone from disk and from {STATE_DIR}/objects:"]
-        out += missing_lines([_Row(r) for r in data["missing"]])
+        out += ["", f"  missing ({data['missing_count']}): gone from disk and from {STATE_DIR}/objects:"]
+        out += missing_lines([_Row(r) for r in data["missing"]], data["missing_count"])
         out.append("  apply restores what it can (a fresh URL from the provider, for free); "
                    "apply --regenerate-missing pays for the rest")
     return out

@@ -40,22 +40,31 @@ _FINAL = ("done", "failed", "ambiguous")
 
 def plan_extra(state: Any, identities: set[str] | None = None) -> dict[str, Any]:
     """The ``plan`` event's ``extra``: per manifest job id, its total and what is already
-    done / failed / ambiguous, from the ledger state (``identities``: the manifest's jobs).
+    done / failed / ambiguous, from the batch's store (its counts per job; or a
+    ``LedgerState``), or only of ``identities`` (the manifest's jobs) if given.
 
-    ``Event("plan", ..., extra=plan_extra(ledger.state, identities))`` lets the live display
-    show each job's progress against its total.
+    ``Event("plan", ..., extra=plan_extra(store))`` lets the live display show each job's
+    progress against its total.
     """
+    from lumozbatch.core.jobcategory import category_of_state
+    from lumozbatch.core.jobstate import JobState
+    from lumozbatch.shell.state_reads import reads_of
     from lumozbatch.ui.summary import tally  # the summary's view of states
 
-    t = tally(state, identities)
+    if identities is not None:
+        per_job = tally(state, identities).per_job
+    else:
+        per_job = {}
+        for job, by_state in reads_of(state).counts_by("job").items():
+            row = per_job.setdefault(job, {})
+            for name, n in by_state.items():
+                category = category_of_state(JobState(name))
+                row[category] = row.get(category, 0) + n
     jobs: dict[str, dict[str, int]] = {}
-    for phase, records in (("done", t.done), ("failed", t.failed), ("ambiguous", t.ambiguous),
-                           ("pending", t.pending), ("in_flight", t.in_flight), ("missing", t.missing)):
-        for record in records:
-            row = jobs.setdefault(record.job, {"total": 0})
-            row["total"] += 1
-            if phase in _FINAL:
-                row[phase] = row.get(phase, 0) + 1
+    for job, row in per_job.items():
+        total = sum(row.values())
+        if total:
+            jobs[job] = {"total": total, **{phase: row[phase] for phase in _FINAL if row.get(phase)}}
     return {"jobs": jobs}
 
 

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from lumozbatch.cli import main
+from tests.store_helpers import state_dump, step_records
 
 MANIFEST = """version: 1
 name: {name}
@@ -75,7 +76,7 @@ def images(out: Path) -> dict[str, str]:
 
 
 def ledger_records(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / ".lumozbatch" / "ledger.jsonl").read_text().splitlines()]
+    return step_records(out)
 
 
 def test_one_manifest_is_one_batch_from_any_folder_in_a_git_repository(repo: Path, tmp_path: Path) -> None:
@@ -145,7 +146,7 @@ def test_two_manifests_with_one_name_exit_2_naming_both(repo: Path) -> None:
     write(repo / "manifests" / "b.yaml", subjects="a dog")
     out = repo / "outputs" / "anchored"
     assert invoke("apply", "manifests/a.yaml", "--sandbox", "--quiet", cwd=repo).exit_code == 0
-    done, ledger = images(out), (out / ".lumozbatch" / "ledger.jsonl").read_bytes()
+    done, ledger = images(out), state_dump(out)
     refused = invoke("apply", "manifests/b.yaml", "--sandbox", cwd=repo)
     assert refused.exit_code == 2
     assert refused.output.startswith(
@@ -155,7 +156,7 @@ def test_two_manifests_with_one_name_exit_2_naming_both(repo: Path) -> None:
     planned = invoke("plan", "b.yaml", "--json", cwd=repo / "manifests")
     assert planned.exit_code == 2
     assert "of the manifest manifests/a.yaml, not of manifests/b.yaml: apply would refuse it" in planned.output
-    assert images(out) == done and (out / ".lumozbatch" / "ledger.jsonl").read_bytes() == ledger
+    assert images(out) == done and state_dump(out) == ledger
     assert sorted(created(out).values()) == [1, 1]
     # a separate batch in its own folder is fine
     apart = invoke("apply", "manifests/b.yaml", "--sandbox", "--quiet", "--out", "outputs/anchored-b", cwd=repo)

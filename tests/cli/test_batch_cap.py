@@ -11,6 +11,7 @@ from lumozbatch.batch import open_batch, resume_batch
 from lumozbatch.core.records import Accepted, Batch, Completed, Downloaded, Failed, Intent, Job
 from lumozbatch.errors import GenerationCapExceeded
 from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.sqlite_store import SqliteStore
 
 MANIFEST = """version: 1
 name: capped
@@ -57,10 +58,10 @@ def test_apply_records_the_cap_when_the_manifest_changes_it(tmp_path: Path) -> N
     out = tmp_path / "outputs" / "capped"
     with open_batch(manifest, sandbox=True).start():
         pass
-    with Ledger.open(out, create=False) as ledger:
+    with SqliteStore.open(out, create=False) as ledger:
         assert ledger.batch["max_generations"] == 5
     manifest.write_text(MANIFEST.format(cap=4))
     with open_batch(manifest, sandbox=True).start():
         pass
-    with Ledger.open(out, create=False) as ledger:
+    with SqliteStore.open(out, create=False) as ledger:
         assert ledger.batch["max_generations"] == 4

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 import lumozbatch.cli.apply as apply_cli
 from lumozbatch.cli import main
+from lumozbatch.shell.sqlite_store import state_path
+from tests.store_helpers import step_records
 
 MANIFEST = """version: 1
 name: big
@@ -33,8 +35,8 @@ def big(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _nothing_sent(tmp_path: Path) -> bool:
-    ledger = tmp_path / "outputs" / "big" / ".lumozbatch" / "ledger.jsonl"
-    return not ledger.exists() or '"t":"intent"' not in ledger.read_text()
+    out = tmp_path / "outputs" / "big"
+    return not state_path(out).exists() or all(r["t"] != "intent" for r in step_records(out))
 
 
 def test_ctrl_c_at_the_question_exits_130(big: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

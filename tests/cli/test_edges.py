@@ -12,9 +12,10 @@ from tests.conftest import MANIFESTS
 
 
 def _empty_batch(tmp_path: Path) -> Path:
+    """A batch with nothing planned yet (an empty ledger.jsonl is no batch at all)."""
     out = tmp_path / "out"
     (out / ".lumozbatch").mkdir(parents=True)
-    (out / ".lumozbatch" / "ledger.jsonl").write_bytes(b"")
+    (out / ".lumozbatch" / "ledger.jsonl").write_text('{"t":"batch","v":1,"name":"empty","manifest":"m.yaml","at":1.0}\n')
     return out
 
 

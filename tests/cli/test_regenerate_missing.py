@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from lumozbatch.batch import open_batch, resume_batch
 from lumozbatch.cli import main
-from lumozbatch.core.ledger_codec import encode
-from lumozbatch.core.records import Failed, Missing, to_wire
+from lumozbatch.core.records import Failed, Missing
+from tests.store_helpers import append_records
 
 MANIFEST = """version: 1
 name: lost
@@ -39,9 +39,7 @@ def lost_beyond_a_free_fetch(tmp_path: Path) -> tuple[Path, Path, str]:
     for path in [out / "grid" / "s1.png", *kept]:
         path.chmod(0o644)
         path.unlink()
-    with (out / ".lumozbatch" / "ledger.jsonl").open("ab") as ledger:
-        ledger.write(encode(to_wire(Missing(id=ident, reason="deleted by hand"))))
-        ledger.write(encode(to_wire(Failed(id=ident, reason="410 Gone", code="expired", billed=False))))
+    append_records(out, Missing(id=ident, reason="deleted by hand"), Failed(id=ident, reason="410 Gone", code="expired", billed=False))
     return manifest, out, ident
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from lumozbatch.core.ledger_codec import LedgerState
 from lumozbatch.sandbox.params import submission_key
-from lumozbatch.shell.ledger import read_state
+from lumozbatch.shell.state import open_reads
 
 KEY = "e2e-key"
 REPO = Path(__file__).resolve().parents[2]
@@ -159,7 +159,13 @@ jobs:
 
 
 def ledger(out_dir: Path) -> LedgerState:
-    return read_state(out_dir)
+    """The batch's state as ``status`` reads it (``state.db``, without the lock), whole: the
+    e2e batches are small."""
+    with open_reads(out_dir) as reads:
+        state = LedgerState(batch=reads.batch)
+        state.jobs = {job.identity: job for job in reads.iter_jobs()}
+        state.named = dict(reads.iter_names())
+        return state
 
 
 def results(out_dir: Path) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from demo_repo import demo_repo
 from e2e_support import MANIFESTS_DIR, _env, ledger, results, run_cli, start_cli, write_manifest
 from lumozbatch.cli import main
+from tests.store_helpers import state_dump
 
 
 @pytest.fixture
@@ -157,14 +158,14 @@ def test_a_sandbox_batch_is_not_continued_against_the_real_api(tmp_path: Path) -
     first = invoke("apply", str(manifest), "--sandbox", "--quiet")
     assert first.exit_code == 0, first.output
     out = tmp_path / "outputs" / "tried"
-    before = (out / ".lumozbatch" / "ledger.jsonl").read_bytes()
+    before = state_dump(out)
     real = {"LUMOZ_API_KEY": "k", "LUMOZ_BASE_URL": "https://lumozai.com"}
     for args in (["apply", str(manifest)], ["resume", str(out)]):
         result = invoke(*args, env=real)
         assert result.exit_code == 2, result.output
         assert "was run against the sandbox, not https://lumozai.com" in result.output
         assert "--sandbox" in result.output and "--out" in result.output
-    assert (out / ".lumozbatch" / "ledger.jsonl").read_bytes() == before
+    assert state_dump(out) == before
     # the same target goes on as before
     again = invoke("resume", str(out), "--sandbox", "--quiet")
     assert again.exit_code == 0, again.output

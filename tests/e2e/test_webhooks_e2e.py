@@ -12,17 +12,32 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lumozbatch.shell.ledger import read_state, run_in_progress
+from lumozbatch.errors import LedgerNotFound
+from lumozbatch.shell.ledger import run_in_progress
 
 from e2e_support import (
     assert_nothing_lost_nothing_paid_twice,
     env_for,
+    ledger,
     run_cli,
     start_cli,
     write_manifest,
 )
 
 pytestmark = pytest.mark.e2e
+
+
+def _first_planned(out: Path) -> str:
+    """The first job of the batch a live run holds, once its plan is in state.db."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            jobs = ledger(out).jobs
+        except LedgerNotFound:  # the run holds the lock; its batch record is not written yet
+            jobs = {}
+        if jobs or time.monotonic() > deadline:
+            return next(iter(jobs))
+        time.sleep(0.05)
 
 
 def _events(stdout: str) -> list[dict]:
@@ -113,8 +128,7 @@ def test_a_strangers_deliveries_are_refused_and_change_nothing(tmp_path: Path, s
     while run_in_progress(out) != proc.pid and time.monotonic() < deadline:
         time.sleep(0.05)
     base = f"http://127.0.0.1:{port}"
-    state = read_state(out)
-    identity = next(iter(state.jobs))
+    identity = _first_planned(out)
     forged = {"request_id": 1, "status": "completed", "output": "https://evil.test/x.png"}
     statuses = []
     with httpx.Client(timeout=5) as client:

@@ -40,6 +40,9 @@ from lumozbatch.shell import sqlite_store as store_module
 from lumozbatch.shell.ledger import Ledger, LedgerWriteError, ledger_path, read_state
 from lumozbatch.shell.sqlite_schema import SCHEMA_VERSION
 from lumozbatch.shell.sqlite_reads import Cause
+from lumozbatch.core.ledger_codec import replay
+from lumozbatch.core.spend import spend_of
+from lumozbatch.shell.state_reads import StateSnapshot
 from lumozbatch.shell.sqlite_store import SqliteStore, state_path
 
 S = JobState
@@ -405,6 +408,10 @@ async def test_reads_show_steps_at_once_while_their_commit_is_under_way(tmp_path
         assert [j.identity for j in store.iter_jobs([S.PENDING], retired=False, chunk=2)] == ["j3", "j4", "j5", "new"]
         assert set(store.jobs_by_identity(["j2", "new", "nope"])) == {"j2", "new"}
         assert store.spent() == 2 and store.counts_by("job")["portraits"]["submitting"] == 1
+        # the reads added for status, plan and the summary see the pending steps too
+        assert store.spend().by_model == {"flux-sketch-smudge": 2}
+        assert store.counts_retired()["pending"] == 1  # j0
+        assert store.latest_holders(["portraits/j1.png", "portraits/j3.png"]) == {"portraits/j1.png": "j1"}
         gate.set()
     assert store.commit_count == 2  # setup + one group for both appends
     store.close()
@@ -434,6 +441,8 @@ def test_aggregates_agree_with_the_fold(tmp_path: Path) -> None:
     with SqliteStore.open(tmp_path, create=False) as store:
         jobs = list(store.all_jobs())
         assert store.spent() == spent_generations(jobs) == 6  # a b d f(2) h
+        assert store.spend() == spend_of(jobs)  # per model, and how many are ambiguous
+        assert StateSnapshot(replay(store.steps())).spend() == spend_of(jobs)
         assert store.failures() == [
             Cause("validation_error", "422 bad guidance", 2, ("c", "i")),
             Cause("failed", "failed on the provider", 1, ("b",)),

@@ -232,3 +232,41 @@ def test_close_is_idempotent_and_refuses_later_appends(kit: Kit) -> None:
     with pytest.raises(RuntimeError):
         s.append_sync(Batch(name="b", manifest="m.yaml"))
 
+
+
+def _reads_of_a_finished_edit(store: Any) -> None:
+    """a done (shown as p/x.png), b failed twice over (billed), c retired while in flight."""
+    store.append_sync(Intent(id="a", attempt=1), Accepted(id="a", request_id=1))
+    store.append_sync(Completed(id="a", request_id=1, url="http://x/a.png"))
+    store.append_sync(Downloaded(id="a", file="p/x.png", sha256="0" * 64, bytes=3, object="o/a.png"))
+    store.append_sync(Intent(id="b", attempt=1), Failed(id="b", reason="boom", code="failed", billed=True))
+    store.append_sync(Intent(id="c", attempt=1), Accepted(id="c", request_id=3), Retire(id="c"))
+
+
+def _check_streaming_and_aggregate_reads(reads: Any) -> None:
+    assert [j.identity for j in reads.iter_jobs()] == ["a", "b", "c"]
+    assert [j.identity for j in reads.iter_jobs([S.DONE, S.FAILED], retired=False)] == ["a", "b"]
+    assert [j.identity for j in reads.iter_jobs([S.SUBMITTED], retired=True)] == ["c"]
+    assert [j.identity for j in reads.iter_jobs(retired=False, chunk=1)] == ["a", "b"]
+    assert sorted(reads.jobs_by_identity(["c", "a", "never"])) == ["a", "c"]
+    assert reads.latest_holders(["p/x.png", "p/none.png"]) == {"p/x.png": "a"}
+    assert dict(reads.iter_names()) == {"p/x.png": ["a"]}
+    by_job = reads.counts_by("job")
+    assert by_job["portraits"]["done"] == 1 and by_job["portraits"]["failed"] == 1
+    assert sum(by_job["portraits"].values()) == 2  # c is retired
+    assert reads.counts_retired()["submitted"] == 1
+    spend = reads.spend()
+    assert spend.by_model == {"flux-sketch-smudge": 3} and spend.ambiguous == 0  # a, b (billed), c
+    assert reads.spent() == 3
+    [cause] = reads.failures(S.FAILED)
+    assert (cause.code, cause.reason, cause.count, cause.identities) == ("failed", "boom", 1, ("b",))
+
+
+def test_streaming_and_aggregate_reads_agree_on_every_store(store: Any, kit: Kit) -> None:
+    _reads_of_a_finished_edit(store)
+    _check_streaming_and_aggregate_reads(store)
+    again = kit.reopen(store)
+    try:
+        _check_streaming_and_aggregate_reads(again)
+    finally:
+        again.close()
