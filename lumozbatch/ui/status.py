@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lumozbatch.core.layout import STATE_DIR
+from lumozbatch.core.wording import count
 from lumozbatch.ui.summary import (
     Tally,
     cause_lines,
@@ -202,10 +203,12 @@ def _outputs(data: dict[str, Any]) -> list[str]:
     """What the cheap look at the output folder found."""
     out: list[str] = []
     if data["restorable"]:
-        out += ["", f"  {data['restorable']} named file(s) do not show their outputs (deleted or replaced by "
-                    f"hand): apply puts them back from {STATE_DIR}/objects, for free"]
+        one = data["restorable"] == 1
+        shows = "does not show its output" if one else "do not show their outputs"
+        out += ["", f"  {count(data['restorable'], 'named file')} {shows} (deleted or replaced by "
+                    f"hand): apply puts {'it' if one else 'them'} back from {STATE_DIR}/objects, for free"]
     if data["unkept"]:
-        out += ["", f"  {data['unkept']} output(s) from before {STATE_DIR}/objects: apply keeps them there"]
+        out += ["", f"  {count(data['unkept'], 'output')} from before {STATE_DIR}/objects: apply keeps them there"]
     if data["outputs_of"] and data["outputs_checked"] < data["outputs_of"]:
         out += ["", f"  outputs on disk: looked at the first {data['outputs_checked']} of {data['outputs_of']} "
                     "done jobs (apply checks them all)"]
