@@ -16,10 +16,11 @@ Without a view, ``states`` (identity -> plan category) may say what is known; ab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lumozbatch.core.chunks import chunked
 from lumozbatch.core.images import EXTENSIONS
 from lumozbatch.core.jobcategory import CATEGORIES, category_of, category_of_state
 from lumozbatch.core.jobspec import JobSpec
@@ -208,7 +209,7 @@ def summarize(
     models: dict[str, PlanGroup] = {}
     varying = {j.id: j.varying for j in manifest.jobs}
     ahead = _Ahead(view)
-    for chunk in _chunks(specs):
+    for chunk in chunked(specs, _CHUNK):
         known = view.jobs([s.identity for s in chunk]) if view is not None else {}
         for spec in chunk:
             if view is not None:
@@ -248,17 +249,6 @@ def summarize_against(
     """``summarize`` against a ledger's view (None: no ledger, every job new); ``out_dir``
     is the folder compared against, which ``plan`` names."""
     return summarize(manifest, specs, view=view, out_dir=out_dir)
-
-
-def _chunks(specs: Iterable[JobSpec]) -> Iterator[list[JobSpec]]:
-    chunk: list[JobSpec] = []
-    for spec in specs:
-        chunk.append(spec)
-        if len(chunk) == _CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 class _Ahead:

@@ -12,11 +12,13 @@ hands them to the writer: memory stays flat in the batch size.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from lumozbatch.core.chunks import chunked
 from lumozbatch.core.jobcategory import category_of
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.jobstate import JobState
@@ -66,16 +68,8 @@ class Plan:
 
     def chunks(self, size: int = _CHUNK) -> Iterator[list[Record]]:
         """The records to append, ``size`` at a time: job records, retirements, resets."""
-        chunk: list[Record] = []
-        sources: list[Iterable[Record]] = [self.new_jobs() if self.new_jobs else (), self.retires, self.resets]
-        for source in sources:
-            for record in source:
-                chunk.append(record)
-                if len(chunk) == size:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+        new = self.new_jobs() if self.new_jobs else ()
+        return chunked(itertools.chain(new, self.retires, self.resets), size)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -117,7 +111,7 @@ def plan_batch(
     resets = Resets(retry_failed, resubmit_ambiguous, regenerate_missing)
     plan = Plan()
     known_active = followed_here = 0
-    for chunk in _chunks(again()):
+    for chunk in chunked(again(), _CHUNK):
         known = reads.jobs_by_identity([s.identity for s in chunk])
         active = []
         for spec in chunk:
@@ -147,7 +141,7 @@ def plan_batch(
 def _job_records(reads: Any, specs: Iterable[JobSpec]) -> Iterator[Record]:
     """A ``job`` record for each spec the store lacks or has retired, looked up again as
     they are written; the seed is pinned now and the store keeps it."""
-    for chunk in _chunks(specs):
+    for chunk in chunked(specs, _CHUNK):
         known = reads.jobs_by_identity([s.identity for s in chunk])
         for spec in chunk:
             job = known.get(spec.identity)
@@ -156,17 +150,6 @@ def _job_records(reads: Any, specs: Iterable[JobSpec]) -> Iterator[Record]:
                 if job is not None:  # re-activated: keep the seed it was pinned to the first time
                     record = dataclasses.replace(record, params=dict(job.params))
                 yield record
-
-
-def _chunks(specs: Iterable[JobSpec]) -> Iterator[list[JobSpec]]:
-    chunk: list[JobSpec] = []
-    for spec in specs:
-        chunk.append(spec)
-        if len(chunk) == _CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def plan_resume(
