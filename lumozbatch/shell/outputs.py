@@ -110,6 +110,25 @@ class OutputTree:
         self.seal(object_rel)
         return object_rel
 
+    def sweep_partial_downloads(self) -> int:
+        """Delete the temporary files of downloads a killed run left in the store (only ours:
+        ``.<object>.<hex>.part``); returns how many. Call it holding the batch's lock."""
+        swept = 0
+        try:
+            shards = [e for e in os.scandir(self.out_dir / OBJECTS_DIR) if e.is_dir(follow_symlinks=False)]
+        except FileNotFoundError:
+            return 0
+        for shard in shards:
+            with os.scandir(shard.path) as entries:
+                parts = [e.path for e in entries if e.name.startswith(".") and e.name.endswith(".part")]
+            for path in parts:
+                try:
+                    os.unlink(path)
+                    swept += 1
+                except FileNotFoundError:
+                    pass
+        return swept
+
     # -- the named tree -----------------------------------------------------------------
 
     def health(self, object_rel: str, name_rel: str, recorded_bytes: int | None) -> Health:

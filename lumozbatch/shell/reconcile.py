@@ -105,6 +105,7 @@ def reconcile_outputs(store: BatchStore, out_dir: Path) -> Reconciled:
     """Make every active done job's name show its kept output; record what changed.
     Blocking: call it before the run (or from a worker thread)."""
     tree = OutputTree(out_dir)
+    tree.sweep_partial_downloads()  # a killed run's half-downloaded files: never a paid output
     done = Reconciled()
     for job in store.iter_jobs([JobState.DONE], retired=False):  # streamed: flat in the batch size
         records = _reconcile_one(store, tree, job, done)

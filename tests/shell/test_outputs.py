@@ -123,3 +123,16 @@ def test_names_cannot_leave_the_folder(tmp_path: Path) -> None:
     a = _object(tree, A, b"x")
     with pytest.raises(ValueError):
         tree.place(a.object, "../escape.png")
+
+
+def test_a_killed_runs_partial_downloads_are_swept_and_nothing_else(tmp_path: Path) -> None:
+    tree = OutputTree(tmp_path)
+    a = _object(tree, A, b"paid")
+    shard = tree.path(a.object).parent
+    (shard / f".{B}.1a2b3c4d.part").write_bytes(b"half")
+    (tmp_path / ".mine.part").write_bytes(b"the user's")  # outside the store: not ours to delete
+    (shard / "notes.part").write_bytes(b"not a download's temporary name")
+    assert tree.sweep_partial_downloads() == 1
+    assert sorted(p.name for p in shard.iterdir()) == sorted([Path(a.object).name, "notes.part"])
+    assert (tmp_path / ".mine.part").exists()
+    assert OutputTree(tmp_path / "empty").sweep_partial_downloads() == 0
