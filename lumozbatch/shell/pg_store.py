@@ -26,30 +26,22 @@ import socket
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 
 from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import pg_schema as ddl
 from lumozbatch.shell.sql_store import SqlStore, _Group
+from lumozbatch.shell.state_choice import without_password as public_url
 
-__all__ = ["PgStore", "holder", "list_batches", "public_url"]
+__all__ = ["PgStore", "holder", "list_batches"]
 
 _CONNECT_TIMEOUT_S = 10
 
 
-def public_url(url: str) -> str:
-    """``url`` without its password (for messages)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit(parts._replace(netloc=user + host))
-
-
 def _scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password blotted out (a server's message might quote it)."""
     password = urlsplit(url).password
     return text.replace(password, "***") if password else text
 

@@ -22,7 +22,7 @@ from lumozbatch.core.records import Accepted, Batch, Downloaded, Intent, Job
 from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import pg_schema
 from lumozbatch.shell.ledger import LedgerWriteError
-from lumozbatch.shell.pg_store import PgStore, holder, list_batches, public_url
+from lumozbatch.shell.pg_store import PgStore, holder, list_batches
 
 S = JobState
 REPO = Path(__file__).resolve().parents[2]
@@ -152,7 +152,8 @@ def test_a_refused_record_writes_no_row(store: PgStore, pg_url: str) -> None:
 def test_no_message_shows_the_password(pg_cluster, pg_url: str) -> None:  # noqa: ANN001
     secret = "s3cr3t-Pa55"
     url = _with_password(pg_url, secret)
-    assert secret not in public_url(url) and "127.0.0.1" in public_url(url)
+    with PgStore.open(url, name="b", api="sandbox", create=True) as opened:
+        assert secret not in opened.where and "127.0.0.1" in opened.where
     closed = f"postgresql://postgres:{secret}@127.0.0.1:{_closed_port()}/nowhere"
     for bad in (closed, _with_password(pg_cluster.url("no_such_db"), secret)):
         with pytest.raises(UsageError) as caught:
