@@ -17,7 +17,8 @@ The schema lives in the ``lumozbatch`` schema (no clash with a team's own tables
     ``holder_host``, ``holder_pid``, ``holder_since`` (written when a runner locks it; trusted
     only while the advisory lock is held).
 ``jobs``, ``steps``, ``names``: as in SQLite (see there), each with ``batch_id`` first in its
-    keys and indexes. ``steps.seq`` comes from one identity shared by every batch: ascending
+    keys and indexes (no foreign key: only this module writes them, and a key's check costs
+    every step a lookup). ``steps.seq`` comes from one identity shared by every batch: ascending
     within a batch, which is all its order needs.
 """
 
@@ -51,7 +52,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             holder_host TEXT, holder_pid BIGINT, holder_since DOUBLE PRECISION,
             UNIQUE (name, api))""",
         f"""CREATE TABLE lumozbatch.jobs (
-            batch_id BIGINT NOT NULL REFERENCES lumozbatch.batches (id), seq BIGINT NOT NULL,
+            batch_id BIGINT NOT NULL, seq BIGINT NOT NULL,
             {_JOB_COLUMN_DDL}, record TEXT NOT NULL,
             PRIMARY KEY (batch_id, seq), UNIQUE (batch_id, identity))""",
         "CREATE INDEX jobs_by_state ON lumozbatch.jobs (batch_id, state, retired, seq)",
@@ -59,12 +60,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX jobs_by_model ON lumozbatch.jobs (batch_id, model, state, retired)",
         "CREATE INDEX jobs_paid_before ON lumozbatch.jobs (batch_id, paid_before) WHERE paid_before > 0",
         """CREATE TABLE lumozbatch.steps (
-            batch_id BIGINT NOT NULL REFERENCES lumozbatch.batches (id),
+            batch_id BIGINT NOT NULL,
             seq BIGINT GENERATED ALWAYS AS IDENTITY, at DOUBLE PRECISION, t TEXT NOT NULL,
             job_seq BIGINT, identity TEXT, record TEXT NOT NULL, PRIMARY KEY (batch_id, seq))""",
         "CREATE INDEX steps_by_job ON lumozbatch.steps (batch_id, job_seq, seq)",
         """CREATE TABLE lumozbatch.names (
-            batch_id BIGINT NOT NULL REFERENCES lumozbatch.batches (id),
+            batch_id BIGINT NOT NULL,
             file TEXT NOT NULL, identity TEXT NOT NULL, shown BIGINT NOT NULL,
             PRIMARY KEY (batch_id, file, identity))""",
         "CREATE INDEX names_by_file ON lumozbatch.names (batch_id, file, shown)",
@@ -99,6 +100,15 @@ SELECT_LIVE_HOLDER = (
 _NOT_IN = "identity NOT IN (SELECT jsonb_array_elements_text(%s::jsonb))"
 
 
+def _from_json(columns: tuple[str, ...]) -> str:
+    """The rows of a JSON array of arrays parameter, each value cast to its column's type."""
+    cast = {c: t.split()[0] for c, t in _JOB_TYPES.items()} | {
+        "seq": "BIGINT", "at": "DOUBLE PRECISION", "job_seq": "BIGINT", "shown": "BIGINT",
+    }
+    values = ", ".join(f"(x ->> {i})::{cast.get(c, 'TEXT')}" for i, c in enumerate(columns))
+    return f"{values} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(x, n) ORDER BY n"
+
+
 def _marks(n: int) -> str:
     return ", ".join(["%s"] * n)
 
@@ -111,22 +121,25 @@ class PgSql:
         self.batch_id = b
         updates = ", ".join(f"{c} = excluded.{c}" for c, _ in JOB_COLUMNS if c != "identity")
         cols = ", ".join(c for c, _ in JOB_COLUMNS)
-        self.UPSERT_JOB = (
+        # a group commit writes each table with one statement: the rows as one JSON array
+        # parameter (``PgStore._group_statements``)
+        self.UPSERT_JOBS_JSON = (
             f"INSERT INTO lumozbatch.jobs (batch_id, seq, {cols}, record) "
-            f"VALUES ({b}, %s, {_marks(len(JOB_COLUMNS))}, %s) "
+            f"SELECT {b}, {_from_json(('seq', *(c for c, _ in JOB_COLUMNS), 'record'))} "
             f"ON CONFLICT (batch_id, identity) DO UPDATE SET {updates}, record = excluded.record"
         )
-        self.INSERT_STEP = (
-            f"INSERT INTO lumozbatch.steps (batch_id, at, t, job_seq, identity, record) "
-            f"VALUES ({b}, %s, %s, %s, %s, %s)"
+        self.INSERT_STEPS_JSON = (
+            "INSERT INTO lumozbatch.steps (batch_id, at, t, job_seq, identity, record) "
+            f"SELECT {b}, {_from_json(('at', 't', 'job_seq', 'identity', 'record'))}"
         )
         # batch_row's columns: name and api are the batch's key (set when it was created)
         self.UPSERT_BATCH = (
             "UPDATE lumozbatch.batches SET manifest = %s, at = COALESCE(at, %s), record = %s "
             f"WHERE id = {b}"
         )
-        self.UPSERT_NAME = (
-            f"INSERT INTO lumozbatch.names (batch_id, file, identity, shown) VALUES ({b}, %s, %s, %s) "
+        self.UPSERT_NAMES_JSON = (
+            f"INSERT INTO lumozbatch.names (batch_id, file, identity, shown) "
+            f"SELECT {b}, {_from_json(('file', 'identity', 'shown'))} "
             "ON CONFLICT (batch_id, file, identity) DO UPDATE SET shown = excluded.shown"
         )
         self.SELECT_HOLDERS = f"SELECT identity, shown FROM lumozbatch.names WHERE batch_id = {b} AND file = %s ORDER BY shown"

@@ -32,6 +32,7 @@ import psycopg
 
 from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import pg_schema as ddl
+from lumozbatch.shell import sql_rows as rows
 from lumozbatch.shell.sql_store import SqlStore, _Group
 from lumozbatch.shell.state_choice import without_password as public_url
 
@@ -195,16 +196,28 @@ class PgStore(SqlStore):
     def _write_group(self, group: _Group) -> None:
         db = self._db
         assert db is not None
+        # one pipeline: the whole transaction is one round trip to the server (each wait for
+        # an answer is a wait for the GIL too, which the event loop's thread holds meanwhile)
+        with db.pipeline(), db.transaction(), db.cursor() as cur:
+            for statement, params in self._group_statements(group):
+                cur.execute(statement, params)
+
+    def _group_statements(self, group: _Group) -> list[tuple[str, tuple[Any, ...]]]:
+        """What writes ``group``: one statement per table, its rows one JSON parameter (the
+        server unpacks them; ``executemany`` would make psycopg adapt every row in Python,
+        holding the GIL that the event loop's thread needs)."""
         sql = self._sql
-        with db.transaction(), db.cursor() as cur:
-            if group.batch is not None:
-                cur.execute(sql.UPSERT_BATCH, sql.batch_params(group.batch))
-            if group.steps:
-                cur.executemany(sql.INSERT_STEP, group.steps)
-            if group.rows:
-                cur.executemany(sql.UPSERT_JOB, list(group.rows.values()))
-            if group.names:
-                cur.executemany(sql.UPSERT_NAME, [(f, i, shown) for (f, i), shown in group.names.items()])
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        if group.batch is not None:
+            out.append((sql.UPSERT_BATCH, sql.batch_params(group.batch)))
+        if group.steps:
+            out.append((sql.INSERT_STEPS_JSON, (rows.dumps_checked(group.steps),)))
+        if group.rows:
+            out.append((sql.UPSERT_JOBS_JSON, (rows.dumps_checked(list(group.rows.values())),)))
+        if group.names:
+            names = [(f, i, shown) for (f, i), shown in group.names.items()]
+            out.append((sql.UPSERT_NAMES_JSON, (rows.dumps_checked(names),)))
+        return out
 
     def _release(self) -> None:
         self._reader.close()

@@ -43,7 +43,20 @@ _JOB_FIELD_SET = frozenset(_JOB_FIELDS)
 
 
 def dumps(obj: Any) -> str:
-    """JSON as the JSONL ledger writes it (no NaN, non-ASCII kept)."""
+    """JSON as the JSONL ledger writes it (no NaN: ValueError; non-ASCII kept).
+
+    orjson first (every append writes one per step: json's encoder was a good part of an
+    append's time); it writes NaN as null, so any output holding a null is written again by
+    json, which refuses NaN; json too for what orjson refuses (ints beyond 64 bits).
+    """
+    if _orjson is not None:
+        try:
+            text = _orjson.dumps(obj)
+        except TypeError:
+            pass
+        else:
+            if b"null" not in text:
+                return text.decode()
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -77,6 +90,11 @@ def job_row(seq: int, job: JobRecord) -> tuple[Any, ...]:
 
     Generic over JobRecord's fields, so a field added to it is kept with no change here.
     """
+    if _orjson is not None:
+        try:  # orjson writes the dataclass itself, field by field: no dict built per row
+            return (seq, *_column_values(job), _orjson.dumps(job).decode())
+        except TypeError:  # ints beyond 64 bits, non-str keys: as a dict, through json
+            pass
     values = {name: getattr(job, name) for name in _JOB_FIELDS}
     return (seq, *_column_values(job), dumps_checked(values))
 
