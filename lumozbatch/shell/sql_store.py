@@ -37,6 +37,9 @@ from lumozbatch.shell.sql_reads import SqlReads
 __all__ = ["SqlStore"]
 
 _RECENT = 4096  # committed jobs kept for the fold: several times any concurrency
+#: jobs read with one the fold missed, the next in planning order (a run sends in that order,
+#: so one query, a round trip to a server, serves the next many appends)
+_READ_AHEAD = 128
 
 
 @dataclass(slots=True)
@@ -226,7 +229,23 @@ class SqlStore(SqlReads):
         if recent is not None:
             return recent
         row = self._reader.execute(self._sql.SELECT_JOB, (identity,)).fetchone()
-        return None if row is None else (row[0], self._settled(rows.job_from_record(row[1])))
+        if row is None:
+            return None
+        found = row[0], self._settled(rows.job_from_record(row[1]))
+        if self._db is not None:
+            self._read_ahead(row[0])
+        return found
+
+    def _read_ahead(self, seq: int) -> None:
+        """Keep the jobs planned after ``seq`` among the recent ones (those not pending nor
+        kept already: committed rows, which only this writer changes)."""
+        query, _ = self._sql.select_jobs_page(None, None, exclude=False)
+        ahead = self._reader.execute(query, [seq, _READ_AHEAD]).fetchall()
+        pending, recent = self._pending, self._recent
+        self._remember(
+            (job.identity, s, job) for s, job in ((s, rows.job_from_record(text)) for s, text in ahead)
+            if job.identity not in pending and job.identity not in recent
+        )
 
     def _prepare(self, records: tuple[Appendable, ...]) -> _Change:
         """Stamp, check and fold ``records`` into the jobs they name (loaded, or the pending
