@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lumozbatch.shell.sql_rows import JOB_COLUMNS
+from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
 
 SCHEMA_VERSION = 1
 #: ``pg_advisory_lock(LOCK_SPACE, batch id)``: one runner per batch, released by the server
@@ -165,13 +165,7 @@ class PgSql:
         return (manifest, at, record)
 
     def select_jobs_page(self, state: str | None, retired: bool | None, *, exclude: bool) -> tuple[str, list[Any]]:
-        clauses, params = ["seq > %s"], []
-        if state is not None:
-            clauses.append("state = %s")
-            params.append(state)
-        if retired is not None:
-            clauses.append("retired = %s")
-            params.append(bool(retired))
+        clauses, params = page_filters(state, retired, mark="%s", flag=bool)
         if exclude:
             clauses.append(_NOT_IN)
         return f"SELECT seq, record FROM {self._jobs} AND {' AND '.join(clauses)} ORDER BY seq LIMIT %s", params
@@ -184,8 +178,6 @@ class PgSql:
         return f"SELECT state, retired, COUNT(*) FROM {self._jobs}{also} GROUP BY state, retired"
 
     def select_counts_by(self, column: str, *, exclude: bool) -> str:
-        if column not in ("job", "model"):
-            raise ValueError(f"cannot count by {column!r}")
         also = f" AND {_NOT_IN}" if exclude else ""
         return (
             f"SELECT {column}, state, COUNT(*) FROM {self._jobs} AND NOT retired{also} "

@@ -183,6 +183,8 @@ class SqlReads:
 
     def counts_by(self, column: str) -> dict[str, dict[str, int]]:
         """Active jobs per ``job`` (manifest job id) or ``model``, then per state name."""
+        if column not in ("job", "model"):  # a column name written into the SQL: only these
+            raise ValueError(f"cannot count by {column!r}")
         out: dict[str, dict[str, int]] = {}
         exclude = list(self._pending)
         query = self._sql.select_counts_by(column, exclude=bool(exclude))

@@ -81,6 +81,19 @@ def dumps_checked(values: Any) -> str:
     return dumps(values)
 
 
+def page_filters(state: str | None, retired: bool | None, *, mark: str, flag: Any) -> tuple[list[str], list[Any]]:
+    """The clauses and parameters of a page of jobs after a ``seq`` (``mark``: the engine's
+    placeholder; ``flag``: how it takes a bool), for both engines' ``select_jobs_page``."""
+    clauses, params = [f"seq > {mark}"], []
+    if state is not None:
+        clauses.append(f"state = {mark}")
+        params.append(state)
+    if retired is not None:
+        clauses.append(f"retired = {mark}")
+        params.append(flag(retired))
+    return clauses, params
+
+
 _column_values = operator.attrgetter(*(field for _, field in JOB_COLUMNS))
 
 

@@ -6,9 +6,9 @@
   on the few jobs it names (loaded from the database), so the lifecycle table and the
   JSONL replay decide every state; a refused record raises and changes nothing. The job row
   keeps the whole :class:`JobRecord` as JSON, so new fields need no change here.
-* Group commit: concurrent ``await append(...)`` calls share one transaction, committed in a
-  worker thread by whichever appender finds no commit under way; ``append`` returns once its
-  transaction is committed (durable).
+* Group commit (:mod:`lumozbatch.shell.group_commit`, as the JSONL ledger's): concurrent
+  ``await append(...)`` calls share one transaction, committed in a worker thread; ``append``
+  returns once its transaction is committed (durable).
 * Memory flat in the batch size: nothing is held but the jobs whose steps are not committed
   yet (shown at once by every read, as the protocol asks) and a few thousand lately
   committed ones; the streaming and aggregate reads are :mod:`lumozbatch.shell.sql_reads`.
@@ -32,6 +32,7 @@ from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState
 from lumozbatch.shell import sql_rows as rows
 from lumozbatch.shell.ledger import Appendable, LedgerWriteError, stamp
+from lumozbatch.shell.group_commit import GroupCommit
 from lumozbatch.shell.sql_reads import SqlReads
 
 __all__ = ["SqlStore"]
@@ -77,7 +78,7 @@ class _Group:
             self.batch = rows.batch_row(change.batch)
 
 
-class SqlStore(SqlReads):
+class SqlStore(GroupCommit, SqlReads):
     """An open batch state in tables; an engine's subclass opens it and writes its groups."""
 
     #: the engine's errors: a commit that raises one of them breaks the store (LedgerWriteError)
@@ -104,9 +105,7 @@ class SqlStore(SqlReads):
         # (seq, job); only this writer changes the rows, so it never goes stale
         self._recent: OrderedDict[str, tuple[int, JobRecord]] = OrderedDict()
         self._gen = 0
-        self._group: _Group | None = None
-        self._flushing = False
-        self._flushed: trio.Event | None = None
+        self._init_group_commit()
         self._broken: BaseException | None = None
 
     @property
@@ -175,23 +174,6 @@ class SqlStore(SqlReads):
         self._show(change, gen=group.gen)
         with trio.CancelScope(shield=True):
             await self._wait_durable(group)
-
-    async def flush(self) -> None:
-        """Return once everything appended so far is committed."""
-        with trio.CancelScope(shield=True):
-            if self._group is not None:
-                await self._wait_durable(self._group)
-            while self._flushing:
-                await self._flushed_event().wait()
-
-    async def run_writer(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Companion task for the runner's nursery: appends commit themselves; when the
-        nursery is cancelled this commits anything still queued, shielded, and returns."""
-        task_status.started()
-        try:
-            await trio.sleep_forever()
-        finally:
-            await self.flush()
 
     def close(self) -> None:
         """Commit anything still queued, then release the database and the lock. Idempotent."""
@@ -354,41 +336,21 @@ class SqlStore(SqlReads):
         """``exc`` as a message may show it (a server's store strips its password)."""
         return str(exc)
 
-    def _flushed_event(self) -> trio.Event:
-        if self._flushed is None:
-            self._flushed = trio.Event()
-        return self._flushed
+    # -- group commit (GroupCommit's hooks) ------------------------------------------------
 
-    async def _wait_durable(self, group: _Group) -> None:
-        while not group.done:
-            if self._flushing:
-                await self._flushed_event().wait()
-            else:
-                await self._flush_once()
-        if group.error is not None:
-            raise self._write_error(group.error) from group.error
+    def _take_group(self) -> _Group:
+        group, self._group = self._group, None
+        assert group is not None
+        return group
 
-    async def _flush_once(self) -> None:
-        self._flushing = True
-        try:
-            await trio.lowlevel.checkpoint()  # appenders of this same tick join the group
-            group, self._group = self._group, None
-            assert group is not None
-            try:
-                await trio.to_thread.run_sync(self._commit, group)
-            except self._errors as exc:
-                group.error = exc
-            else:
-                done = [(k, v[0], v[1]) for k, v in self._pending.items() if v[2] == group.gen]
-                for identity, _, _ in done:
-                    del self._pending[identity]
-                self._remember(done)
-                for key in [k for k, v in self._pending_names.items() if v[1] == group.gen]:
-                    del self._pending_names[key]
-            finally:
-                group.done = True
-        finally:
-            self._flushing = False
-            event = self._flushed_event()
-            self._flushed = trio.Event()
-            event.set()
+    def _write_taken(self, group: _Group) -> None:
+        self._commit(group)
+
+    def _after_write(self, group: _Group) -> None:
+        """The group's jobs and names are committed: no longer pending, kept as recent."""
+        done = [(k, v[0], v[1]) for k, v in self._pending.items() if v[2] == group.gen]
+        for identity, _, _ in done:
+            del self._pending[identity]
+        self._remember(done)
+        for key in [k for k, v in self._pending_names.items() if v[1] == group.gen]:
+            del self._pending_names[key]

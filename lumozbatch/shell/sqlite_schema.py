@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lumozbatch.shell.sql_rows import JOB_COLUMNS
+from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
 from lumozbatch.shell.sql_rows import job_row as job_row  # bench/scale_bench.py writes rows with it
 
 SCHEMA_VERSION = 1
@@ -130,13 +130,7 @@ def select_jobs_page(state: str | None, retired: bool | None, *, exclude: bool) 
     (excluded,) limit]``. With ``state`` and ``retired`` both given it walks the
     ``(state, retired, seq)`` index (only matching rows are read); else the table in seq order.
     """
-    clauses, params = ["seq > ?"], []
-    if state is not None:
-        clauses.append("state = ?")
-        params.append(state)
-    if retired is not None:
-        clauses.append("retired = ?")
-        params.append(int(retired))
+    clauses, params = page_filters(state, retired, mark="?", flag=int)
     if exclude:
         clauses.append(_NOT_IN)
     return f"SELECT seq, record FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?", params
@@ -155,8 +149,6 @@ def select_counts(*, exclude: bool) -> str:
 def select_counts_by(column: str, *, exclude: bool) -> str:
     """(column, state, n) over active jobs, in planning order of each column value's first
     job; ``column`` is ``job`` or ``model`` (each has a covering index)."""
-    if column not in ("job", "model"):
-        raise ValueError(f"cannot count by {column!r}")
     where = f" AND {_NOT_IN}" if exclude else ""
     return (
         f"SELECT {column}, state, COUNT(*) FROM jobs WHERE retired = 0{where} "
