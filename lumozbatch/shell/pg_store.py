@@ -33,6 +33,7 @@ import psycopg
 from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import pg_schema as ddl
 from lumozbatch.shell import sql_rows as rows
+from lumozbatch.shell.ledger import LedgerWriteError
 from lumozbatch.shell.sql_store import SqlStore, _Group
 from lumozbatch.shell.state_choice import without_password as public_url
 
@@ -53,8 +54,14 @@ def _translated(url: str, doing: str) -> Iterator[None]:
     try:
         yield
     except psycopg.Error as exc:
-        first = _scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
-        raise UsageError(f"cannot {doing} the batch state at {public_url(url)}: {first}") from None
+        raise UsageError(
+            f"cannot {doing} the batch state at {public_url(url)}: {_scrub(_first_line(exc), url)}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _connect(url: str, **options: Any) -> psycopg.Connection[Any]:
@@ -118,6 +125,28 @@ def _lock_held(url: str, name: str, who: dict[str, Any] | None) -> LockHeld:
     )
 
 
+class _Reader:
+    """The reads' connection: a server lost mid-run stops the run as a failed write does
+    (``LedgerWriteError``, one line, no password), not with psycopg's traceback."""
+
+    def __init__(self, conn: psycopg.Connection[Any], url: str) -> None:
+        self._conn = conn
+        self._url = url
+
+    def execute(self, query: str, params: Any = None) -> psycopg.Cursor[Any]:
+        try:
+            return self._conn.execute(query, params)  # the rows come whole: no later network read
+        except psycopg.Error as exc:
+            raise LedgerWriteError(
+                f"could not read the batch state {public_url(self._url)}: {_scrub(_first_line(exc), self._url)}",
+                details=["the run stops so that nothing is sent without a record; check the database "
+                         "server and the network, then `lumozbatch resume`"],
+            ) from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class PgStore(SqlStore):
     """An open batch state in PostgreSQL. :meth:`open` (locked, writable) or
     :meth:`open_snapshot` (no lock, read-only); :meth:`close` (or ``with``) releases it."""
@@ -131,7 +160,7 @@ class PgStore(SqlStore):
     ) -> None:
         self.url = url
         self.batch_id = batch_id
-        super().__init__(sql=ddl.PgSql(batch_id), db=db, reader=reader, settle=settle)
+        super().__init__(sql=ddl.PgSql(batch_id), db=db, reader=_Reader(reader, url), settle=settle)
 
     @classmethod
     def open(cls, url: str, *, name: str, api: str, create: bool) -> PgStore:

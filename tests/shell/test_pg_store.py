@@ -77,6 +77,15 @@ def test_a_holder_whose_session_dies_frees_the_batch_and_its_run_reads_ambiguous
         again.close()
 
 
+def test_a_server_lost_to_the_reads_stops_the_run_with_one_line(store: PgStore, pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname = current_database()")
+    for read in (store.counts, lambda: store.job("never"), lambda: list(store.iter_jobs())):
+        with pytest.raises(LedgerWriteError) as caught:
+            read()
+        assert "could not read the batch state" in caught.value.message and "\n" not in caught.value.message
+
+
 def _open_when_free(url: str) -> PgStore:
     """The server ends a dead client's session as soon as it sees the socket closed; a few
     tries at most, bounded."""
