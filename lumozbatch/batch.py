@@ -469,7 +469,7 @@ def resume_batch(
     url = text.rstrip("/") if is_bucket_url(text) else None
     if url is not None:
         out_dir, name = bucket_home(url), url.rsplit("/", 1)[-1]
-    elif choice.shared and not Path(text).exists():
+    elif choice.shared and not Path(text).exists() and Path(text).suffix not in (".yaml", ".yml"):
         out_dir, name = Path(text), Path(text).name  # another machine's folder: found by name
     else:
         out_dir = find_out_dir(text)

@@ -11,6 +11,8 @@ import time
 
 import click
 
+from lumozbatch.cli.options import state_option
+
 __all__ = ["plan_cmd"]
 
 
@@ -18,10 +20,11 @@ __all__ = ["plan_cmd"]
 @click.argument("manifest_path", metavar="MANIFEST")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON document instead of text.")
 @click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False),
-    help="Output folder (default outputs/<name>/ at the top of the manifest's git work tree, else beside the manifest).",
+    "--out", "out_dir", metavar="DIR|s3://BUCKET/PREFIX",
+    help="Output folder (default outputs/<name>/ at the top of the manifest's git work tree, else beside the manifest), or object storage.",
 )
-def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
+@state_option
+def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None, state: str | None) -> None:
     """Expand the manifest's grid and show what apply would do against the batch's ledger
     (new, done, in flight, failed, ambiguous, no longer in the manifest): generations per job
     and per model, the variables that vary, and the estimated cost when the manifest gives
@@ -35,7 +38,7 @@ def plan_cmd(manifest_path: str, json_out: bool, out_dir: str | None) -> None:
     from lumozbatch.ui.plan import plan_data, render_plan
     from lumozbatch.ui.ratelimit_file import eta_for, load_snapshot, plan_eta_line
 
-    batch = open_batch(manifest_path, out=out_dir)
+    batch = open_batch(manifest_path, out=out_dir, state=state)
     summary = batch.plan()
     new, in_flight = summary.counts["new"], summary.counts["in_flight"]
     if json_out:

@@ -12,6 +12,8 @@ import json
 
 import click
 
+from lumozbatch.cli.options import state_option
+
 __all__ = ["SURVEY_LIMIT", "status_cmd"]
 
 #: Done jobs whose outputs ``status`` looks at (two stats each): a huge batch answers at once,
@@ -22,7 +24,8 @@ SURVEY_LIMIT = 20_000
 @click.command("status")
 @click.argument("target", metavar="OUTPUT_DIR|MANIFEST")
 @click.option("--json", "json_out", is_flag=True, help="Print one JSON object instead of the table.")
-def status_cmd(target: str, json_out: bool) -> None:
+@state_option
+def status_cmd(target: str, json_out: bool, state: str | None) -> None:
     """Show what the batch's ledger knows: jobs per state, each failure with its reason,
     ambiguous submissions, outputs missing from disk, what was spent, and the commands that
     continue or retry. Sends nothing. A MANIFEST means its batch's default folder (named in
@@ -31,22 +34,22 @@ def status_cmd(target: str, json_out: bool) -> None:
     Example: lumozbatch status outputs/sketch-portraits
     """
     from lumozbatch.batch import resume_batch
-    from lumozbatch.shell.ledger import run_in_progress
     from lumozbatch.shell.location import absolute
     from lumozbatch.shell.recorded_pricing import recorded_pricing
     from lumozbatch.shell.reconcile import survey_outputs
     from lumozbatch.ui.status import OutputsSeen, render_status, status_data
 
-    batch = resume_batch(target)
+    batch = resume_batch(target, state=state)
     out_dir = batch.out_dir  # a MANIFEST's default folder, as text shows it
-    with batch.status() as state:  # LedgerNotFound (exit 2) when there is none
-        survey = survey_outputs(state, out_dir, limit=SURVEY_LIMIT)
+    with batch.status() as reads:  # LedgerNotFound (exit 2) when there is none
+        survey = survey_outputs(reads, out_dir, limit=SURVEY_LIMIT)
         seen = OutputsSeen(
             restorable=survey.restorable, unkept=survey.unkept, lost=survey.lost,
             lost_count=survey.lost_count, checked=survey.checked, of=survey.of,
         )
-        options = {"outputs": seen, "pricing": recorded_pricing(state.batch), "running": run_in_progress(out_dir)}
+        running = batch.state.running(out_dir, name=batch.name)
+        options = {"outputs": seen, "pricing": recorded_pricing(reads.batch), "running": running}
         if json_out:  # machines get the folder absolute
-            click.echo(json.dumps(status_data(state, out_dir=absolute(out_dir), **options), ensure_ascii=False, indent=2))
+            click.echo(json.dumps(status_data(reads, out_dir=absolute(out_dir), **options), ensure_ascii=False, indent=2))
         else:
-            click.echo(render_status(state, out_dir=out_dir, **options), nl=False)
+            click.echo(render_status(reads, out_dir=out_dir, **options), nl=False)

@@ -80,13 +80,13 @@ class StateChoice:
             return has_batch_files(home)
         return bool(self._matching(name, api))
 
-    def running(self, home: Path, *, name: str | None, api: str | None = None) -> str | None:
-        """Who holds the batch's lock now (for ``status``), or None; never takes it."""
+    def running(self, home: Path, *, name: str | None, api: str | None = None) -> int | str | None:
+        """Who holds the batch's lock now (for ``status``): the pid of a run on this machine,
+        a description of one on any machine (shared state), or None; never takes the lock."""
         if self.url is None:
             from lumozbatch.shell.ledger import run_in_progress
 
-            pid = run_in_progress(home)
-            return None if pid is None else str(pid)
+            return run_in_progress(home)
         matching = self._matching(name, api)
         if len(matching) != 1:
             return None
@@ -158,5 +158,8 @@ def _pg() -> Any:
 
 
 def _describe_holder(found: Mapping[str, Any]) -> str:
+    import time
+
     since = found.get("since")
-    return f"pid {found.get('pid')} on {found.get('host')}" + (f" since {since}" if since else "")
+    when = f", since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))}" if since else ""
+    return f"host {found.get('host')}, pid {found.get('pid')}{when}"

@@ -73,7 +73,7 @@ def status_data(
     out_dir: Path,
     outputs: OutputsSeen | None = None,
     pricing: dict[str, float] | None = None,
-    running: int | None = None,
+    running: int | str | None = None,
     tallied: Tally | None = None,
 ) -> dict[str, Any]:
     """Everything ``status --json`` prints: counts overall and per manifest job, the failed,
@@ -152,7 +152,7 @@ def render_status(
     out_dir: Path,
     outputs: OutputsSeen | None = None,
     pricing: dict[str, float] | None = None,
-    running: int | None = None,
+    running: int | str | None = None,
 ) -> str:
     """The ``status`` page: counts per job and state, each failure and ambiguous submission
     with its reason (the first hundred), missing outputs by name, the spent, and the
@@ -163,7 +163,8 @@ def render_status(
     manifest = f"; manifest {data['manifest']}" if data["manifest"] else ""
     out = [f"Status of {data['name']} ({out_dir}{manifest})", _headline(counts), "", *_table(data)]
     if running is not None:
-        out.insert(1, f"  a run is in progress (pid {running}): these counts are changing")
+        who = f"pid {running}" if isinstance(running, int) else running  # a shared store names the host
+        out.insert(1, f"  a run is in progress ({who}): these counts are changing")
     if counts["retired"]:
         out.append(f"  + {counts['retired']} no longer in the manifest (kept in the ledger)")
         out += retired_lines(t)
