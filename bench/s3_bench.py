@@ -6,17 +6,19 @@
 ``clients``: import time of each client (a fresh interpreter each), then the upload
 throughput of ``--objects`` PNG-sized (~20 KB) objects to a local moto server from trio
 worker threads (``trio.to_thread.run_sync``, ``--threads`` at once), each upload confirmed
-by a HEAD, as ``S3Outputs.keep`` does. ``scale``: the scale workload (instant sandbox,
-``--jobs`` jobs) into a local folder and into ``s3://bench/run`` on moto, one after the
-other, with the time each took and their ratio.
+by a HEAD. ``scale``: the scale workload (a sandbox process answering at once, tiny images,
+``--jobs`` jobs at ``--concurrency`` 64) run by the runner into a local folder, then into
+``s3://<bucket>/run`` on moto, in one process: the time each took, their ratio, and the
+thread time spent in each ``Outputs`` method (where the time goes).
 
-Needs ``pip install -e '.[test]'`` (moto[server], boto3); ``clients`` also measures obstore
-and s3fs when they are installed.
+Needs ``pip install -e '.[test]'`` (moto[server] with boto3, obstore); ``clients`` also
+measures s3fs when it is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import socket
 import subprocess
@@ -26,11 +28,14 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from s3_server import aws_env, start_moto, stop_moto  # noqa: E402  (the tests' moto launcher)
+
+KEY = "bench-key"  # runner_bench's sandbox key
 
 _IMPORTS = {
     "boto3": "import boto3; boto3.client('s3', region_name='us-east-1')",
@@ -126,21 +131,100 @@ def clients(args: argparse.Namespace) -> None:
             stop_moto(proc)
 
 
+class _Timed:
+    """An Outputs whose calls are timed (thread seconds per method): where the time goes."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str):
+        value = getattr(self.inner, name)
+        if not callable(value):
+            return value
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return value(*args, **kwargs)
+            finally:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+                self.calls[name] = self.calls.get(name, 0) + 1
+
+        return timed
+
+
+def run_scale(home: Path, base_url: str, *, jobs: int, concurrency: int, out: str | None = None) -> tuple[float, _Timed]:
+    """One run of ``jobs`` new jobs into ``out`` (default: the folder ``home``); wall seconds
+    of the run (reconcile + runner), and the timed outputs."""
+    from lumozbatch.core.records import Batch, Job
+    from lumozbatch.provenance import embed_metadata
+    from lumozbatch.shell.api import LumozClient
+    from lumozbatch.shell.outputs import open_outputs
+    from lumozbatch.shell.ratelimit import SharedLimiter
+    from lumozbatch.shell.reconcile import reconcile_outputs
+    from lumozbatch.shell.runner import BatchRunner, RunOptions, run_batch
+    from lumozbatch.shell.sqlite_store import SqliteStore
+    from lumozbatch.shell.transport import ShardedTransport, shard_count
+
+    store = SqliteStore.open(home, create=True)
+    store.append_sync(Batch(name="scale", manifest="m.yaml", api="sandbox"))
+    records = []
+    for i in range(jobs):
+        params = {"prompt": "Sketch Smudge, benchmark s3", "aspect_ratio": "1:1", "output_format": "png", "seed": i}
+        identity = hashlib.sha256(f"s3-bench-{i}".encode()).hexdigest()
+        records.append(Job(id=identity, job="bench", index=i, repeat=0, model="flux-sketch-smudge",
+                           params=params, variables={"seed": i}, filename=f"bench/{i}"))
+    for start in range(0, jobs, 1000):
+        store.append_sync(*records[start : start + 1000])
+    outputs = _Timed(open_outputs(out or home, state_home=home))
+
+    async def main() -> None:
+        shards = shard_count(concurrency)
+        async with httpx.AsyncClient(transport=ShardedTransport(shards, trust_env=False)) as api, \
+                httpx.AsyncClient(transport=ShardedTransport(shards, trust_env=False)) as storage:
+            client = LumozClient(api, base_url, KEY, SharedLimiter())
+            runner = BatchRunner(store, client, storage, home, options=RunOptions(concurrency=concurrency),
+                                 embed=embed_metadata, outputs=outputs)
+            outcome = await run_batch(runner)
+        assert outcome.exit_code == 0, outcome.counts
+
+    try:
+        started = time.perf_counter()
+        reconcile_outputs(store, outputs)
+        trio.run(main)
+        return time.perf_counter() - started, outputs
+    finally:
+        outputs.close()
+        store.close()
+
+
+def _where(label: str, took: float, jobs: int, timed: _Timed, concurrency: int) -> None:
+    print(f"{label}: {took:6.2f} s = {jobs / took:6.0f} jobs/s")
+    for name, seconds in sorted(timed.seconds.items(), key=lambda kv: -kv[1]):
+        print(f"    {name:24} {timed.calls[name]:6} calls  {seconds:7.2f} thread-s  ({seconds / concurrency:5.2f} s of wall at {concurrency} at once)")
+
+
 def scale(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from scale_bench import run_scale  # the existing scale workload, pointed at an Outputs
+    from runner_bench import SandboxProcess
 
     with tempfile.TemporaryDirectory() as tmp:
         proc, endpoint = start_moto(Path(tmp))
         os.environ.update(aws_env(endpoint))
+        sandbox = SandboxProcess("--rate-limit", "0", "--latency", "0-0", "--sync-threshold", "1", "--image-scale", "0.01")
         try:
             bucket = _bucket(endpoint)
-            local = run_scale(Path(tmp, "local"), jobs=args.jobs, concurrency=args.concurrency)
-            remote = run_scale(Path(tmp, "s3"), jobs=args.jobs, concurrency=args.concurrency, out=f"s3://{bucket}/run")
+            local, local_t = run_scale(Path(tmp, "local"), sandbox.base_url, jobs=args.jobs, concurrency=args.concurrency)
+            remote, remote_t = run_scale(Path(tmp, "s3"), sandbox.base_url, jobs=args.jobs, concurrency=args.concurrency,
+                                         out=f"s3://{bucket}/run")
         finally:
+            sandbox.stop()
             stop_moto(proc)
-    print(f"local folder: {local:6.2f} s = {args.jobs / local:6.0f} jobs/s")
-    print(f"s3 (moto):    {remote:6.2f} s = {args.jobs / remote:6.0f} jobs/s  ({remote / local:.2f}x the local time)")
+    _where("local folder", local, args.jobs, local_t, args.concurrency)
+    _where("s3 (moto)   ", remote, args.jobs, remote_t, args.concurrency)
+    print(f"ratio: the s3 run took {remote / local:.2f}x the local run's time")
 
 
 def main() -> None:

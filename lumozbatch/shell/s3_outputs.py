@@ -48,6 +48,7 @@ __all__ = ["RESULTS_FLUSH_SECONDS", "ObjectStoreError", "S3Outputs", "parse_s3_u
 #: results.jsonl is rewritten in the bucket at most this often during a run (and at its end)
 RESULTS_FLUSH_SECONDS = 15.0
 _STAGING = ".staging-"
+_CONFIRMED_KEPT = 4096
 _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 _INSTALL = "pip install 'lumozbatch[s3]'"
 
@@ -92,6 +93,10 @@ class S3Outputs:
         self.shown = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         self._staging: Path | None = None
         self._results = _SpooledResults(self)
+        # objects just kept, as the store confirmed them: placing one needs no HEAD of it
+        # (a quarter of a job's requests); bounded, as a retired job's object is never placed
+        self._confirmed: dict[str, _Head] = {}
+        self._confirmed_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str, *, state_home: Path) -> S3Outputs:
@@ -140,6 +145,10 @@ class S3Outputs:
             etag = self._put(got.rel, data, _TYPES.get(got.ext, "application/octet-stream"))
             if etag != md5:
                 raise ObjectStoreError(f"{self.url(got.rel)}: the store did not confirm the upload (ETag {etag!r}, sent MD5 {md5})")
+            with self._confirmed_lock:
+                self._confirmed[got.rel] = _Head(size=len(data), etag=md5)
+                while len(self._confirmed) > _CONFIRMED_KEPT:
+                    del self._confirmed[next(iter(self._confirmed))]
         finally:
             got.path.unlink(missing_ok=True)
 
@@ -188,7 +197,9 @@ class S3Outputs:
     def place(self, object_rel: str, name_rel: str, others: Iterable[KnownOutput] = ()) -> str | None:
         """Make ``name_rel`` a copy of ``object_rel``; a key there that is none of ``others``
         (the batch's outputs that held the name) is copied aside first: returns where."""
-        kept = self._head(object_rel)
+        with self._confirmed_lock:
+            kept = self._confirmed.pop(object_rel, None)
+        kept = kept or self._head(object_rel)
         if kept is None:
             raise ObjectStoreError(f"{self.url(object_rel)} is not in the store")
         named = self._head(name_rel)
@@ -242,7 +253,7 @@ class S3Outputs:
                 meta = obstore.head(self.store, _checked(rel))
             except (FileNotFoundError, obstore.exceptions.NotFoundError):  # obstore raises the former
                 return None
-        return _Head(size=meta["size"], etag=meta["e_tag"] or "")
+        return _Head(size=meta["size"], etag=(meta["e_tag"] or "").strip('"'))
 
     def _copy(self, source_rel: str, target_rel: str) -> None:
         """A server-side copy (type and bytes as the source's; nothing passes through here)."""

@@ -4,6 +4,7 @@ the local output folder, held in a bucket."""
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ from lumozbatch.errors import ConfigError
 from lumozbatch.shell.download import Downloaded as Fetched
 from lumozbatch.shell.outputs import Health, KnownOutput, object_stem, open_outputs
 from lumozbatch.shell.reconcile import reconcile_outputs, survey_outputs
+from lumozbatch.shell import s3_outputs
 from lumozbatch.shell.s3_outputs import ObjectStoreError, S3Outputs, parse_s3_url
 from lumozbatch.shell.store import MemoryStore
 if TYPE_CHECKING:
@@ -161,3 +163,33 @@ def _download(store: MemoryStore, out: S3Outputs, identity: str, data: bytes) ->
     out.place(rel, "p/x.png", others=others)
     store.append_sync(Downloaded(id=identity, file="p/x.png", sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), object=rel))
     return rel
+
+
+def test_results_reach_the_bucket_on_a_timer_before_the_run_ends(out: S3Outputs, moto_server: Moto, monkeypatch: pytest.MonkeyPatch) -> None:
+    row = {k: None for k in ("job", "variables", "model", "params", "request_id", "file", "sha256", "bytes")}
+    out.append_result({**row, "identity": "a"})
+    assert "batch/one/results.jsonl" not in _keys(out, moto_server)  # spooled, not yet due
+    monkeypatch.setattr(s3_outputs, "RESULTS_FLUSH_SECONDS", 0.0)
+    out.append_result({**row, "identity": "b"})  # due: the object is rewritten with both rows
+    assert body(out.bucket, "batch/one/results.jsonl", moto_server).count(b"\n") == 2
+
+
+def test_a_killed_runs_staging_folder_is_swept_and_this_runs_kept(out: S3Outputs) -> None:
+    left = out.state_home / ".staging-killed"
+    (left / ".lumozbatch").mkdir(parents=True)
+    (left / ".lumozbatch" / ".x.png.1234.part").write_bytes(b"half")
+    mine = out.staging
+    assert out.sweep_partial_downloads() == 1
+    assert not left.exists() and mine.is_dir()
+
+
+def _keys(out: S3Outputs, moto: Moto) -> set[str]:
+    listed = moto.client().list_objects_v2(Bucket=out.bucket, Prefix="batch/one/")
+    return {o["Key"] for o in listed.get("Contents", [])}
+
+
+def test_without_the_client_library_the_error_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "obstore", None)  # import obstore raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'lumozbatch\[s3\]'") as info:
+        open_outputs("s3://b/p", state_home=tmp_path)
+    assert info.value.exit_code == 3

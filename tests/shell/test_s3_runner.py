@@ -129,6 +129,16 @@ def test_a_batch_lands_in_the_bucket_with_its_results_and_gallery(world: World, 
     assert not [p for p in world.home.iterdir() if p.name.startswith(".staging-")]  # staging removed
 
 
+def test_rows_a_killed_run_never_wrote_to_the_bucket_come_back_from_the_ledger(world: World) -> None:
+    jobs = [job(i) for i in range(3)]
+    world.apply(*jobs)
+    world.moto.client().delete_object(Bucket=world.bucket, Key=f"{PREFIX}/results.jsonl")  # as if killed before a flush
+    runs = world.sandbox.stats.calls["run"]
+    assert world.apply().exit_code == 0
+    assert sorted(r["identity"] for r in world.rows()) == sorted(j.id for j in jobs)
+    assert world.sandbox.stats.calls["run"] == runs
+
+
 def test_the_api_key_never_reaches_the_object_store(world: World) -> None:
     world.apply(*[job(i) for i in range(3)])
     requests = world.moto.requests(world.bucket)
