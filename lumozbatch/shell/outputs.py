@@ -122,16 +122,16 @@ class Outputs(Protocol):
     def close(self) -> None: ...
 
 
-def open_outputs(out: str | Path, *, state_home: Path | None = None) -> Outputs:
-    """``s3://BUCKET/PREFIX`` gives ``S3Outputs`` (checked reachable and writable now, before
-    anything is sent to the API; its local files live in ``state_home``); anything else is
-    the local folder."""
+def open_outputs(out: str | Path, *, state_home: Path | None = None, writable: bool = True) -> Outputs:
+    """``s3://BUCKET/PREFIX`` gives ``S3Outputs`` (with ``writable``, checked reachable and
+    writable now, before anything is sent to the API; ``status`` passes False and writes
+    nothing); its local files live in ``state_home``. Anything else is the local folder."""
     if isinstance(out, str) and out.startswith("s3://"):
         from lumozbatch.shell.s3_outputs import S3Outputs
 
         if state_home is None:
             raise ValueError("an s3:// output needs a local state_home")
-        return S3Outputs.open(out, state_home=state_home)
+        return S3Outputs.open(out, state_home=state_home, check=writable)
     return OutputTree(Path(out))
 
 

@@ -99,12 +99,13 @@ class S3Outputs:
         self._confirmed_lock = threading.Lock()
 
     @classmethod
-    def open(cls, url: str, *, state_home: Path) -> S3Outputs:
-        """Connect and check, with one tiny write, that the bucket takes objects: a wrong
-        bucket, key or endpoint is a ``ConfigError`` before anything is sent to the API."""
+    def open(cls, url: str, *, state_home: Path, check: bool = True) -> S3Outputs:
+        """Connect; with ``check``, see with one tiny write that the bucket takes objects: a
+        wrong bucket, key or endpoint is a ``ConfigError`` before anything is sent to the API."""
         bucket, prefix = parse_s3_url(url)
         outputs = cls(_store(bucket, prefix), bucket, prefix, state_home=state_home)
-        outputs._check_writable()
+        if check:
+            outputs._check_writable()
         return outputs
 
     # -- keys ---------------------------------------------------------------------------
@@ -153,8 +154,9 @@ class S3Outputs:
             got.path.unlink(missing_ok=True)
 
     def seal(self, object_rel: str) -> None:
-        """Objects have no mode bits; lumozbatch never writes a kept object's key twice
-        (each is named by the identity of the output it holds)."""
+        """Nothing to do: objects have no mode bits, and a kept object's key is written only
+        by ``keep`` of its own identity (again only when a crash left it unrecorded, as the
+        local folder's rename does)."""
 
     def adopt(self, name_rel: str, identity: str, known: KnownOutput | None = None) -> str | None:
         """Keep the object at ``name_rel`` as ``identity``'s (its kept copy was deleted);
@@ -246,14 +248,18 @@ class S3Outputs:
             )
         return (answer.get("e_tag") or "").strip('"')
 
-    def _head(self, rel: str) -> _Head | None:
+    def _found(self, what: str, call: Any, rel: str) -> Any:
+        """``call(store, rel)``'s answer, or None when there is no object at ``rel``."""
         obstore = _obstore()
-        with self._errors(f"look at {rel}"):
+        with self._errors(f"{what} {rel}"):
             try:
-                meta = obstore.head(self.store, _checked(rel))
+                return call(self.store, _checked(rel))
             except (FileNotFoundError, obstore.exceptions.NotFoundError):  # obstore raises the former
                 return None
-        return _Head(size=meta["size"], etag=(meta["e_tag"] or "").strip('"'))
+
+    def _head(self, rel: str) -> _Head | None:
+        meta = self._found("look at", _obstore().head, rel)
+        return None if meta is None else _Head(size=meta["size"], etag=(meta["e_tag"] or "").strip('"'))
 
     def _copy(self, source_rel: str, target_rel: str) -> None:
         """A server-side copy (type and bytes as the source's; nothing passes through here)."""
@@ -262,13 +268,8 @@ class S3Outputs:
 
     def _chunks(self, rel: str) -> Iterator[bytes] | None:
         """The object's bytes in chunks, or None when there is none."""
-        obstore = _obstore()
-        with self._errors(f"read {rel}"):
-            try:
-                answer = obstore.get(self.store, _checked(rel))
-            except (FileNotFoundError, obstore.exceptions.NotFoundError):  # obstore raises the former
-                return None
-            return (bytes(chunk) for chunk in answer.stream(1 << 20))
+        answer = self._found("read", _obstore().get, rel)
+        return None if answer is None else (bytes(chunk) for chunk in answer.stream(1 << 20))
 
     def _matches(self, rel: str, head: _Head, known: KnownOutput) -> bool:
         if known.bytes is not None and head.size != known.bytes:
@@ -290,9 +291,6 @@ class S3Outputs:
             for chunk in chunks:
                 fh.write(chunk)
         return True
-
-    def put_from(self, rel: str, path: Path, content_type: str) -> None:
-        self._put(rel, path, content_type)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -345,7 +343,7 @@ class _SpooledResults:
     def _flush_locked(self) -> None:
         self._flushed_at = time.monotonic()
         if self._dirty and self._path is not None:
-            self._outputs.put_from(RESULTS_FILE, self._path, "application/x-ndjson")
+            self._outputs._put(RESULTS_FILE, self._path, "application/x-ndjson")
             self._dirty = False
 
 
