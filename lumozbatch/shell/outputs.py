@@ -40,6 +40,7 @@ from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.shell import results
 from lumozbatch.shell.download import Downloaded, safe_target
 from lumozbatch.shell.durable import fsync_dir
+from lumozbatch.shell.location import is_bucket_url
 
 __all__ = [
     "DISPLACED_DIR",
@@ -126,7 +127,7 @@ def open_outputs(out: str | Path, *, state_home: Path | None = None, writable: b
     """``s3://BUCKET/PREFIX`` gives ``S3Outputs`` (with ``writable``, checked reachable and
     writable now, before anything is sent to the API; ``status`` passes False and writes
     nothing); its local files live in ``state_home``. Anything else is the local folder."""
-    if isinstance(out, str) and out.startswith("s3://"):
+    if is_bucket_url(out):
         from lumozbatch.shell.s3_outputs import S3Outputs
 
         if state_home is None:
