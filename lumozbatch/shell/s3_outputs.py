@@ -333,8 +333,14 @@ class _SpooledResults:
                 self._flush_locked()
 
     def read(self) -> list[dict[str, Any]]:
+        """Every row (a run reads them first, before it sends anything: a store that cannot
+        be read then is a ``ConfigError``, one line, not a crash)."""
         with self._lock:
-            return latest_rows(self._spool().read_bytes(), file=self._outputs.url(RESULTS_FILE))
+            try:
+                data = self._spool().read_bytes()
+            except ObjectStoreError as exc:
+                raise ConfigError(str(exc), details=["nothing was sent to the API; check the object store, then run again"]) from None
+            return latest_rows(data, file=self._outputs.url(RESULTS_FILE))
 
     def flush(self) -> None:
         with self._lock:

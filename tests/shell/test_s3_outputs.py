@@ -193,3 +193,11 @@ def test_without_the_client_library_the_error_says_what_to_install(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"pip install 'lumozbatch\[s3\]'") as info:
         open_outputs("s3://b/p", state_home=tmp_path)
     assert info.value.exit_code == 3
+
+
+def test_a_results_log_that_cannot_be_read_is_a_config_error(s3_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    out = open_outputs(f"s3://{s3_env}/p", state_home=tmp_path, writable=False)  # as status opens it
+    with pytest.raises(ConfigError, match="cannot read results.jsonl"):
+        out.read_results()
+    out.close()
