@@ -123,22 +123,23 @@ class Outputs(Protocol):
     def close(self) -> None: ...
 
 
-def open_outputs(out: str | Path, *, state_home: Path | None = None, writable: bool = True) -> Outputs:
+def open_outputs(out: str | Path, *, state_home: Path, writable: bool = True) -> Outputs:
     """``s3://BUCKET/PREFIX`` gives ``S3Outputs`` (with ``writable``, checked reachable and
     writable now, before anything is sent to the API; ``status`` passes False and writes
-    nothing); its local files live in ``state_home``. Anything else is the local folder."""
+    nothing), whose local files live in ``state_home``. Anything else is the local folder
+    (its own home)."""
     if is_bucket_url(out):
         from lumozbatch.shell.s3_outputs import S3Outputs
 
-        if state_home is None:
-            raise ValueError("an s3:// output needs a local state_home")
-        return S3Outputs.open(out, state_home=state_home, check=writable)
+        return S3Outputs.open(str(out), state_home=state_home, check=writable)
     return OutputTree(Path(out))
 
 
 def as_outputs(where: Outputs | Path | str) -> Outputs:
     """An ``Outputs`` as given, or the local folder at a path (callers that hold a folder)."""
     if isinstance(where, (str, os.PathLike)):
+        if is_bucket_url(where):
+            raise ValueError(f"{where}: open object storage with open_outputs")
         return OutputTree(Path(where))
     return where
 

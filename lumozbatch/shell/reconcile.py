@@ -1,4 +1,5 @@
-"""Before a run, and for ``status``: do the files on disk still show what the ledger says?
+"""Before a run, and for ``status``: do the outputs (a folder, or a bucket: any
+:class:`~lumozbatch.shell.outputs.Outputs`) still show what the ledger says?
 
 For every active done job the named file should be its kept output (see
 :mod:`lumozbatch.shell.outputs`). A cheap check (two ``stat`` calls a job, no hashing) finds:
