@@ -40,6 +40,7 @@ from lumozbatch.shell.state_choice import StateChoice
 
 if TYPE_CHECKING:
     from lumozbatch.core.webhook import WebhookSettings
+    from lumozbatch.shell.outputs import Outputs
     from lumozbatch.shell.planning import Plan, Resets
     from lumozbatch.shell.runner import RunOutcome
     from lumozbatch.shell.store import BatchStore
@@ -312,6 +313,8 @@ class BatchRun:
     describe: Callable[[], str] | None = None
     #: Why ``index.html`` could not be written, after ``execute`` (the run is unaffected).
     gallery_problem: str | None = None
+    #: Where the outputs go (``shell.outputs.open_outputs``); None: the folder ``out_dir``.
+    outputs: Outputs | None = None
     _recorded: bool = field(default=False, init=False, repr=False)
 
     def __enter__(self) -> BatchRun:
@@ -352,10 +355,13 @@ class BatchRun:
                 lambda: drive(
                     self.ledger, self.target, self.out_dir,
                     options=options, sink=sink, result_extra=self.result_extra, webhook=webhook,
+                    outputs=self.outputs,
                 )
             )
         finally:
             self._write_gallery()
+            if self.outputs is not None:
+                self.outputs.close()  # its temporary download folder, if any
 
     def summary(self) -> str:
         """The final account of the batch, from its ledger (after ``execute``, however it ended)."""
@@ -374,7 +380,7 @@ class BatchRun:
         done job's name shows its kept output again, for free; what is gone is fetched again."""
         from lumozbatch.shell.reconcile import reconcile_outputs
 
-        done = reconcile_outputs(self.ledger, self.out_dir)
+        done = reconcile_outputs(self.ledger, self.outputs if self.outputs is not None else self.out_dir)
         # outputs found gone are fetched again in this run: no longer counted done
         self.plan.done -= done.missing
         self.plan.missing += done.missing
@@ -400,7 +406,7 @@ class BatchRun:
         except ImportError:  # the gallery is optional; the outputs are what matters
             return
         try:
-            write_gallery(self.out_dir)
+            write_gallery(self.out_dir, self.outputs)
         except Exception as exc:  # noqa: BLE001 - a gallery problem must not hide the run's result
             self.gallery_problem = f"could not write the gallery: {exc}"
 

@@ -27,6 +27,7 @@ from lumozbatch.sandbox.config import SandboxConfig
 from lumozbatch.shell.api import LumozClient
 from lumozbatch.shell.ledger import Ledger
 from lumozbatch.shell.location import absolute
+from lumozbatch.shell.outputs import Outputs, OutputTree
 from lumozbatch.shell.ratelimit import SharedLimiter
 from lumozbatch.shell.runner import BatchRunner, Hooks, RunOptions, RunOutcome, run_batch
 from lumozbatch.shell.services import run_with_services
@@ -46,10 +47,13 @@ async def drive(
     sink: EventSink,
     result_extra: dict[str, Any],
     webhook: WebhookSettings | None = None,
+    outputs: Outputs | None = None,
 ) -> RunOutcome:
     """Run the ledger's unfinished jobs against ``target``; ends with the ``finished`` event.
     With ``webhook``, the receiver listens in the same nursery from before the first ``run``
-    until the run is over (the port is free again however it ends).
+    until the run is over (the port is free again however it ends). ``outputs``: where the
+    outputs go (default: the folder ``out_dir``); ``out_dir`` is the batch's local home
+    either way (the sandbox journal, the webhook secret, the rate-limit snapshot).
 
     Events reach ``sink`` with ``time`` in seconds since this run started."""
     start = trio.current_time()
@@ -81,7 +85,7 @@ async def drive(
             runner = BatchRunner(
                 ledger, client, storage_http, out_dir,
                 options=options, sink=relative, embed=embed_metadata, result_extra=result_extra,
-                hooks=hooks,
+                hooks=hooks, outputs=outputs,
             )
             if webhook is not None and hooks is not None:
                 await _start_receiver(nursery, webhook, hooks, runner)
@@ -96,7 +100,8 @@ async def drive(
             "finished",
             time=trio.current_time(),
             counts=outcome.counts,
-            out_dir=str(absolute(out_dir)),  # as the plan event: machines get absolute paths
+            # as the plan event: machines get absolute paths (or the s3:// URL)
+            out_dir=str(absolute(out_dir)) if outputs is None or isinstance(outputs, OutputTree) else outputs.shown,
             exit_code=outcome.exit_code,
             # SPEC 4 "Spent": the same number as plan, status and the summary (retired jobs included)
             extra={"spent": spent_generations(ledger.all_jobs())},

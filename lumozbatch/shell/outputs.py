@@ -13,7 +13,11 @@ DVC's cache and ``checkout`` do. So:
 * a name deleted by hand is put back from the store; only when the object is gone too must
   the output be fetched again.
 
-Blocking filesystem calls: call them from a worker thread in async code.
+Everything that writes outputs goes through :class:`Outputs`: this local ``OutputTree``, or
+``shell.s3_outputs.S3Outputs`` (the same layout as keys under an ``s3://`` prefix);
+:func:`open_outputs` picks one from ``--out``.
+
+Blocking calls (filesystem, network): call them from a worker thread in async code.
 """
 
 from __future__ import annotations
@@ -25,14 +29,18 @@ import os
 import secrets
 import shutil
 import stat
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from lumozbatch.core.layout import STATE_DIR
-from lumozbatch.shell.download import safe_target
+from lumozbatch.shell import results
+from lumozbatch.shell.download import Downloaded, safe_target
 from lumozbatch.shell.durable import fsync_dir
+from lumozbatch.shell.location import is_bucket_url
 
 __all__ = [
     "DISPLACED_DIR",
@@ -40,11 +48,15 @@ __all__ = [
     "Health",
     "KnownOutput",
     "OutputTree",
+    "Outputs",
+    "as_outputs",
     "object_stem",
+    "open_outputs",
 ]
 
 OBJECTS_DIR = f"{STATE_DIR}/objects"
 DISPLACED_DIR = f"{STATE_DIR}/displaced"
+GALLERY_FILE = "index.html"
 _READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 # link() errors that mean "this filesystem has no hard links here": copy instead
 _NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS}
@@ -74,16 +86,83 @@ class Health(enum.Enum):
     LOST = "lost"  # neither: only the provider can give it back
 
 
+class Outputs(Protocol):
+    """Where a batch's outputs, ``results.jsonl`` and ``index.html`` go. Paths are relative
+    to the output root (``.lumozbatch/objects/...`` for kept objects, names for the rest).
+    Every method blocks: call it from a worker thread in async code. A store that refuses
+    a write raises ``OSError`` (so a run stops rather than pay for what it cannot keep)."""
+
+    #: the folder, or the ``s3://`` URL, for messages
+    shown: str
+
+    @property
+    def staging(self) -> Path:
+        """The folder downloads are written into (``download(..., staging, object_stem(id))``)."""
+        ...
+
+    def keep(self, got: Downloaded) -> None:
+        """Make a verified download in ``staging`` a kept object at ``got.rel``; returns once
+        the store holds it whole (then the ``Downloaded`` record may be written)."""
+        ...
+
+    def seal(self, object_rel: str) -> None: ...
+    def place(self, object_rel: str, name_rel: str, others: Iterable[KnownOutput] = ()) -> str | None: ...
+    def health(self, object_rel: str, name_rel: str, recorded_bytes: int | None) -> Health: ...
+    def adopt(self, name_rel: str, identity: str, known: KnownOutput | None = None) -> str | None: ...
+    def sweep_partial_downloads(self) -> int: ...
+    def append_result(self, row: dict[str, Any]) -> None: ...
+    def read_results(self) -> list[dict[str, Any]]: ...
+    def flush_results(self) -> None:
+        """Make every appended row durable in the store (a no-op where appends are)."""
+        ...
+
+    def write_index(self, html: str) -> str:
+        """Write ``index.html``; returns where it went (a path or a URL)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_outputs(out: str | Path, *, state_home: Path, writable: bool = True) -> Outputs:
+    """``s3://BUCKET/PREFIX`` gives ``S3Outputs`` (with ``writable``, checked reachable and
+    writable now, before anything is sent to the API; ``status`` passes False and writes
+    nothing), whose local files live in ``state_home``. Anything else is the local folder
+    (its own home)."""
+    if is_bucket_url(out):
+        from lumozbatch.shell.s3_outputs import S3Outputs
+
+        return S3Outputs.open(str(out), state_home=state_home, check=writable)
+    return OutputTree(Path(out))
+
+
+def as_outputs(where: Outputs | Path | str) -> Outputs:
+    """An ``Outputs`` as given, or the local folder at a path (callers that hold a folder)."""
+    if isinstance(where, (str, os.PathLike)):
+        if is_bucket_url(where):
+            raise ValueError(f"{where}: open object storage with open_outputs")
+        return OutputTree(Path(where))
+    return where
+
+
 class OutputTree:
     """The output folder of one batch: its object store and its named files."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
+        self.shown = str(self.out_dir)
 
     def path(self, rel: str) -> Path:
         return safe_target(self.out_dir, rel)
 
     # -- keeping ------------------------------------------------------------------------
+
+    @property
+    def staging(self) -> Path:
+        return self.out_dir  # a download is renamed into the store once verified
+
+    def keep(self, got: Downloaded) -> None:
+        """The download is already in the store (renamed there once whole and fsynced)."""
+        self.seal(got.rel)
 
     def seal(self, object_rel: str) -> None:
         """Make a downloaded object read-only (so no tool edits the paid output in place
@@ -128,6 +207,25 @@ class OutputTree:
                 except FileNotFoundError:
                     pass
         return swept
+
+    # -- results.jsonl and index.html ---------------------------------------------------
+
+    def append_result(self, row: dict[str, Any]) -> None:
+        results.append_result(self.out_dir, row)
+
+    def read_results(self) -> list[dict[str, Any]]:
+        return results.read_results(self.out_dir)
+
+    def flush_results(self) -> None:
+        """Each row is fsynced as it is appended: nothing waits here."""
+
+    def write_index(self, html: str) -> str:
+        path = self.out_dir / GALLERY_FILE
+        _atomic_write(path, html)
+        return str(path)
+
+    def close(self) -> None:
+        """Nothing is held open between calls."""
 
     # -- the named tree -----------------------------------------------------------------
 
@@ -181,6 +279,19 @@ class OutputTree:
         os.rename(self.path(name_rel), target)
         fsync_dir(target.parent)
         return rel
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".html.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _stat(path: Path) -> os.stat_result | None:

@@ -1,4 +1,5 @@
-"""Before a run, and for ``status``: do the files on disk still show what the ledger says?
+"""Before a run, and for ``status``: do the outputs (a folder, or a bucket: any
+:class:`~lumozbatch.shell.outputs.Outputs`) still show what the ledger says?
 
 For every active done job the named file should be its kept output (see
 :mod:`lumozbatch.shell.outputs`). A cheap check (two ``stat`` calls a job, no hashing) finds:
@@ -25,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord
 from lumozbatch.core.records import Missing, Record, Stored
-from lumozbatch.shell.outputs import Health, KnownOutput, OutputTree
+from lumozbatch.shell.outputs import Health, KnownOutput, Outputs, as_outputs
 from lumozbatch.shell.store import BatchStore
 
 __all__ = ["OutputSurvey", "Reconciled", "kept_outputs", "reconcile_outputs", "shown_name", "survey_outputs"]
@@ -66,10 +67,11 @@ class OutputSurvey:
             self.lost.append(job)
 
 
-def survey_outputs(store: BatchStore, out_dir: Path, *, limit: int | None = None) -> OutputSurvey:
+def survey_outputs(store: BatchStore, outputs: Outputs | Path, *, limit: int | None = None) -> OutputSurvey:
     """Look, change nothing (no lock needed): at the first ``limit`` active done jobs when
-    given (a quick look at a huge batch; ``apply`` checks them all), and every MISSING one."""
-    tree = OutputTree(out_dir)
+    given (a quick look at a huge batch; ``apply`` checks them all), and every MISSING one.
+    ``outputs``: the batch's :class:`Outputs` (or its local folder)."""
+    tree = as_outputs(outputs)
     survey = OutputSurvey(of=store.counts()[JobState.DONE.value])
     for job in itertools.islice(store.iter_jobs([JobState.DONE], retired=False), limit):
         survey.checked += 1
@@ -101,10 +103,10 @@ class Reconciled:
     displaced: list[str] = field(default_factory=list)  # files moved aside (never ours)
 
 
-def reconcile_outputs(store: BatchStore, out_dir: Path) -> Reconciled:
+def reconcile_outputs(store: BatchStore, outputs: Outputs | Path) -> Reconciled:
     """Make every active done job's name show its kept output; record what changed.
     Blocking: call it before the run (or from a worker thread)."""
-    tree = OutputTree(out_dir)
+    tree = as_outputs(outputs)
     tree.sweep_partial_downloads()  # a killed run's half-downloaded files: never a paid output
     done = Reconciled()
     for job in store.iter_jobs([JobState.DONE], retired=False):  # streamed: flat in the batch size
@@ -114,7 +116,7 @@ def reconcile_outputs(store: BatchStore, out_dir: Path) -> Reconciled:
     return done
 
 
-def _reconcile_one(store: BatchStore, tree: OutputTree, job: JobRecord, done: Reconciled) -> list[Record]:
+def _reconcile_one(store: BatchStore, tree: Outputs, job: JobRecord, done: Reconciled) -> list[Record]:
     known = KnownOutput("", job.sha256, job.bytes)
     obj = job.object
     if obj is None and job.file is not None:

@@ -16,7 +16,7 @@ from typing import Any
 from lumozbatch.core.ledger_codec import decode_lines
 from lumozbatch.errors import UsageError
 
-__all__ = ["REQUIRED_KEYS", "RESULTS_FILE", "append_result", "read_results", "results_path"]
+__all__ = ["REQUIRED_KEYS", "RESULTS_FILE", "append_result", "encode_row", "latest_rows", "read_results", "results_path"]
 
 RESULTS_FILE = "results.jsonl"
 #: Rows may come from several worker threads: the torn-tail check and the write must not
@@ -33,10 +33,7 @@ def results_path(out_dir: Path) -> Path:
 def append_result(out_dir: Path, row: dict[str, Any]) -> None:
     """Append one row and fsync. A torn last line left by a crash is cut off first, so the
     new row never glues onto it. Blocking: call it from a worker thread in async code."""
-    missing = [key for key in REQUIRED_KEYS if key not in row]
-    if missing:
-        raise ValueError(f"a results row without {', '.join(missing)}")
-    line = json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+    line = encode_row(row)
     path = results_path(out_dir)
     with _WRITE_LOCK:
         created = not path.exists()
@@ -47,6 +44,14 @@ def append_result(out_dir: Path, row: dict[str, Any]) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def encode_row(row: dict[str, Any]) -> bytes:
+    """One row as its line (with the newline); refuses a row without the required keys."""
+    missing = [key for key in REQUIRED_KEYS if key not in row]
+    if missing:
+        raise ValueError(f"a results row without {', '.join(missing)}")
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
 def _append_line(path: Path, line: bytes) -> None:
@@ -91,7 +96,12 @@ def read_results(out_dir: Path) -> list[dict[str, Any]]:
             f"cannot read {path}: {exc.strerror or exc}",
             details=[f"{RESULTS_FILE} is lumozbatch's list of downloaded outputs; move whatever is there aside"],
         ) from None
-    rows, _ = decode_lines(data, file=str(path), require_type=False)
+    return latest_rows(data, file=str(path))
+
+
+def latest_rows(data: bytes, *, file: str) -> list[dict[str, Any]]:
+    """The rows of a results.jsonl's bytes as :func:`read_results` gives them."""
+    rows, _ = decode_lines(data, file=file, require_type=False)
     latest: dict[str, dict[str, Any]] = {}
     anonymous: list[tuple[int, dict[str, Any]]] = []
     order: dict[str, int] = {}

@@ -48,9 +48,8 @@ from lumozbatch.errors import AuthenticationError, ConfigError, Interrupted, Lum
 from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Downloaded, download
 from lumozbatch.shell.ledger import LedgerWriteError
-from lumozbatch.shell.outputs import KnownOutput, OutputTree, object_stem
+from lumozbatch.shell.outputs import Outputs, OutputTree, object_stem
 from lumozbatch.shell.reconcile import kept_outputs, shown_name
-from lumozbatch.shell.results import append_result, read_results
 from lumozbatch.shell.services import run_with_services
 from lumozbatch.shell.store import BatchStore
 
@@ -146,6 +145,8 @@ class BatchRunner:
 
     ``ledger`` is any :class:`~lumozbatch.shell.store.BatchStore` (the file ledger, or a
     ``MemoryStore``); the runner only reads jobs through it and appends typed records.
+    ``outputs`` is where outputs, results.jsonl go (default: the folder ``out_dir``, which
+    is the batch's local home either way).
     """
 
     def __init__(
@@ -162,11 +163,13 @@ class BatchRunner:
         embed: Callable[[Path, dict[str, Any]], object] | None = None,
         result_extra: Mapping[str, Any] | None = None,
         hooks: Hooks | None = None,
+        outputs: Outputs | None = None,
     ) -> None:
         self.ledger = ledger
         self.client = client
         self.storage = storage
         self.out_dir = out_dir
+        self.outputs: Outputs = outputs if outputs is not None else OutputTree(out_dir)
         self.options = options
         self.sink = sink
         self.planner = planner if planner is not None else PollPlanner()
@@ -221,6 +224,22 @@ class BatchRunner:
     async def run(self) -> RunOutcome:
         """Work until every job is settled, then return; raises on 401 or Ctrl-C."""
         await self._reconcile_results()
+        try:
+            await self._work_through()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._flush_results()
+        return self._outcome()
+
+    async def _flush_results(self) -> None:
+        """results.jsonl whole in the store however the run ends (a store that refuses it now
+        loses nothing: the next run adds the missing rows from the ledger)."""
+        try:
+            await trio.to_thread.run_sync(self.outputs.flush_results)
+        except OSError as exc:
+            self._emit(Event("warning", time=trio.current_time(), reason=f"could not write results.jsonl to {self.outputs.shown}: {exc}; the next run writes it"))
+
+    async def _work_through(self) -> None:
         with trio.CancelScope() as work:
             self._work = work
             if self._stopping:
@@ -237,6 +256,8 @@ class BatchRunner:
                 if domain is None:
                     raise
                 raise domain from group
+
+    def _outcome(self) -> RunOutcome:
         if self._auth_error is not None:
             raise AuthenticationError(
                 "the API refused the key (401): check LUMOZ_API_KEY",
@@ -250,7 +271,7 @@ class BatchRunner:
         if self.interrupts:
             raise Interrupted(
                 "interrupted; every request sent was recorded, the batch is resumable",
-                details=[f"continue with: lumozbatch resume {self.out_dir}"],
+                details=[f"continue with: lumozbatch resume {self.outputs.shown}"],
             )
         return RunOutcome(
             counts=self.ledger.counts(),
@@ -706,9 +727,11 @@ class BatchRunner:
             try:
                 # Into the store, by identity: no name is touched until the output is whole.
                 got = await download(
-                    self.storage, url, self.out_dir, object_stem(identity),
+                    self.storage, url, self.outputs.staging, object_stem(identity),
                     deadline=self.options.download_deadline, embed=self._embedder(rec),
                 )
+                # Recorded done only once the store holds it (an upload confirmed).
+                await trio.to_thread.run_sync(self.outputs.keep, got)
             except OSError as exc:
                 # The local disk refused the file (read-only, full, a file where a folder goes):
                 # the job stays paid-for, and the run stops rather than pay for more it cannot keep.
@@ -754,7 +777,7 @@ class BatchRunner:
         )
         shown = not self.ledger.job(identity).retired and await self._show(rec, got.rel, name)
         row = self._result_row(self.ledger.job(identity), shown=shown)
-        await trio.to_thread.run_sync(append_result, self.out_dir, row)
+        await trio.to_thread.run_sync(self.outputs.append_result, row)
         self._emit(self._job_event("downloaded", rec, file=row["file"], bytes=got.bytes, sha256=got.sha256))
 
     async def _show(self, rec: JobRecord, obj: str, name: str) -> bool:
@@ -762,7 +785,7 @@ class BatchRunner:
         (the output is kept and recorded; the next run shows it)."""
         others = kept_outputs(self.ledger.holders(name), rec)
         try:
-            displaced = await trio.to_thread.run_sync(_seal_and_place, OutputTree(self.out_dir), obj, name, others)
+            displaced = await trio.to_thread.run_sync(self.outputs.place, obj, name, others)
         except (OSError, ValueError) as exc:
             # Nothing is lost (the output is kept and recorded), but the folder a person
             # looks at is broken: stop rather than go on filling a store nobody can see.
@@ -844,14 +867,14 @@ class BatchRunner:
 
     async def _reconcile_results(self) -> None:
         """Rows for outputs the ledger holds but results.jsonl lacks (a crash in between)."""
-        rows = await trio.to_thread.run_sync(read_results, self.out_dir)
+        rows = await trio.to_thread.run_sync(self.outputs.read_results)
         seen = {row.get("identity") for row in rows}
         missing = [
             j for j in self.ledger.all_jobs()  # retired ones too: their outputs were paid for
             if j.state == JobState.DONE and j.identity not in seen
         ]
         for rec in missing:
-            await trio.to_thread.run_sync(append_result, self.out_dir, self._result_row(rec))
+            await trio.to_thread.run_sync(self.outputs.append_result, self._result_row(rec))
 
     # -- events -------------------------------------------------------------------------
 
@@ -868,11 +891,6 @@ class BatchRunner:
 
     def _emit(self, event: Event) -> None:
         self.sink(event)
-
-
-def _seal_and_place(tree: OutputTree, obj: str, name: str, others: list[KnownOutput]) -> str | None:
-    tree.seal(obj)
-    return tree.place(obj, name, others=others)
 
 
 def _first_domain_error(group: BaseExceptionGroup) -> LumozbatchError | None:

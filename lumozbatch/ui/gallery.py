@@ -17,21 +17,22 @@ job and counts the rest.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from html import escape
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import quote
 
+from lumozbatch.shell.outputs import GALLERY_FILE
 from lumozbatch.shell.state_reads import reads_of
 from lumozbatch.ui.summary import state_name
 
+if TYPE_CHECKING:
+    from lumozbatch.shell.outputs import Outputs
+
 __all__ = ["CELLS_PER_JOB", "GALLERY_FILE", "axes", "build_cells", "gallery_html", "write_gallery"]
 
-GALLERY_FILE = "index.html"
 #: Cells of one manifest job on the page: a sheet a browser draws at once, whatever the
 #: batch's size (the counts above it cover every job).
 CELLS_PER_JOB = 2000
@@ -152,40 +153,27 @@ def gallery_html(cells: list[dict[str, Any]], *, title: str, counts: dict[str, i
     return _MARKER.sub(lambda m: values[m.group(1)], template)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".html.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_gallery(out_dir: Path) -> Path:
-    """Write ``out_dir/index.html`` from the batch's store (and results.jsonl for outputs
-    whose record lacks its file); return its path.
+def write_gallery(out_dir: Path, outputs: Outputs | None = None) -> str:
+    """Write ``index.html`` from the batch's store in ``out_dir`` (and results.jsonl for
+    outputs whose record lacks its file) into ``outputs`` (default: the folder ``out_dir``);
+    return where it went. Its links are relative, so it works wherever the outputs are served.
 
     A page a browser opens at any batch size: the first :data:`CELLS_PER_JOB` cells of each
     manifest job, and the counts of every state (with how many cells are not shown).
     Raises LedgerNotFound when ``out_dir`` holds no ledger.
     """
-    from lumozbatch.shell.results import read_results  # the shell layer, imported when used
+    from lumozbatch.shell.outputs import as_outputs
     from lumozbatch.shell.state import open_reads
 
     out_dir = Path(out_dir)
+    where = as_outputs(out_dir if outputs is None else outputs)
     with open_reads(out_dir) as reads:
         cells = build_cells(reads, per_job=CELLS_PER_JOB)
         if any(c["file"] is None and c["state"] == "done" for c in cells):  # older batches only
-            cells = build_cells(reads, read_results(out_dir), per_job=CELLS_PER_JOB)
+            cells = build_cells(reads, where.read_results(), per_job=CELLS_PER_JOB)
         counts = {state: n for state, n in reads.counts().items() if n and state not in ("retired", "total")}
         title = (reads.batch or {}).get("name") or out_dir.name
         hidden = reads.counts()["total"] - len(cells)
     if hidden:
         counts[f"not shown (the first {CELLS_PER_JOB} of each job are)"] = hidden
-    path = out_dir / GALLERY_FILE
-    _atomic_write(path, gallery_html(cells, title=title, counts=counts))
-    return path
+    return where.write_index(gallery_html(cells, title=title, counts=counts))
