@@ -141,9 +141,48 @@ class Batch:
         for free. ``adopt`` (a manifest only): this manifest is the folder's batch's, moved
         or renamed."""
         from lumozbatch.shell.planning import Resets
-        from lumozbatch.shell.state import no_ledger
 
         resets = Resets(retry_failed, resubmit_ambiguous, regenerate_missing)
+        if self.manifest is not None:
+            self.target()  # no key: exit 3, before the bucket or the folder is touched
+        # A bucket named on the command line is checked (reachable, writable) before any state
+        # is created; one the batch recorded (a shared state) once the state is read.
+        early, outputs = self.outputs_url, self._open_outputs() if self.outputs_url else None
+        try:
+            run = self._start(resets, adopt, max_generations)
+        except BaseException:
+            if outputs is not None:
+                outputs.close()
+            raise
+        try:
+            if outputs is None or self.outputs_url != early:
+                if outputs is not None:
+                    outputs.close()
+                outputs = self._open_outputs()
+        except BaseException:
+            run.close()
+            raise
+        run.outputs = outputs
+        return run
+
+    def read_outputs(self, record: dict[str, Any] | None) -> Outputs:
+        """The outputs as ``status`` and ``gallery`` see them (nothing probed or sent): the
+        folder, the bucket named, or the bucket the batch ``record`` says it uses."""
+        from lumozbatch.shell.location import bucket_home
+        from lumozbatch.shell.outputs import open_outputs
+
+        url = self.outputs_url or (record or {}).get("out")
+        home = self.out_dir if url is None or url == self.outputs_url else bucket_home(url)
+        return open_outputs(url or self.out_dir, state_home=home, writable=False)
+
+    def _open_outputs(self) -> Outputs:
+        from lumozbatch.shell.outputs import open_outputs
+
+        return open_outputs(self.outputs_url or self.out_dir, state_home=self.out_dir)
+
+    def _start(self, resets: Resets, adopt: bool, max_generations: int | None) -> BatchRun:
+        from lumozbatch.shell.state import no_ledger
+
         if self.manifest is None:
             if self.state.shared and not self.state.has_batch(self.out_dir, name=self.name):
                 raise self.state.not_found(self.name)  # no batch: exit 2, before the key
@@ -324,8 +363,23 @@ class BatchRun:
         self.close()
 
     def close(self) -> None:
-        """Release the lock (the ledger is durable as it is)."""
-        self.ledger.close()
+        """Release the lock (the ledger is durable as it is) and the outputs' local files."""
+        try:
+            if self.outputs is not None:
+                self.outputs.close()  # its temporary download folder, if any
+        finally:
+            self.ledger.close()
+
+    @property
+    def where(self) -> str:
+        """Where the outputs are, as a person names them: the folder, or the bucket URL."""
+        return self.outputs.shown if self.outputs is not None else str(self.out_dir)
+
+    @property
+    def _local(self) -> bool:
+        from lumozbatch.shell.outputs import OutputTree
+
+        return self.outputs is None or isinstance(self.outputs, OutputTree)
 
     def record_plan(self) -> None:
         """Write the plan's records (new jobs, retirements, resets) to the store, once, a
@@ -360,14 +414,12 @@ class BatchRun:
             )
         finally:
             self._write_gallery()
-            if self.outputs is not None:
-                self.outputs.close()  # its temporary download folder, if any
 
     def summary(self) -> str:
         """The final account of the batch, from its ledger (after ``execute``, however it ended)."""
         from lumozbatch.ui.summary import render_summary
 
-        text = render_summary(self.ledger, out_dir=self.out_dir, command_hint=self.command_hint, pricing=self.pricing)
+        text = render_summary(self.ledger, out_dir=self.where, command_hint=self.command_hint, pricing=self.pricing)
         if self.plan.reset_billed:
             text += (
                 f"\nnote: {self.plan.reset_billed} of the retried failed jobs had been billed before they "
@@ -395,8 +447,9 @@ class BatchRun:
         from lumozbatch.ui.view import plan_extra
 
         # extra: per manifest job, its total and what is already settled (the live display's rows)
+        where = str(absolute(self.out_dir)) if self._local else self.where  # machines: absolute, or the URL
         return Event(
-            "plan", counts=self.plan.counts(), out_dir=str(absolute(self.out_dir)), name=self.name,
+            "plan", counts=self.plan.counts(), out_dir=where, name=self.name,
             extra=plan_extra(self.ledger),
         )
 
@@ -406,7 +459,7 @@ class BatchRun:
         except ImportError:  # the gallery is optional; the outputs are what matters
             return
         try:
-            write_gallery(self.out_dir, self.outputs)
+            write_gallery(self.out_dir, self.outputs, reads=self.ledger)
         except Exception as exc:  # noqa: BLE001 - a gallery problem must not hide the run's result
             self.gallery_problem = f"could not write the gallery: {exc}"
 

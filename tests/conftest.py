@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["pg_server"]  # the throwaway PostgreSQL cluster: pg_cluster, pg_url
+pytest_plugins = ["pg_server", "s3_server"]  # throwaway servers: pg_cluster, pg_url; moto_server, s3_env
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = REPO / "manifests"

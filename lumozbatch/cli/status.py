@@ -42,7 +42,12 @@ def status_cmd(target: str, json_out: bool, state: str | None) -> None:
     batch = resume_batch(target, state=state)
     out_dir = batch.out_dir  # a MANIFEST's default folder, as text shows it
     with batch.status() as reads:  # LedgerNotFound (exit 2) when there is none
-        survey = survey_outputs(reads, out_dir, limit=SURVEY_LIMIT)
+        outputs = batch.read_outputs(reads.batch)
+        try:
+            survey = survey_outputs(reads, outputs, limit=SURVEY_LIMIT)
+        finally:
+            outputs.close()
+        shown = out_dir if outputs.shown == str(out_dir) else outputs.shown  # a folder, or the bucket
         seen = OutputsSeen(
             restorable=survey.restorable, unkept=survey.unkept, lost=survey.lost,
             lost_count=survey.lost_count, checked=survey.checked, of=survey.of,
@@ -50,6 +55,7 @@ def status_cmd(target: str, json_out: bool, state: str | None) -> None:
         running = batch.state.running(out_dir, name=batch.name)
         options = {"outputs": seen, "pricing": recorded_pricing(reads.batch), "running": running}
         if json_out:  # machines get the folder absolute
-            click.echo(json.dumps(status_data(reads, out_dir=absolute(out_dir), **options), ensure_ascii=False, indent=2))
+            where = absolute(out_dir) if shown is out_dir else shown
+            click.echo(json.dumps(status_data(reads, out_dir=where, **options), ensure_ascii=False, indent=2))
         else:
-            click.echo(render_status(reads, out_dir=out_dir, **options), nl=False)
+            click.echo(render_status(reads, out_dir=shown, **options), nl=False)

@@ -16,6 +16,7 @@ job and counts the rest.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from html import escape
@@ -153,10 +154,11 @@ def gallery_html(cells: list[dict[str, Any]], *, title: str, counts: dict[str, i
     return _MARKER.sub(lambda m: values[m.group(1)], template)
 
 
-def write_gallery(out_dir: Path, outputs: Outputs | None = None) -> str:
-    """Write ``index.html`` from the batch's store in ``out_dir`` (and results.jsonl for
-    outputs whose record lacks its file) into ``outputs`` (default: the folder ``out_dir``);
-    return where it went. Its links are relative, so it works wherever the outputs are served.
+def write_gallery(out_dir: Path, outputs: Outputs | None = None, *, reads: Any = None) -> str:
+    """Write ``index.html`` from the batch's store (``reads``, else the one in ``out_dir``)
+    (and results.jsonl for outputs whose record lacks its file) into ``outputs`` (default: the
+    folder ``out_dir``); return where it went. Its links are relative, so it works wherever
+    the outputs are served.
 
     A page a browser opens at any batch size: the first :data:`CELLS_PER_JOB` cells of each
     manifest job, and the counts of every state (with how many cells are not shown).
@@ -167,7 +169,7 @@ def write_gallery(out_dir: Path, outputs: Outputs | None = None) -> str:
 
     out_dir = Path(out_dir)
     where = as_outputs(out_dir if outputs is None else outputs)
-    with open_reads(out_dir) as reads:
+    with contextlib.nullcontext(reads) if reads is not None else open_reads(out_dir) as reads:
         cells = build_cells(reads, per_job=CELLS_PER_JOB)
         if any(c["file"] is None and c["state"] == "done" for c in cells):  # older batches only
             cells = build_cells(reads, where.read_results(), per_job=CELLS_PER_JOB)

@@ -186,7 +186,7 @@ def continue_command(command_hint: str, state: Any) -> str:
     return shlex.join(_sandboxed(shlex.split(command_hint), state))
 
 
-def _apply_command(command_hint: str, state: Any, out_dir: Path) -> str | None:
+def _apply_command(command_hint: str, state: Any, out_dir: Path | str) -> str | None:
     """The ``apply`` command that may take retry flags (``resume`` may not)."""
     words = shlex.split(command_hint)
     if "apply" in words:
@@ -226,7 +226,7 @@ def retired_lines(t: Tally) -> list[str]:
 def render_summary(
     state: Any,
     *,
-    out_dir: Path,
+    out_dir: Path | str,
     command_hint: str,
     pricing: dict[str, float] | None,
     identities: set[str] | None = None,
@@ -275,15 +275,16 @@ def render_summary(
     if t.retired:
         lines.append(f"  {t.retired} no longer in the manifest (kept in the ledger)")
         lines.extend(retired_lines(t))
-    lines.append(f"outputs: {out_dir}/ (gallery: {Path(out_dir) / 'index.html'})")
+    where = str(out_dir).rstrip("/")  # a folder, or an s3:// URL (which Path would mangle)
+    lines.append(f"outputs: {where}/ (gallery: {where}/index.html)")
     spent = t.spend.line(pricing)
     if spent:
         lines.append(spent)
-    lines.extend(_next_lines(t, state, command_hint, Path(out_dir)))
+    lines.extend(_next_lines(t, state, command_hint, out_dir))
     return "\n".join(lines)
 
 
-def _next_lines(t: Tally, state: Any, command_hint: str, out_dir: Path) -> list[str]:
+def _next_lines(t: Tally, state: Any, command_hint: str, out_dir: Path | str) -> list[str]:
     n = t.n
     steps: list[str] = []
     if n("new") or n("in_flight") or n("missing") or t.retired_followed:

@@ -17,7 +17,6 @@ from lumozbatch.shell.outputs import open_outputs
 if TYPE_CHECKING:
     from tests.s3_server import Moto
 
-pytest_plugins = ["tests.s3_server"]
 
 MANIFEST = """version: 1
 name: bucketed

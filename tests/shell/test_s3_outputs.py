@@ -22,7 +22,6 @@ from lumozbatch.shell.store import MemoryStore
 if TYPE_CHECKING:
     from tests.s3_server import Moto
 
-pytest_plugins = ["tests.s3_server"]
 
 A, B = "a" * 64, "b" * 64
 

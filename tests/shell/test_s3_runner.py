@@ -33,7 +33,6 @@ from lumozbatch.ui.gallery import write_gallery
 if TYPE_CHECKING:
     from tests.s3_server import Moto
 
-pytest_plugins = ["tests.s3_server"]
 
 PREFIX = "team/batch"
 
