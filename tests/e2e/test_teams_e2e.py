@@ -1,0 +1,120 @@
+"""SPEC 9 as a team meets it: three clones of one repository standing for three machines, one
+PostgreSQL and one S3 server. A runner on the first works the batch; a runner on the second
+exits 4 naming it; the first is killed -9; the second finishes the batch; the third sees every
+job done and its ``apply`` sends nothing. Real servers (a throwaway cluster, moto), real
+processes, real signals."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from demo_repo import git_init
+from e2e_support import env_for, run_cli, start_cli, write_manifest
+
+pytestmark = pytest.mark.e2e
+
+JOBS = 30
+
+
+def _clone(origin: Path, folder: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(origin), str(folder)], check=True, timeout=60)
+    return folder
+
+
+def _origin(tmp_path: Path) -> Path:
+    origin = git_init(tmp_path / "origin")
+    (origin / "manifests").mkdir()
+    write_manifest(origin / "manifests", "team-shots", subjects=5, seeds=6)  # 30 generations
+    subprocess.run(["git", "-C", str(origin), "add", "."], check=True, timeout=30)
+    subprocess.run(
+        ["git", "-C", str(origin), "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "m"],
+        check=True, timeout=30,
+    )
+    return origin
+
+
+def _untracked(folder: Path) -> list[str]:
+    """Whatever the run left in the working folder, ignored files included."""
+    done = subprocess.run(
+        ["git", "-C", str(folder), "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        check=True, capture_output=True, text=True, timeout=30,
+    )
+    return done.stdout.splitlines()
+
+
+def _status(env: dict[str, str], cwd: Path) -> dict:
+    got = run_cli(["status", "manifests/team-shots.yaml", "--json"], env=env, cwd=cwd, timeout=60)
+    assert got.returncode == 0, got.stderr
+    return json.loads(got.stdout)
+
+
+def test_three_machines_one_postgresql_one_bucket_nothing_paid_twice(
+    tmp_path: Path, start_sandbox, pg_url: str, moto_server, s3_env: str
+) -> None:
+    bucket = s3_env  # the AWS variables point at moto: env_for passes them on
+    sandbox = start_sandbox("--latency", "0.4-1.2", "--sync-threshold", "0")
+    origin = _origin(tmp_path)
+    machines = [_clone(origin, tmp_path / f"machine{i}") for i in (1, 2, 3)]
+    out = f"s3://{bucket}/outputs/team-shots"
+
+    def env(i: int) -> dict[str, str]:
+        # each machine its own state folder and home: nothing local is shared
+        return {
+            **env_for(sandbox), "LUMOZBATCH_STATE": pg_url,
+            "XDG_STATE_HOME": str(tmp_path / f"state{i}"), "HOME": str(tmp_path / f"home{i}"),
+        }
+
+    apply = ["apply", "manifests/team-shots.yaml", "--out", out, "--yes", "--quiet", "--concurrency", "4"]
+    first = start_cli(apply, env=env(1), cwd=machines[0])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None:
+        seen = run_cli(["status", "manifests/team-shots.yaml", "--json"], env=env(1), cwd=machines[0], timeout=60)
+        if seen.returncode == 0 and json.loads(seen.stdout)["counts"].get("done", 0) >= 3:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, "the first runner ended before the test could collide with it"
+
+    second = run_cli(apply, env=env(2), cwd=machines[1], timeout=60)
+    assert second.returncode == 4, second.stderr
+    assert f"pid {first.pid}" in second.stderr and "since" in second.stderr, second.stderr
+
+    first.kill()  # SIGKILL: its connection dies, and the server drops its advisory lock
+    first.wait(timeout=10)
+    at_kill = _status(env(2), machines[1])["counts"]
+    in_flight = at_kill["in_flight"] + at_kill["ambiguous"]  # the runs the kill left sent
+
+    finish = run_cli(apply, env=env(2), cwd=machines[1], timeout=120)
+    assert finish.returncode in (0, 1), finish.stderr  # 1: jobs left ambiguous by the kill, held
+    if finish.returncode == 1:
+        again = run_cli([*apply, "--resubmit-ambiguous"], env=env(2), cwd=machines[1], timeout=120)
+        assert again.returncode == 0, again.stderr
+
+    sent_before = sum(sandbox.stats()["submissions"].values())
+    third = run_cli([*apply[:2], "--json"], env=env(3), cwd=machines[2], timeout=60)  # no --out: the batch knows its bucket
+    assert third.returncode == 0, third.stderr
+    kinds = {json.loads(line)["event"] for line in third.stdout.splitlines() if line.startswith("{")}
+    assert "submit" not in kinds
+    assert sum(sandbox.stats()["submissions"].values()) == sent_before
+    status = _status(env(3), machines[2])
+    assert status["counts"]["done"] == JOBS, status["counts"]
+
+    duplicates = sum(n - 1 for n in sandbox.stats()["submissions"].values() if n > 1)
+    assert duplicates <= in_flight, (duplicates, at_kill)
+
+    s3 = moto_server.client()
+    rows = [json.loads(line) for line in moto_server.body(bucket, "outputs/team-shots/results.jsonl").splitlines() if line.strip()]
+    by_identity = {row["identity"]: row for row in rows}
+    assert len(by_identity) == JOBS
+    for row in by_identity.values():
+        body = moto_server.body(bucket, f"outputs/team-shots/{row['file']}")
+        assert hashlib.sha256(body).hexdigest() == row["sha256"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="outputs/team-shots/")["Contents"]}
+    assert "outputs/team-shots/index.html" in keys
+    for folder in machines:
+        assert _untracked(folder) == [], f"{folder.name} has files the runs wrote"
