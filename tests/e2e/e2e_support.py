@@ -23,6 +23,7 @@ from lumozbatch.core.ledger_codec import LedgerState
 from lumozbatch.sandbox.params import submission_key
 from lumozbatch.shell.outputs import OBJECTS_DIR
 from lumozbatch.shell.state import open_reads
+from lumozbatch.shell.state_choice import StateChoice
 
 KEY = "e2e-key"
 REPO = Path(__file__).resolve().parents[2]
@@ -159,10 +160,12 @@ jobs:
     return path
 
 
-def ledger(out_dir: Path) -> LedgerState:
-    """The batch's state as ``status`` reads it (``state.db``, without the lock), whole: the
+def ledger(out_dir: Path, state: str | None = None) -> LedgerState:
+    """The batch's state as ``status`` reads it (``state.db``, or the PostgreSQL database
+    ``state`` where the batch is the one named as its folder, without the lock), whole: the
     e2e batches are small."""
-    with open_reads(out_dir) as reads:
+    reads_now = open_reads(out_dir) if state is None else StateChoice(state).open_reads(out_dir, name=out_dir.name)
+    with reads_now as reads:
         state = LedgerState(batch=reads.batch)
         state.jobs = {job.identity: job for job in reads.iter_jobs()}
         state.named = dict(reads.iter_names())
@@ -183,13 +186,14 @@ def assert_nothing_lost_nothing_paid_twice(
     allow_ambiguous: bool = True,
     resubmitted: set[str] = frozenset(),
     final: bool = True,
+    state_url: str | None = None,
 ) -> LedgerState:
     """Every job is done (file on disk, hash right), failed, or ambiguous (``final``: else it
     may also be mid-way); and the sandbox created each parameter set at most once
     (``resubmitted`` identities at most twice)."""
     import hashlib
 
-    state = ledger(out_dir)
+    state = ledger(out_dir, state_url)
     stats = sandbox.stats()
     rows = {r["identity"]: r for r in results(out_dir)}
     for job in state.jobs.values():

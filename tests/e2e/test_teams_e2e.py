@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from demo_repo import git_init
-from e2e_support import env_for, run_cli, start_cli, write_manifest
+from e2e_support import assert_nothing_lost_nothing_paid_twice, env_for, run_cli, start_cli, write_manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -118,3 +118,37 @@ def test_three_machines_one_postgresql_one_bucket_nothing_paid_twice(
     assert "outputs/team-shots/index.html" in keys
     for folder in machines:
         assert _untracked(folder) == [], f"{folder.name} has files the runs wrote"
+
+
+def test_kill_9_at_random_instants_then_resume_with_the_state_in_postgresql(
+    tmp_path: Path, start_sandbox, pg_url: str
+) -> None:
+    import random
+
+    from lumozbatch.shell.state_choice import StateChoice
+
+    sandbox = start_sandbox("--latency", "0.3-1.2", "--sync-threshold", "0")
+    manifest = write_manifest(tmp_path, "killed", subjects=4, seeds=6)  # 24 jobs
+    env = {**env_for(sandbox), "LUMOZBATCH_STATE": pg_url}
+    out = tmp_path / "outputs" / "killed"
+    shared = StateChoice(pg_url)
+    rng = random.Random(11)
+    for _ in range(4):
+        proc = start_cli(["apply", str(manifest), "--quiet", "--concurrency", "6"], env=env, cwd=tmp_path)
+        deadline = time.monotonic() + 30
+        # the instants count from when the run holds the batch's advisory lock
+        while proc.poll() is None and time.monotonic() < deadline:
+            if shared.has_batch(out, name="killed") and f"pid {proc.pid}" in str(shared.running(out, name="killed")):
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.2, 1.4))
+        proc.kill()  # SIGKILL: the server drops the lock with the connection
+        proc.wait(timeout=10)
+        assert_nothing_lost_nothing_paid_twice(sandbox, out, final=False, state_url=pg_url)
+    final = run_cli(["resume", str(out), "--quiet"], env=env, cwd=tmp_path, timeout=120)
+    assert final.returncode in (0, 1), final.stderr
+    state = assert_nothing_lost_nothing_paid_twice(sandbox, out, state_url=pg_url)
+    counts = state.counts()
+    assert counts["done"] + counts["ambiguous"] == 24, counts
+    assert final.returncode == (0 if counts["ambiguous"] == 0 else 1)
+    assert not (out / ".lumozbatch" / "state.db").exists()  # the state is in the database only
