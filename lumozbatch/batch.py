@@ -36,12 +36,13 @@ from lumozbatch.core.plansummary import PlanSummary, store_view, summarize_again
 from lumozbatch.core.records import Batch as BatchRecord
 from lumozbatch.core.records import Limits, Moved
 from lumozbatch.shell.location import absolute
+from lumozbatch.shell.state_choice import StateChoice
 
 if TYPE_CHECKING:
     from lumozbatch.core.webhook import WebhookSettings
     from lumozbatch.shell.planning import Plan, Resets
-    from lumozbatch.shell.sqlite_store import SqliteStore
     from lumozbatch.shell.runner import RunOutcome
+    from lumozbatch.shell.store import BatchStore
     from lumozbatch.shell.target import Target
 
 __all__ = ["DEFAULT_CONCURRENCY", "Batch", "BatchRun", "open_batch", "resume_batch"]
@@ -52,7 +53,11 @@ DEFAULT_CONCURRENCY = 8
 @dataclass
 class Batch:
     """A batch and its output folder: from a manifest (``open_batch``), or, with
-    ``manifest`` None, only as its ledger recorded it (``resume_batch``)."""
+    ``manifest`` None, only as its ledger recorded it (``resume_batch``).
+
+    ``out_dir`` is the batch's local home: its outputs, and its state unless ``state`` names
+    a PostgreSQL database. With ``outputs_url`` (``s3://...``) the outputs go to object
+    storage, and ``out_dir`` is a folder under the user's state folder (``bucket_home``)."""
 
     out_dir: Path
     manifest: Manifest | None = None
@@ -62,6 +67,9 @@ class Batch:
     api_key: str | None = None
     out_given: bool = False  # the folder was chosen (--out), not the manifest's default
     manifest_key: str | None = None  # which manifest file made the batch (shell.location)
+    state: StateChoice = field(default_factory=StateChoice)
+    outputs_url: str | None = None  # object storage (s3://BUCKET/PREFIX) for the outputs
+    batch_name: str | None = None  # the name a shared store finds the batch by (resume/status)
     _target: Target | None = field(default=None, init=False, repr=False)
 
     @property
@@ -86,13 +94,12 @@ class Batch:
     def plan(self) -> PlanSummary:
         """What ``apply`` would do against the ledger, if there is one. Sends nothing."""
         from lumozbatch.errors import LedgerNotFound
-        from lumozbatch.shell.state import has_batch_files, open_reads
 
         manifest = self._need_manifest("plan")
-        if not has_batch_files(self.out_dir):
+        if not self.state.has_batch(self.out_dir, name=manifest.name):
             return summarize_against(manifest, self.specs(), None, out_dir=str(self.out_dir))
         try:
-            reads = open_reads(self.out_dir)
+            reads = self.state.open_reads(self.out_dir, name=manifest.name)
         except LedgerNotFound:  # a ledger with no batch record yet: nothing was planned
             return summarize_against(manifest, self.specs(), None, out_dir=str(self.out_dir))
         with reads:
@@ -104,9 +111,17 @@ class Batch:
         """What the ledger knows: a read-only snapshot with the store's reads (``counts()``,
         ``iter_jobs()``, ``spend()``...); close it, or use it in a ``with``.
         ``LedgerNotFound`` (exit 2) when there is none. No network."""
-        from lumozbatch.shell.state import open_reads
+        return self.state.open_reads(self.out_dir, name=self.name)
 
-        return open_reads(self.out_dir)
+    @property
+    def name(self) -> str | None:
+        """The batch's name: its manifest's, else the one it is looked up by."""
+        return self.manifest.name if self.manifest is not None else self.batch_name
+
+    @property
+    def where(self) -> str:
+        """Where the outputs are, as a person names them: the folder, or the bucket URL."""
+        return self.outputs_url or str(self.out_dir)
 
     def start(
         self,
@@ -125,16 +140,18 @@ class Batch:
         for free. ``adopt`` (a manifest only): this manifest is the folder's batch's, moved
         or renamed."""
         from lumozbatch.shell.planning import Resets
-        from lumozbatch.shell.sqlite_store import SqliteStore
         from lumozbatch.shell.state import no_ledger
 
         resets = Resets(retry_failed, resubmit_ambiguous, regenerate_missing)
         if self.manifest is None:
-            ledger = SqliteStore.open(self.out_dir, create=False)  # no ledger: exit 2, before the key
+            if self.state.shared and not self.state.has_batch(self.out_dir, name=self.name):
+                raise self.state.not_found(self.name)  # no batch: exit 2, before the key
+            api = self.target().api if self.state.shared else None
+            ledger = self.state.open_store(self.out_dir, name=self.name, api=api, create=False)
             starter = self._start_resume
         else:
-            self.target()  # no key: exit 3, before the folder is created
-            ledger = SqliteStore.open(self.out_dir, create=True)
+            api = self.target().api  # no key: exit 3, before the folder is created
+            ledger = self.state.open_store(self.out_dir, name=self.name, api=api, create=True)
             starter = functools.partial(self._start_apply, adopt=adopt)
         try:
             if self.manifest is None and ledger.batch is None:
@@ -178,7 +195,7 @@ class Batch:
             raise TypeError("a batch opened from a manifest needs its manifest_key: use open_batch")
         return self.manifest_key
 
-    def _start_apply(self, ledger: SqliteStore, resets: Resets, cap: int | None, *, adopt: bool) -> BatchRun:
+    def _start_apply(self, ledger: BatchStore, resets: Resets, cap: int | None, *, adopt: bool) -> BatchRun:
         from lumozbatch.provenance import git_info
         from lumozbatch.shell.planning import check_cap, plan_batch
 
@@ -189,13 +206,14 @@ class Batch:
             ledger.append_sync(
                 BatchRecord(
                     name=manifest.name, manifest=str(path), api=target.api, manifest_key=key,
-                    max_generations=manifest.max_generations, at=time.time(),
+                    max_generations=manifest.max_generations, out=self.outputs_url, at=time.time(),
                 )
             )
         else:
             check_batch_name(batch, manifest.name, self.out_dir)
             moved = check_same_manifest(batch, key, self.out_dir, adopt=adopt)
             check_same_api(batch, target.api, self.out_dir)
+            self._follow_recorded_outputs(batch)
         plan = plan_batch(ledger, self.specs, **dataclasses.asdict(resets))
         if cap is None:
             check_cap(plan, manifest.max_generations, source="limits.max_generations")
@@ -206,7 +224,8 @@ class Batch:
         if batch is not None and batch.get("max_generations") != manifest.max_generations:
             # the cap belongs to the batch: resume keeps the one last applied
             ledger.append_sync(Limits(max_generations=manifest.max_generations, at=time.time()))
-        hint = ["lumozbatch", "apply", str(path)] + (["--out", str(self.out_dir)] if self.out_given else [])
+        hint = ["lumozbatch", "apply", str(path)] + (["--out", self.where] if self.out_given else [])
+        hint += ["--state", self.state.shown] if self.state.shared else []
         return BatchRun(
             ledger, plan, target, self.out_dir,
             name=manifest.name,
@@ -217,7 +236,7 @@ class Batch:
             describe=lambda: self._describe(ledger),
         )
 
-    def _start_resume(self, ledger: SqliteStore, resets: Resets, cap: int | None) -> BatchRun:
+    def _start_resume(self, ledger: BatchStore, resets: Resets, cap: int | None) -> BatchRun:
         from lumozbatch.provenance import git_info
         from lumozbatch.shell.recorded_pricing import recorded_pricing
         from lumozbatch.shell.planning import check_cap, plan_resume
@@ -225,6 +244,7 @@ class Batch:
         target = self.target()
         batch = ledger.batch or {}
         check_same_api(batch, target.api, self.out_dir)
+        self._follow_recorded_outputs(batch)
         plan = plan_resume(ledger, **dataclasses.asdict(resets))
         if cap is None:
             check_cap(plan, batch.get("max_generations"), source="the batch's limits.max_generations")
@@ -239,12 +259,35 @@ class Batch:
             ledger, plan, target, self.out_dir,
             name=str(batch.get("name") or self.out_dir.name),
             concurrency=DEFAULT_CONCURRENCY,
-            command_hint=shlex.join(["lumozbatch", "resume", str(self.out_dir)]),
+            command_hint=shlex.join(
+                ["lumozbatch", "resume", self.where] + (["--state", self.state.shown] if self.state.shared else [])
+            ),
             pricing=recorded_pricing(batch),
             result_extra=extra,
         )
 
-    def _describe(self, store: SqliteStore) -> str:
+    def _follow_recorded_outputs(self, batch: dict[str, Any]) -> None:
+        """A batch's outputs stay where it first put them: a shared state names the bucket, so
+        a run that did not say ``--out`` follows it; one that named another place is refused
+        (the outputs there would be fetched again, and the names split over two places)."""
+        from lumozbatch.errors import UsageError
+        from lumozbatch.shell.location import bucket_home
+
+        recorded = batch.get("out")
+        if recorded == self.outputs_url:
+            return
+        if recorded is not None and not self.out_given:
+            self.outputs_url, self.out_dir = recorded, bucket_home(recorded)
+            return
+        if not self.state.shared:
+            return  # the state is in the folder itself: the folder is the batch
+        here = f"in {recorded}" if recorded else "in a local folder"
+        raise UsageError(
+            f"the batch {batch.get('name')!r} keeps its outputs {here}, not in {self.where}",
+            details=[f"run it with --out {recorded}" if recorded else "run it without an s3:// --out"],
+        )
+
+    def _describe(self, store: BatchStore) -> str:
         """The text ``lumozbatch plan`` prints, against the store as it is before this run."""
         from lumozbatch.ui.plan import render_plan
 
@@ -256,7 +299,7 @@ class Batch:
 class BatchRun:
     """A planned run holding the batch's lock: ``execute`` it (or just close it), once."""
 
-    ledger: SqliteStore  # the batch's store, locked
+    ledger: BatchStore  # the batch's store, locked
     plan: Plan
     target: Target
     out_dir: Path
@@ -369,20 +412,30 @@ def open_batch(
     sandbox: bool = False,
     base_url: str | None = None,
     api_key: str | None = None,
+    state: str | None = None,
 ) -> Batch:
     """The batch of ``manifest`` (validated, its grid expanded), kept in ``out`` (default
     ``outputs/<name>/`` at the top of the git work tree holding the manifest, else beside
-    the manifest: ``shell.location.batch_home``). ``sandbox``: run against a local sandbox, in-process; otherwise the
+    the manifest: ``shell.location.batch_home``; an ``s3://BUCKET/PREFIX`` URL puts the outputs
+    in object storage). ``sandbox``: run against a local sandbox, in-process; otherwise the
     key is ``api_key`` or ``LUMOZ_API_KEY``, the root ``base_url``, ``LUMOZ_BASE_URL`` or the
-    real service. Raises ``ManifestError`` (exit 2) for an invalid manifest."""
+    real service. ``state``: a ``postgresql://`` URL (else ``LUMOZBATCH_STATE``, else SQLite
+    in the output folder). Raises ``ManifestError`` (exit 2) for an invalid manifest."""
     from lumozbatch.manifest_io import load_manifest
-    from lumozbatch.shell.location import batch_home, shown
+    from lumozbatch.shell.location import batch_home, bucket_home, is_bucket_url, shown
+    from lumozbatch.shell.state_choice import state_choice
 
+    choice = state_choice(state)  # a bad URL is exit 2 before the manifest is read
     loaded = load_manifest(manifest)
     home = batch_home(manifest, loaded.name)
-    return Batch(
+    url = str(out) if is_bucket_url(out) else None
+    if url is not None:
+        out_dir = bucket_home(url)
+    else:
         # The default as text shows it (relative to the current folder when inside it); --out as given.
-        out_dir=Path(out) if out is not None else shown(home.out_dir),
+        out_dir = Path(out) if out is not None else shown(home.out_dir)
+    return Batch(
+        out_dir=out_dir,
         manifest=loaded,
         manifest_key=home.manifest_key,
         manifest_path=Path(manifest),
@@ -390,14 +443,38 @@ def open_batch(
         base_url=base_url,
         api_key=api_key,
         out_given=out is not None,
+        state=choice,
+        outputs_url=url,
     )
 
 
 def resume_batch(
-    where: str | Path, *, sandbox: bool = False, base_url: str | None = None, api_key: str | None = None
+    where: str | Path,
+    *,
+    sandbox: bool = False,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    state: str | None = None,
 ) -> Batch:
-    """The batch recorded in ``where`` (an output folder, or a manifest: its default folder),
-    exactly as its ledger planned it, even if the manifest changed or is gone."""
-    from lumozbatch.shell.ledger import find_out_dir
+    """The batch recorded in ``where`` (an output folder, an ``s3://`` URL, or a manifest: its
+    default folder), exactly as its ledger planned it, even if the manifest changed or is gone.
+    With a shared ``state``, the batch is found by name: the manifest's, else the last part
+    of the folder or URL (``outputs/<name>``)."""
+    from lumozbatch.shell.location import find_out_dir, manifest_name
+    from lumozbatch.shell.location import bucket_home, is_bucket_url
+    from lumozbatch.shell.state_choice import state_choice
 
-    return Batch(out_dir=find_out_dir(str(where)), sandbox=sandbox, base_url=base_url, api_key=api_key)
+    choice = state_choice(state)
+    text = str(where)
+    url = text.rstrip("/") if is_bucket_url(text) else None
+    if url is not None:
+        out_dir, name = bucket_home(url), url.rsplit("/", 1)[-1]
+    elif choice.shared and not Path(text).exists():
+        out_dir, name = Path(text), Path(text).name  # another machine's folder: found by name
+    else:
+        out_dir = find_out_dir(text)
+        name = manifest_name(text) if Path(text).is_file() else Path(text).resolve().name
+    return Batch(
+        out_dir=out_dir, sandbox=sandbox, base_url=base_url, api_key=api_key,
+        state=choice, outputs_url=url, batch_name=name, out_given=url is not None,
+    )

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from lumozbatch.batch import Batch, BatchRun, open_batch, resume_batch
+from lumozbatch.cli.options import state_option
 from lumozbatch.core.wording import count
 from lumozbatch.errors import Interrupted
 
@@ -105,6 +106,7 @@ def _common_run_options(func: Any) -> Any:
                      help="Public address the provider posts results to (else LUMOZBATCH_WEBHOOK_URL); polling stays the fallback."),
         click.option("--webhook-listen", default=None, metavar="HOST:PORT",
                      help="Where the receiver listens (default 127.0.0.1 and the URL's port)."),
+        state_option,
     ]
     for option in reversed(options):
         func = option(func)
@@ -114,20 +116,23 @@ def _common_run_options(func: Any) -> Any:
 @click.command("apply")
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Output folder (default outputs/<name>/ at the top of the manifest's git work tree, else beside the manifest).",
+    "--out", default=None, metavar="DIR|s3://BUCKET/PREFIX",
+    help="Output folder (default outputs/<name>/ at the top of the manifest's git work tree, else beside the manifest), "
+    "or object storage: s3://BUCKET/PREFIX (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION).",
 )
 @click.option(
     "--adopt", is_flag=True,
     help="This manifest was moved or renamed: continue the batch its folder holds (costs nothing; nothing done is sent again).",
 )
 @_common_run_options
-def apply_cmd(manifest: Path, out: Path | None, adopt: bool, base_url: str | None, sandbox: bool, **options: Any) -> None:
+def apply_cmd(
+    manifest: Path, out: str | None, adopt: bool, base_url: str | None, sandbox: bool, state: str | None, **options: Any
+) -> None:
     """Plan MANIFEST against its ledger and run what is not done yet.
 
     Example: lumozbatch apply manifests/sketch-portraits.yaml --sandbox
     """
-    batch = open_batch(manifest, out=out, sandbox=sandbox, base_url=base_url)
+    batch = open_batch(manifest, out=_out(out), sandbox=sandbox, base_url=base_url, state=state)
     batch.target()  # a missing key is exit 3 before anything else is said or written
     for warning in batch.warnings:
         click.echo(warning, err=True)  # the diagnostic already says "warning:"
@@ -137,9 +142,20 @@ def apply_cmd(manifest: Path, out: Path | None, adopt: bool, base_url: str | Non
 @click.command("resume")
 @click.argument("target_arg", metavar="OUTPUT_DIR|MANIFEST")
 @_common_run_options
-def resume_cmd(target_arg: str, base_url: str | None, sandbox: bool, **options: Any) -> None:
+def resume_cmd(target_arg: str, base_url: str | None, sandbox: bool, state: str | None, **options: Any) -> None:
     """Finish the batch exactly as its ledger recorded it, even if the manifest changed or is gone.
 
     Example: lumozbatch resume outputs/sketch-portraits
     """
-    sys.exit(_run(resume_batch(target_arg, sandbox=sandbox, base_url=base_url), options))
+    sys.exit(_run(resume_batch(target_arg, sandbox=sandbox, base_url=base_url, state=state), options))
+
+
+def _out(out: str | None) -> str | Path | None:
+    """``--out``: an ``s3://`` URL as it is, else a folder."""
+    from lumozbatch.shell.location import is_bucket_url
+
+    if out is None or is_bucket_url(out):
+        return out
+    if not out:
+        raise click.BadParameter("an empty folder name", param_hint="'--out'")
+    return Path(out)

@@ -18,7 +18,7 @@ def gallery_cmd(target: str) -> None:
     Example: lumozbatch gallery outputs/sketch-portraits
     """
     from lumozbatch.errors import UsageError
-    from lumozbatch.shell.ledger import find_out_dir
+    from lumozbatch.shell.location import find_out_dir
     from lumozbatch.ui.gallery import GALLERY_FILE, write_gallery
 
     out_dir = find_out_dir(target)

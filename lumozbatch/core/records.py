@@ -14,7 +14,9 @@ type        fields (besides ``at``), and what the record means
 batch       ``v`` ledger version, ``name`` the batch, ``manifest`` its path as typed,
             ``api`` the API it runs against, ``manifest_key`` the manifest's path in its
             git work tree, else its absolute path (what anchors the folder to one
-            manifest), ``max_generations`` the manifest's cap (the batch's, for ``resume``). Fields added later are ``None`` in older ledgers. First line.
+            manifest), ``max_generations`` the manifest's cap (the batch's, for ``resume``),
+            ``out`` the object-store URL its outputs go to (``None``: a local folder).
+            Fields added later are ``None`` in older ledgers. First line.
 moved       ``manifest``, ``manifest_key``: ``apply --adopt``: the batch's manifest was
             moved or renamed; the folder now belongs to this one.
 limits      ``max_generations``: the manifest's ``limits.max_generations`` changed (``None``:
@@ -106,6 +108,7 @@ class Batch(Record):
     api: str | None = None
     manifest_key: str | None = None
     max_generations: int | None = None
+    out: str | None = None
     at: float | None = None
 
 
@@ -258,7 +261,7 @@ _FIELDS: dict[type[Record], tuple[str, ...]] = {
 
 _OMITTED_WHEN_NONE = frozenset({"at", "manifest_key", "object"})
 # ... and left out of the batch record alone (a ``limits`` record writes its ``None``)
-_BATCH_OMITTED_WHEN_NONE = _OMITTED_WHEN_NONE | {"max_generations"}
+_BATCH_OMITTED_WHEN_NONE = _OMITTED_WHEN_NONE | {"max_generations", "out"}
 
 
 def to_wire(record: Record | Mapping[str, Any]) -> dict[str, Any]:

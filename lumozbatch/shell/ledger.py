@@ -20,21 +20,18 @@ import contextlib
 import fcntl
 import gc
 import os
-import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import trio
-import yaml
 
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.ledger_codec import LedgerState, RecordReader, encode, replay
 from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
 from lumozbatch.shell.durable import fsync_dir
-from lumozbatch.shell.location import batch_home, shown
 from lumozbatch.shell.state_reads import StateReads
 
 __all__ = [
@@ -43,7 +40,6 @@ __all__ = [
     "LOCK_FILE",
     "Ledger",
     "LedgerWriteError",
-    "find_out_dir",
     "ledger_path",
     "read_state",
     "run_in_progress",
@@ -420,35 +416,3 @@ def read_state(out_dir: Path, *, live: bool | None = None) -> LedgerState:
     with gc_paused():
         return replay(RecordReader(data, file=str(path)), file=str(path), settle=not live)
 
-
-def find_out_dir(arg: str) -> Path:
-    """``OUTPUT_DIR`` as given, or for a ``MANIFEST`` its batch's default folder
-    (``shell.location.batch_home``), as text shows it (``shown``).
-
-    Only the manifest's ``name`` is read (a manifest that no longer validates must not hide
-    the batch it made), checked against the same size cap and name pattern as ``validate``.
-    """
-    from lumozbatch.manifest_io import MAX_MANIFEST_BYTES
-    from lumozbatch.resources import manifest_schema
-
-    path = Path(arg)
-    if path.is_dir():
-        return path
-    if not path.is_file():
-        raise UsageError(f"{arg}: no such folder or manifest")
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise UsageError(f"{arg}: larger than 4 MiB, not a manifest")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{arg}: not a readable manifest ({exc.__class__.__name__})") from None
-    except OSError as exc:  # permission denied, an I/O error
-        raise UsageError(f"cannot read {arg}: {exc.strerror or exc}") from None
-    name = document.get("name") if isinstance(document, dict) else None
-    pattern = manifest_schema()["properties"]["name"]["pattern"]
-    if not isinstance(name, str) or not re.search(pattern, name):
-        raise UsageError(
-            f"{arg}: the manifest has no valid 'name', so its output folder is unknown",
-            details=["give the output folder instead (the one that holds .lumozbatch/)"],
-        )
-    return shown(batch_home(path, name).out_dir)

@@ -97,3 +97,16 @@ def test_a_malformed_lumoz_base_url_is_a_configuration_error(tmp_path: Path) -> 
     result = CliRunner().invoke(main, ["apply", str(MANIFESTS / "seed-sweep.yaml"), "--out", str(tmp_path / "o")], env=env)
     assert result.exit_code == 3, result.output
     assert "invalid base URL '127.0.0.1:35845' (LUMOZ_BASE_URL)" in result.output
+
+
+@pytest.mark.parametrize("command", ["apply", "resume"])
+def test_a_state_url_that_is_not_postgresql_is_exit_2_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.setenv("LUMOZ_API_KEY", "k")
+    target = str(MANIFESTS / "sketch-portraits.yaml") if command == "apply" else str(tmp_path)
+    out = ["--out", str(tmp_path / "o")] if command == "apply" else []
+    result = CliRunner().invoke(main, [command, target, "--state", "sqlite:///tmp/x.db", *out])
+    assert result.exit_code == 2, result.output
+    assert "Error: --state: expected a postgresql://USER@HOST/DATABASE URL, got 'sqlite:///tmp/x.db'" in result.output
+    assert not (tmp_path / "o").exists()

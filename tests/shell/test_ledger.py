@@ -21,7 +21,6 @@ from lumozbatch.shell import ledger as ledger_module
 from lumozbatch.shell.ledger import (
     Ledger,
     LedgerWriteError,
-    find_out_dir,
     ledger_path,
     read_state,
     run_in_progress,
@@ -272,24 +271,6 @@ def test_append_sync_turns_a_disk_error_into_a_ledger_write_error(tmp_path: Path
     monkeypatch.undo()
     assert ledger.state.batch is None
     ledger.close()
-
-
-# -- find_out_dir --------------------------------------------------------------------------------
-
-
-def test_find_out_dir(tmp_path: Path) -> None:
-    (tmp_path / "some-dir").mkdir()
-    assert find_out_dir("some-dir") == Path("some-dir")
-    (tmp_path / "m.yaml").write_text("version: 1\nname: sketch-portraits\njobs: []\n")
-    assert find_out_dir("m.yaml") == Path("outputs/sketch-portraits")
-    (tmp_path / "bad.yaml").write_text("version: 1\nname: ../escape\n")
-    with pytest.raises(UsageError, match="no valid 'name'"):
-        find_out_dir("bad.yaml")
-    (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
-    with pytest.raises(UsageError, match="not a readable manifest"):
-        find_out_dir("broken.yaml")
-    with pytest.raises(UsageError, match="no such folder or manifest"):
-        find_out_dir("missing.yaml")
 
 
 # -- results.jsonl ---------------------------------------------------------------------------------

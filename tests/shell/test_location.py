@@ -1,6 +1,9 @@
 from pathlib import Path
 
-from lumozbatch.shell.location import batch_home, work_tree_top
+import pytest
+
+from lumozbatch.errors import UsageError
+from lumozbatch.shell.location import batch_home, bucket_home, find_out_dir, is_bucket_url, work_tree_top
 
 
 def test_outside_git_the_batch_lives_beside_the_manifest(tmp_path: Path, monkeypatch) -> None:
@@ -41,3 +44,29 @@ def test_symlinked_folders_resolve_to_one_batch(tmp_path: Path) -> None:
     a = batch_home(repo / "manifests" / "x.yaml", "n")
     b = batch_home(tmp_path / "link" / "x.yaml", "n")
     assert a == b
+
+
+def test_find_out_dir(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "some-dir").mkdir()
+    assert find_out_dir("some-dir") == Path("some-dir")
+    (tmp_path / "m.yaml").write_text("version: 1\nname: sketch-portraits\njobs: []\n")
+    assert find_out_dir("m.yaml") == Path("outputs/sketch-portraits")
+    (tmp_path / "bad.yaml").write_text("version: 1\nname: ../escape\n")
+    with pytest.raises(UsageError, match="no valid 'name'"):
+        find_out_dir("bad.yaml")
+    (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(UsageError, match="not a readable manifest"):
+        find_out_dir("broken.yaml")
+    with pytest.raises(UsageError, match="no such folder or manifest"):
+        find_out_dir("missing.yaml")
+
+
+def test_a_bucket_batch_lives_under_the_state_folder_keyed_by_its_url(tmp_path: Path) -> None:
+    env = {"XDG_STATE_HOME": str(tmp_path)}
+    home = bucket_home("s3://team-bucket/outputs/portraits", env)
+    assert home.parent == tmp_path / "lumozbatch"
+    assert home.name.startswith("team-bucket_outputs_portraits-")
+    assert bucket_home("s3://team-bucket/outputs/portraits/", env) == home  # a trailing slash is the same place
+    assert bucket_home("s3://team-bucket/outputs/other", env) != home
+    assert is_bucket_url("s3://b/p") and not is_bucket_url("outputs/x") and not is_bucket_url(Path("s3:/x"))
