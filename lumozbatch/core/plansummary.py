@@ -222,9 +222,10 @@ def summarize(
                 category = "new" if states is None else states.get(spec.identity, "new")
             counts[category] += 1
             ahead.see(spec, category, known.get(spec.identity))
-            group = jobs.setdefault(spec.job, PlanGroup(model=spec.model))
+            group = jobs.get(spec.job) or jobs.setdefault(spec.job, PlanGroup(model=spec.model))
             group.counts[category] += 1
-            models.setdefault(spec.model, PlanGroup(model=spec.model)).counts[category] += 1
+            by_model = models.get(spec.model) or models.setdefault(spec.model, PlanGroup(model=spec.model))
+            by_model.counts[category] += 1
             if len(group.files) < _FILES_KEPT:
                 group.files.append(spec.filename)
             if not spec.repeat:  # repeats share their combination's variables
