@@ -1,10 +1,13 @@
-"""Benchmark the SQLite batch state (``lumozbatch.shell.sqlite_store``). Run by hand:
+"""Benchmark the batch state stores (``lumozbatch.shell.sqlite_store``, ``pg_store``). Run by hand:
 
     python bench/store_bench.py [--writers 64] [--jobs 5000] [--big 1000000] [--import-jobs 100000]
+                                [--store sqlite|pg|both] [--pg-url postgresql://...]
 
 1. steps/s: ``--writers`` concurrent trio tasks carry ``--jobs`` jobs through intent,
    accepted, completed, downloaded (one ``await append`` each, fsync'd commits shared by
-   group commit). Target: at least 10,000 steps/s with 64 writers.
+   group commit), on each ``--store`` (both: side by side). Target: at least 10,000 steps/s
+   with 64 writers. PostgreSQL: the server at ``--pg-url``, else a throwaway cluster with
+   fsync on (``tests/pg_server.py``; needs initdb).
 2. a ``--big``-job store written straight into SQL (the rows a finished batch holds, in mixed
    states), then, in a fresh process, ``SqliteStore.open_snapshot`` + ``counts()`` + ``spent()``
    + ``failures()``, and ``SqliteStore.open`` + ``counts()``. Targets: status under 1 s, peak
@@ -58,13 +61,32 @@ print(f"peak RSS                 {{_peak_rss_kib() / 1024:.0f}} MiB")
 """
 
 
-def bench_steps(root: Path, writers: int, jobs: int) -> None:
+def bench_steps(root: Path, writers: int, jobs: int, stores: list[str], pg_url: str | None) -> None:
+    for kind in stores:
+        if kind == "sqlite":
+            from lumozbatch.shell.sqlite_store import SqliteStore
+
+            steps_on(SqliteStore.open(root / "steps", create=True), "sqlite", writers, jobs)
+        elif pg_url is not None:
+            from lumozbatch.shell.pg_store import PgStore
+
+            steps_on(PgStore.open(pg_url, name=f"bench-{time.time()}", api="bench", create=True), "pg", writers, jobs)
+        else:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from pg_server import Cluster
+
+            cluster = Cluster(fsync=True).start()
+            try:
+                bench_steps(root, writers, jobs, ["pg"], cluster.url(cluster.new_database()))
+            finally:
+                cluster.stop()
+
+
+def steps_on(store, kind: str, writers: int, jobs: int) -> None:  # noqa: ANN001
     import trio
 
     from lumozbatch.core.records import Accepted, Batch, Completed, Downloaded, Intent, Job
-    from lumozbatch.shell.sqlite_store import SqliteStore
 
-    store = SqliteStore.open(root / "steps", create=True)
     ids = [hashlib.sha256(f"job-{i}".encode()).hexdigest() for i in range(jobs)]
     store.append_sync(Batch(name="bench", manifest="m.yaml"), *(
         Job(id=i, job="portraits", index=n, repeat=0, model="flux-sketch-smudge",
@@ -93,7 +115,7 @@ def bench_steps(root: Path, writers: int, jobs: int) -> None:
     assert store.counts()["done"] == jobs
     store.close()
     steps = 4 * jobs
-    print(f"{writers} writers, {steps:,} steps: {steps / elapsed:,.0f} steps/s "
+    print(f"{kind:6} {writers} writers, {steps:,} steps: {steps / elapsed:,.0f} steps/s "
           f"({elapsed:.2f} s, {commits:,} commits, {steps / commits:.1f} steps per commit)")
 
 
@@ -170,11 +192,14 @@ def main() -> None:
     parser.add_argument("--import-jobs", type=int, default=100_000)
     parser.add_argument("--only", choices=("steps", "big", "import"))
     parser.add_argument("--dir", type=Path)
+    parser.add_argument("--store", choices=("sqlite", "pg", "both"), default="both", help="steps/s on which store")
+    parser.add_argument("--pg-url", help="a PostgreSQL database for --store pg (default: a throwaway cluster)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         root = Path(tmp)
         if args.only in (None, "steps"):
-            bench_steps(root, args.writers, args.jobs)
+            stores = ["sqlite", "pg"] if args.store == "both" else [args.store]
+            bench_steps(root, args.writers, args.jobs, stores, args.pg_url)
         if args.only in (None, "big"):
             bench_big(root, args.big)
         if args.only in (None, "import"):

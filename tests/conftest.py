@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pg_server"]  # the throwaway PostgreSQL cluster: pg_cluster, pg_url
+
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = REPO / "manifests"
 

@@ -32,6 +32,7 @@ from lumozbatch.core.ledger_codec import LedgerState, RecordReader, encode, repl
 from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
 from lumozbatch.shell.durable import fsync_dir
+from lumozbatch.shell.group_commit import GroupCommit
 from lumozbatch.shell.state_reads import StateReads
 
 __all__ = [
@@ -115,14 +116,15 @@ def take_lock(path: Path, out_dir: Path) -> int:
 class _Group:
     """Records queued together; ``done`` once written and fsynced (or failed)."""
 
-    __slots__ = ("done", "error")
+    __slots__ = ("data", "done", "error")
 
     def __init__(self) -> None:
         self.done = False
         self.error: BaseException | None = None
+        self.data = b""  # the lines, joined when the group is taken
 
 
-class Ledger(StateReads):
+class Ledger(GroupCommit, StateReads):
     """An open, locked ledger. Use :meth:`open`; :meth:`close` (or ``with``) releases it.
 
     Implements :class:`lumozbatch.shell.store.BatchStore` (what the runner relies on).
@@ -138,9 +140,7 @@ class Ledger(StateReads):
         self._lock_fd: int | None = lock_fd
         self._size = size
         self._queue: list[bytes] = []
-        self._group: _Group | None = None
-        self._flushing = False
-        self._flushed: trio.Event | None = None  # set after each flush; made lazily in trio
+        self._init_group_commit()
         self._broken: BaseException | None = None
 
     # -- opening -------------------------------------------------------------------------
@@ -234,37 +234,15 @@ class Ledger(StateReads):
         with trio.CancelScope(shield=True):
             await self._wait_durable(group)
 
-    async def flush(self) -> None:
-        """Return once everything appended so far is durable."""
-        with trio.CancelScope(shield=True):
-            if self._group is not None:
-                await self._wait_durable(self._group)
-            while self._flushing:
-                await self._flushed_event().wait()
-
-    async def run_writer(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Optional companion task for the runner's nursery.
-
-        Appends commit themselves, so this task does no work while the run goes on; it makes
-        the nursery's exit a durability point: when the nursery is cancelled (Ctrl-C, an
-        error) it flushes anything still queued, shielded, and returns. Start it with
-        ``await nursery.start(ledger.run_writer)``.
-        """
-        task_status.started()
-        try:
-            await trio.sleep_forever()
-        finally:
-            await self.flush()
-
     def close(self) -> None:
         """Write anything still queued, then release the file and the lock. Idempotent."""
         if self._fd is None:
             return
         try:
             if self._queue and not self._flushing and self._broken is None:
-                data, group = self._take()
+                group = self._take_group()
                 try:
-                    self._write(data)
+                    self._write(group.data)
                 finally:
                     group.done = True
         finally:
@@ -300,47 +278,26 @@ class Ledger(StateReads):
         self.state.check(stamped)  # raises before anything is queued or written
         return stamped
 
-    def _take(self) -> tuple[bytes, _Group]:
-        data = b"".join(self._queue)
+    # -- group commit (GroupCommit's hooks) ------------------------------------------------
+
+    _errors = (OSError,)
+
+    def _take_group(self) -> _Group:
         group = self._group
         assert group is not None
+        group.data = b"".join(self._queue)
         self._queue, self._group = [], None
-        return data, group
+        return group
 
-    def _flushed_event(self) -> trio.Event:
-        if self._flushed is None:
-            self._flushed = trio.Event()
-        return self._flushed
+    def _write_taken(self, group: _Group) -> None:
+        self._write(group.data)
 
-    async def _wait_durable(self, group: _Group) -> None:
-        while not group.done:
-            if self._flushing:
-                await self._flushed_event().wait()
-            else:
-                await self._flush_once()
-        if group.error is not None:
-            raise LedgerWriteError(
-                f"could not write the ledger {self.path}: {group.error}",
-                details=["the run stops so that nothing is sent without a record; "
-                         "free the disk, then `lumozbatch resume`"],
-            ) from group.error
-
-    async def _flush_once(self) -> None:
-        self._flushing = True
-        try:
-            await trio.lowlevel.checkpoint()  # appenders of this same tick join the group
-            data, group = self._take()
-            try:
-                await trio.to_thread.run_sync(self._write, data)
-            except OSError as exc:
-                group.error = exc
-            finally:
-                group.done = True
-        finally:
-            self._flushing = False
-            event = self._flushed_event()
-            self._flushed = trio.Event()
-            event.set()
+    def _write_error(self, exc: BaseException) -> LedgerWriteError:
+        return LedgerWriteError(
+            f"could not write the ledger {self.path}: {exc}",
+            details=["the run stops so that nothing is sent without a record; "
+                     "free the disk, then `lumozbatch resume`"],
+        )
 
     def _write(self, data: bytes) -> None:
         """write + fsync (any thread); on failure cut the partial write off and refuse more."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from lumozbatch.core.ledger_codec import RecordReader, replay
 from lumozbatch.errors import UsageError
+from lumozbatch.shell import sql_rows as rows
 from lumozbatch.shell import sqlite_schema as sql
 from lumozbatch.shell.ledger import gc_paused
 
@@ -48,7 +49,7 @@ class _TeeReader(RecordReader):
 
 
 def _marker(data: bytes) -> str:
-    return sql.dumps({"file": "ledger.jsonl", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+    return rows.dumps({"file": "ledger.jsonl", "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()})
 
 
 def import_ledger(db: sqlite3.Connection, path: Path) -> int:
@@ -62,7 +63,7 @@ def import_ledger(db: sqlite3.Connection, path: Path) -> int:
         identity = record.get("id")
         if record.get("t") == "job" and isinstance(identity, str):
             seqs.setdefault(identity, len(seqs) + 1)
-        steps.append(sql.step_row(record, sql.dumps_checked(record), seqs.get(identity)))  # type: ignore[arg-type]
+        steps.append(rows.step_row(record, rows.dumps_checked(record), seqs.get(identity)))  # type: ignore[arg-type]
         if len(steps) >= _STEP_CHUNK:
             db.executemany(sql.INSERT_STEP, steps)
             steps.clear()
@@ -71,12 +72,12 @@ def import_ledger(db: sqlite3.Connection, path: Path) -> int:
         state = replay(_TeeReader(data, file=str(path), sink=keep), file=str(path), settle=False)
     db.executemany(sql.INSERT_STEP, steps)
     if state.batch is not None:
-        db.execute(sql.UPSERT_BATCH, sql.batch_row(state.batch))
+        db.execute(sql.UPSERT_BATCH, rows.batch_row(state.batch))
     db.executemany(sql.UPSERT_NAME, (
         (file, identity, shown) for file, identities in state.named.items()
         for shown, identity in enumerate(identities, 1)
     ))
-    db.executemany(sql.UPSERT_JOB, (sql.job_row(seq, job) for seq, job in enumerate(state.jobs.values(), 1)))
+    db.executemany(sql.UPSERT_JOB, (rows.job_row(seq, job) for seq, job in enumerate(state.jobs.values(), 1)))
     db.execute(sql.UPSERT_META, ("imported", _marker(data)))
     return len(state.jobs)
 

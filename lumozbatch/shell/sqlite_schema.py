@@ -36,18 +36,10 @@ written for it).
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import operator
 from typing import Any
 
-from lumozbatch.core.jobstate import JobState
-from lumozbatch.core.ledger_codec import JobRecord
-
-try:
-    import orjson as _orjson
-except ImportError:  # pragma: no cover - orjson is a declared dependency
-    _orjson = None
+from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
+from lumozbatch.shell.sql_rows import job_row as job_row  # bench/scale_bench.py writes rows with it
 
 SCHEMA_VERSION = 1
 
@@ -101,27 +93,6 @@ BUSY_TIMEOUT_S = 10.0
 
 # -- statements ------------------------------------------------------------------------------
 
-#: the job columns copied out of the record, in table order, and the JobRecord field of each
-JOB_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("identity", "identity"),
-    ("job", "job"),
-    ("job_index", "index"),
-    ("repeat", "repeat"),
-    ("model", "model"),
-    ("filename", "filename"),
-    ("state", "state"),
-    ("retired", "retired"),
-    ("request_id", "request_id"),
-    ("file", "file"),
-    ("sha256", "sha256"),
-    ("bytes", "bytes"),
-    ("object", "object"),
-    ("reason", "reason"),
-    ("code", "code"),
-    ("billed", "billed"),
-    ("attempts", "attempts"),
-    ("paid_before", "paid_before"),
-)
 _COLS = ", ".join(c for c, _ in JOB_COLUMNS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c, _ in JOB_COLUMNS if c != "identity")
 
@@ -159,13 +130,7 @@ def select_jobs_page(state: str | None, retired: bool | None, *, exclude: bool) 
     (excluded,) limit]``. With ``state`` and ``retired`` both given it walks the
     ``(state, retired, seq)`` index (only matching rows are read); else the table in seq order.
     """
-    clauses, params = ["seq > ?"], []
-    if state is not None:
-        clauses.append("state = ?")
-        params.append(state)
-    if retired is not None:
-        clauses.append("retired = ?")
-        params.append(int(retired))
+    clauses, params = page_filters(state, retired, mark="?", flag=int)
     if exclude:
         clauses.append(_NOT_IN)
     return f"SELECT seq, record FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq LIMIT ?", params
@@ -184,8 +149,6 @@ def select_counts(*, exclude: bool) -> str:
 def select_counts_by(column: str, *, exclude: bool) -> str:
     """(column, state, n) over active jobs, in planning order of each column value's first
     job; ``column`` is ``job`` or ``model`` (each has a covering index)."""
-    if column not in ("job", "model"):
-        raise ValueError(f"cannot count by {column!r}")
     where = f" AND {_NOT_IN}" if exclude else ""
     return (
         f"SELECT {column}, state, COUNT(*) FROM jobs WHERE retired = 0{where} "
@@ -254,66 +217,3 @@ def select_causes(*, exclude: bool) -> str:
 
 SELECT_STEPS_PAGE = "SELECT seq, record FROM steps WHERE seq > ? ORDER BY seq LIMIT ?"
 SELECT_STEPS_OF = "SELECT seq, record FROM steps WHERE job_seq = ? AND seq > ? ORDER BY seq LIMIT ?"
-
-# -- rows ------------------------------------------------------------------------------------
-
-_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobRecord))
-_JOB_FIELD_SET = frozenset(_JOB_FIELDS)
-
-
-def dumps(obj: Any) -> str:
-    """JSON as the JSONL ledger writes it (no NaN, non-ASCII kept)."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def loads(text: str) -> Any:
-    if _orjson is not None:
-        try:
-            return _orjson.loads(text)
-        except ValueError:  # ints beyond 64 bits: json reads them
-            pass
-    return json.loads(text)
-
-
-def dumps_checked(values: Any) -> str:
-    """:func:`dumps` for values already known to hold no NaN (they passed :func:`dumps`, or
-    were parsed from a ledger that did): orjson, ~10x faster; json for what orjson refuses
-    (ints beyond 64 bits)."""
-    if _orjson is not None:
-        try:
-            return _orjson.dumps(values).decode()
-        except TypeError:
-            pass
-    return dumps(values)
-
-
-_column_values = operator.attrgetter(*(field for _, field in JOB_COLUMNS))
-
-
-def job_row(seq: int, job: JobRecord) -> tuple[Any, ...]:
-    """The ``jobs`` row of ``job``: every field in ``record``, a few copied into columns
-    (sqlite3 stores the bools as 0/1 and the state, a str enum, as its text).
-
-    Generic over JobRecord's fields, so a field added to it is kept with no change here.
-    """
-    values = {name: getattr(job, name) for name in _JOB_FIELDS}
-    return (seq, *_column_values(job), dumps_checked(values))
-
-
-def job_from_record(text: str) -> JobRecord:
-    """The JobRecord a ``jobs.record`` holds (fields it does not know are left out: a newer
-    writer's; fields it lacks take their defaults: an older writer's)."""
-    values = loads(text)
-    job = JobRecord(**{k: v for k, v in values.items() if k in _JOB_FIELD_SET})
-    job.state = JobState(job.state)
-    return job
-
-
-def step_row(record: dict[str, Any], text: str, job_seq: int | None) -> tuple[Any, ...]:
-    """The ``steps`` row of one stamped wire record, ``text`` its JSON (:func:`dumps`)."""
-    identity = record.get("id")
-    return (record.get("at"), record["t"], job_seq, identity if isinstance(identity, str) else None, text)
-
-
-def batch_row(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (record.get("name"), record.get("manifest"), record.get("api"), record.get("v"), record.get("at"), dumps(record))

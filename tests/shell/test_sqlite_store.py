@@ -39,7 +39,7 @@ from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import sqlite_store as store_module
 from lumozbatch.shell.ledger import Ledger, LedgerWriteError, ledger_path, read_state
 from lumozbatch.shell.sqlite_schema import SCHEMA_VERSION
-from lumozbatch.shell.sqlite_reads import Cause
+from lumozbatch.shell.sql_reads import Cause
 from lumozbatch.core.ledger_codec import replay
 from lumozbatch.core.spend import spend_of
 from lumozbatch.shell.state_reads import StateSnapshot

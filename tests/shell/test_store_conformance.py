@@ -1,7 +1,7 @@
-"""One suite, every BatchStore: the file ledger, the in-memory store and the SQLite store obey
-the same rules.
+"""One suite, every BatchStore: the file ledger, the in-memory store, the SQLite store and the
+PostgreSQL store (on a throwaway server, ``tests/pg_server.py``) obey the same rules.
 
-The next store (PostgreSQL) joins by adding itself to ``STORES`` (``new`` and ``reopen``).
+The next store joins by adding itself to ``STORES`` (``new`` and ``reopen``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from lumozbatch.core.records import (
     Unsent,
 )
 from lumozbatch.shell.ledger import Ledger
+from lumozbatch.shell.pg_store import PgStore
 from lumozbatch.shell.sqlite_store import SqliteStore
 from lumozbatch.shell.store import BatchStore, MemoryStore
 
@@ -50,15 +51,18 @@ def job(identity: str, index: int = 0) -> Job:
 class Kit:
     """Makes a store of one kind, and reads it back as a new process would."""
 
-    def __init__(self, kind: str, tmp_path: Path) -> None:
+    def __init__(self, kind: str, tmp_path: Path, url: str = "") -> None:
         self.kind = kind
         self.out = tmp_path / "out"
+        self.url = url
 
     def new(self) -> Any:
         if self.kind == "ledger":
             return Ledger.open(self.out, create=True)
         if self.kind == "sqlite":
             return SqliteStore.open(self.out, create=True)
+        if self.kind == "pg":
+            return PgStore.open(self.url, name="b", api="sandbox", create=True)
         return MemoryStore()
 
     def reopen(self, store: Any) -> Any:
@@ -68,15 +72,19 @@ class Kit:
         if self.kind == "sqlite":
             store.close()
             return SqliteStore.open(self.out, create=False)
+        if self.kind == "pg":
+            store.close()
+            return PgStore.open(self.url, name="b", api="sandbox", create=False)
         return MemoryStore(store.records)
 
 
-STORES = ["ledger", "memory", "sqlite"]
+STORES = ["ledger", "memory", "sqlite", "pg"]
 
 
 @pytest.fixture(params=STORES)
 def kit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kit]:
-    yield Kit(request.param, tmp_path)
+    url = request.getfixturevalue("pg_url") if request.param == "pg" else ""
+    yield Kit(request.param, tmp_path, url)
 
 
 @pytest.fixture

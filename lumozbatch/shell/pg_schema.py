@@ -1,0 +1,229 @@
+"""Every SQL statement of the PostgreSQL batch state, and its schema.
+
+Many batches share one database, each keyed by (name, api) in ``lumozbatch.batches``; every
+other table carries the batch's id. :class:`PgSql` is one batch's statements, with the same
+names and parameters as :mod:`lumozbatch.shell.sqlite_schema`'s, so that
+:mod:`lumozbatch.shell.sql_store` and :mod:`lumozbatch.shell.sql_reads` run on either engine;
+the batch id (an integer this module read from the database) is written into each statement,
+so that their parameters stay those of the SQLite statements.
+
+The schema lives in the ``lumozbatch`` schema (no clash with a team's own tables):
+
+``schema_version``: one row, the version (:data:`SCHEMA_VERSION`); :data:`MIGRATIONS` brings
+    an older database forward, under a transaction-scoped advisory lock (two first runs at
+    once migrate once).
+``batches``: ``id``, ``name``, ``api`` (unique together), ``record`` (the ``batch`` record,
+    JSON; NULL until appended), ``manifest``, ``at``, and the live holder of its lock:
+    ``holder_host``, ``holder_pid``, ``holder_since`` (written when a runner locks it; trusted
+    only while the advisory lock is held).
+``jobs``, ``steps``, ``names``: as in SQLite (see there), each with ``batch_id`` first in its
+    keys and indexes (no foreign key: only this module writes them, and a key's check costs
+    every step a lookup). ``steps.seq`` comes from one identity shared by every batch: ascending
+    within a batch, which is all its order needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
+
+SCHEMA_VERSION = 1
+#: ``pg_advisory_lock(LOCK_SPACE, batch id)``: one runner per batch, released by the server
+#: when the runner's session ends (exit, kill -9, lost network)
+LOCK_SPACE = 0x6C756D6F  # "lumo"
+#: ``pg_advisory_xact_lock(LOCK_SPACE, MIGRATE_KEY)`` while the schema is created or migrated
+MIGRATE_KEY = 0
+
+_JOB_TYPES = {
+    "job_index": "BIGINT NOT NULL", "repeat": "BIGINT NOT NULL", "retired": "BOOLEAN NOT NULL",
+    "request_id": "BIGINT", "bytes": "BIGINT", "billed": "BOOLEAN",
+    "attempts": "BIGINT NOT NULL", "paid_before": "BIGINT NOT NULL",
+    "identity": "TEXT NOT NULL", "job": "TEXT NOT NULL", "model": "TEXT NOT NULL",
+    "filename": "TEXT NOT NULL", "state": "TEXT NOT NULL",
+}
+_JOB_COLUMN_DDL = ", ".join(f"{c} {_JOB_TYPES.get(c, 'TEXT')}" for c, _ in JOB_COLUMNS)
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE lumozbatch.batches (
+            id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            name TEXT NOT NULL, api TEXT NOT NULL, record TEXT, manifest TEXT, at DOUBLE PRECISION,
+            holder_host TEXT, holder_pid BIGINT, holder_since DOUBLE PRECISION,
+            UNIQUE (name, api))""",
+        f"""CREATE TABLE lumozbatch.jobs (
+            batch_id BIGINT NOT NULL, seq BIGINT NOT NULL,
+            {_JOB_COLUMN_DDL}, record TEXT NOT NULL,
+            PRIMARY KEY (batch_id, seq), UNIQUE (batch_id, identity))""",
+        "CREATE INDEX jobs_by_state ON lumozbatch.jobs (batch_id, state, retired, seq)",
+        "CREATE INDEX jobs_by_job ON lumozbatch.jobs (batch_id, job, state, retired)",
+        "CREATE INDEX jobs_by_model ON lumozbatch.jobs (batch_id, model, state, retired)",
+        "CREATE INDEX jobs_paid_before ON lumozbatch.jobs (batch_id, paid_before) WHERE paid_before > 0",
+        """CREATE TABLE lumozbatch.steps (
+            batch_id BIGINT NOT NULL,
+            seq BIGINT GENERATED ALWAYS AS IDENTITY, at DOUBLE PRECISION, t TEXT NOT NULL,
+            job_seq BIGINT, identity TEXT, record TEXT NOT NULL, PRIMARY KEY (batch_id, seq))""",
+        "CREATE INDEX steps_by_job ON lumozbatch.steps (batch_id, job_seq, seq)",
+        """CREATE TABLE lumozbatch.names (
+            batch_id BIGINT NOT NULL,
+            file TEXT NOT NULL, identity TEXT NOT NULL, shown BIGINT NOT NULL,
+            PRIMARY KEY (batch_id, file, identity))""",
+        "CREATE INDEX names_by_file ON lumozbatch.names (batch_id, file, shown)",
+    ),
+}
+
+CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS lumozbatch"
+CREATE_VERSION = "CREATE TABLE IF NOT EXISTS lumozbatch.schema_version (version INTEGER NOT NULL)"
+SELECT_VERSION = "SELECT MAX(version) FROM lumozbatch.schema_version"
+SET_VERSION = "INSERT INTO lumozbatch.schema_version (version) VALUES (%s)"
+HAS_VERSION = "SELECT to_regclass('lumozbatch.schema_version') IS NOT NULL"
+TAKE_MIGRATE_LOCK = f"SELECT pg_advisory_xact_lock({LOCK_SPACE}, {MIGRATE_KEY})"
+
+SELECT_BATCH_ID = "SELECT id FROM lumozbatch.batches WHERE name = %s AND api = %s"
+INSERT_BATCH_ID = (
+    "INSERT INTO lumozbatch.batches (name, api) VALUES (%s, %s) "
+    "ON CONFLICT (name, api) DO NOTHING RETURNING id"
+)
+LIST_BATCHES = "SELECT name, api FROM lumozbatch.batches ORDER BY name, api"
+TRY_LOCK = f"SELECT pg_try_advisory_lock({LOCK_SPACE}, %s)"
+UNLOCK = f"SELECT pg_advisory_unlock({LOCK_SPACE}, %s)"
+SET_HOLDER = "UPDATE lumozbatch.batches SET holder_host = %s, holder_pid = %s, holder_since = %s WHERE id = %s"
+#: the holder recorded for a batch whose advisory lock some session holds now (else no row)
+SELECT_LIVE_HOLDER = (
+    "SELECT b.holder_host, b.holder_pid, b.holder_since FROM lumozbatch.batches AS b "
+    "WHERE b.id = %s AND EXISTS (SELECT 1 FROM pg_locks AS l WHERE l.locktype = 'advisory' "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+    f"AND l.classid::bigint = {LOCK_SPACE} AND l.objid::bigint = b.id AND l.objsubid = 2 AND l.granted)"
+)
+
+#: jobs passed over (the writer's not-yet-committed ones), as one JSON array parameter
+_NOT_IN = "identity NOT IN (SELECT jsonb_array_elements_text(%s::jsonb))"
+
+
+def _from_json(columns: tuple[str, ...]) -> str:
+    """The rows of a JSON array of arrays parameter, each value cast to its column's type."""
+    cast = {c: t.split()[0] for c, t in _JOB_TYPES.items()} | {
+        "seq": "BIGINT", "at": "DOUBLE PRECISION", "job_seq": "BIGINT", "shown": "BIGINT",
+    }
+    values = ", ".join(f"(x ->> {i})::{cast.get(c, 'TEXT')}" for i, c in enumerate(columns))
+    return f"{values} FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS e(x, n) ORDER BY n"
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+class PgSql:
+    """One batch's statements: :mod:`lumozbatch.shell.sqlite_schema`'s names and parameters."""
+
+    def __init__(self, batch_id: int) -> None:
+        b = int(batch_id)  # an integer written into SQL: never text from outside
+        self.batch_id = b
+        updates = ", ".join(f"{c} = excluded.{c}" for c, _ in JOB_COLUMNS if c != "identity")
+        cols = ", ".join(c for c, _ in JOB_COLUMNS)
+        # a group commit writes each table with one statement: the rows as one JSON array
+        # parameter (``PgStore._group_statements``)
+        self.UPSERT_JOBS_JSON = (
+            f"INSERT INTO lumozbatch.jobs (batch_id, seq, {cols}, record) "
+            f"SELECT {b}, {_from_json(('seq', *(c for c, _ in JOB_COLUMNS), 'record'))} "
+            f"ON CONFLICT (batch_id, identity) DO UPDATE SET {updates}, record = excluded.record"
+        )
+        self.INSERT_STEPS_JSON = (
+            "INSERT INTO lumozbatch.steps (batch_id, at, t, job_seq, identity, record) "
+            f"SELECT {b}, {_from_json(('at', 't', 'job_seq', 'identity', 'record'))}"
+        )
+        # batch_row's columns: name and api are the batch's key (set when it was created)
+        self.UPSERT_BATCH = (
+            "UPDATE lumozbatch.batches SET manifest = %s, at = COALESCE(at, %s), record = %s "
+            f"WHERE id = {b}"
+        )
+        self.UPSERT_NAMES_JSON = (
+            f"INSERT INTO lumozbatch.names (batch_id, file, identity, shown) "
+            f"SELECT {b}, {_from_json(('file', 'identity', 'shown'))} "
+            "ON CONFLICT (batch_id, file, identity) DO UPDATE SET shown = excluded.shown"
+        )
+        self.SELECT_HOLDERS = f"SELECT identity, shown FROM lumozbatch.names WHERE batch_id = {b} AND file = %s ORDER BY shown"
+        self.SELECT_NAMES = f"SELECT file, identity FROM lumozbatch.names WHERE batch_id = {b} ORDER BY file, shown"
+        self.SELECT_MAX_SHOWN = f"SELECT COALESCE(MAX(shown), 0) FROM lumozbatch.names WHERE batch_id = {b}"
+        self.SELECT_BATCH = f"SELECT record FROM lumozbatch.batches WHERE id = {b} AND record IS NOT NULL"
+        self.SELECT_MAX_SEQ = f"SELECT COALESCE(MAX(seq), 0) FROM lumozbatch.jobs WHERE batch_id = {b}"
+        self.SELECT_JOB = f"SELECT seq, record FROM lumozbatch.jobs WHERE batch_id = {b} AND identity = %s"
+        self.SELECT_SUBMITTING = f"SELECT seq, record FROM lumozbatch.jobs WHERE batch_id = {b} AND state = 'submitting'"
+        self.SELECT_STEPS_PAGE = (
+            f"SELECT seq, record FROM lumozbatch.steps WHERE batch_id = {b} AND seq > %s ORDER BY seq LIMIT %s"
+        )
+        self.SELECT_STEPS_OF = (
+            f"SELECT seq, record FROM lumozbatch.steps WHERE batch_id = {b} AND job_seq = %s AND seq > %s "
+            "ORDER BY seq LIMIT %s"
+        )
+        self._jobs = f"lumozbatch.jobs WHERE batch_id = {b}"
+
+    @staticmethod
+    def batch_params(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        """:func:`lumozbatch.shell.sql_rows.batch_row`'s values as :attr:`UPSERT_BATCH` takes them."""
+        _name, manifest, _api, _v, at, record = row
+        return (manifest, at, record)
+
+    def select_jobs_page(self, state: str | None, retired: bool | None, *, exclude: bool) -> tuple[str, list[Any]]:
+        clauses, params = page_filters(state, retired, mark="%s", flag=bool)
+        if exclude:
+            clauses.append(_NOT_IN)
+        return f"SELECT seq, record FROM {self._jobs} AND {' AND '.join(clauses)} ORDER BY seq LIMIT %s", params
+
+    def select_jobs_by_identity(self, count: int) -> str:
+        return f"SELECT seq, record FROM {self._jobs} AND identity IN ({_marks(count)})"
+
+    def select_counts(self, *, exclude: bool) -> str:
+        also = f" AND {_NOT_IN}" if exclude else ""
+        return f"SELECT state, retired, COUNT(*) FROM {self._jobs}{also} GROUP BY state, retired"
+
+    def select_counts_by(self, column: str, *, exclude: bool) -> str:
+        also = f" AND {_NOT_IN}" if exclude else ""
+        return (
+            f"SELECT {column}, state, COUNT(*) FROM {self._jobs} AND NOT retired{also} "
+            f"GROUP BY {column}, state ORDER BY MIN(seq)"
+        )
+
+    def select_spent(self, *, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, list[Any]]:
+        also = f" AND {_NOT_IN}" if exclude else ""
+        jobs = self._jobs
+        return (
+            f"SELECT (SELECT COUNT(*) FROM {jobs} AND state IN ({_marks(len(spent_states))}){also})"
+            f" + (SELECT COUNT(*) FROM {jobs} AND state = 'failed' AND billed{also})"
+            f" + (SELECT COALESCE(SUM(paid_before), 0) FROM {jobs} AND paid_before > 0{also})",
+            list(spent_states),
+        )
+
+    def select_spend(self, *, exclude: bool) -> tuple[str, str, str]:
+        also = f" AND {_NOT_IN}" if exclude else ""
+        jobs = self._jobs
+        return (
+            f"SELECT model, state, COUNT(*) FROM {jobs}{also} GROUP BY model, state",
+            f"SELECT model, COUNT(*) FROM {jobs} AND state = 'failed' AND billed{also} GROUP BY model",
+            f"SELECT model, SUM(paid_before) FROM {jobs} AND paid_before > 0{also} GROUP BY model",
+        )
+
+    def select_latest_holders(self, n: int) -> str:
+        b = self.batch_id
+        return (
+            f"SELECT file, identity FROM lumozbatch.names AS a WHERE a.batch_id = {b} AND file IN ({_marks(n)})"
+            f" AND shown = (SELECT MAX(shown) FROM lumozbatch.names AS c WHERE c.batch_id = {b} AND c.file = a.file)"
+        )
+
+    def select_relinked(self, n: int, *, exclude: bool) -> str:
+        also = f" AND {_NOT_IN}" if exclude else ""
+        return (
+            f"SELECT COUNT(*) FROM {self._jobs} AND NOT retired AND state IN ({_marks(n)})"
+            f" AND COALESCE((record::jsonb ->> 'relinked')::boolean, false){also}"
+        )
+
+    def select_causes(self, *, exclude: bool) -> str:
+        also = f" AND {_NOT_IN}" if exclude else ""
+        return (
+            "SELECT code, reason, n, identity, seq FROM ("
+            " SELECT code, reason, identity, seq,"
+            "  COUNT(*) OVER (PARTITION BY code, reason) AS n,"
+            "  ROW_NUMBER() OVER (PARTITION BY code, reason ORDER BY seq) AS rn"
+            f" FROM {self._jobs} AND state = %s AND NOT retired{also}"
+            ") AS grouped WHERE rn <= %s ORDER BY n DESC, code, reason, seq"
+        )

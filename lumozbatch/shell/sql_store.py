@@ -1,0 +1,356 @@
+"""What both SQL stores share (:class:`lumozbatch.shell.sqlite_store.SqliteStore`,
+:class:`lumozbatch.shell.pg_store.PgStore`): the fold and the group commit of a
+:class:`BatchStore` whose state lives in tables.
+
+* One fold: every record goes through :meth:`LedgerState.check` / :meth:`LedgerState.apply`
+  on the few jobs it names (loaded from the database), so the lifecycle table and the
+  JSONL replay decide every state; a refused record raises and changes nothing. The job row
+  keeps the whole :class:`JobRecord` as JSON, so new fields need no change here.
+* Group commit (:mod:`lumozbatch.shell.group_commit`, as the JSONL ledger's): concurrent
+  ``await append(...)`` calls share one transaction, committed in a worker thread; ``append``
+  returns once its transaction is committed (durable).
+* Memory flat in the batch size: nothing is held but the jobs whose steps are not committed
+  yet (shown at once by every read, as the protocol asks) and a few thousand lately
+  committed ones; the streaming and aggregate reads are :mod:`lumozbatch.shell.sql_reads`.
+
+An engine gives its statements (``_sql``: :mod:`lumozbatch.shell.sqlite_schema`, or a
+:class:`lumozbatch.shell.pg_schema.PgSql`), its error types, how one group is written in one
+transaction (:meth:`SqlStore._write_group`) and what closing releases (:meth:`SqlStore._release`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import trio
+
+from lumozbatch.core.jobstate import JobState
+from lumozbatch.core.ledger_codec import JobRecord, LedgerState
+from lumozbatch.shell import sql_rows as rows
+from lumozbatch.shell.ledger import Appendable, LedgerWriteError, stamp
+from lumozbatch.shell.group_commit import GroupCommit
+from lumozbatch.shell.sql_reads import SqlReads
+
+__all__ = ["SqlStore"]
+
+_RECENT = 4096  # committed jobs kept for the fold: several times any concurrency
+#: jobs read with one the fold missed, the next in planning order (a run sends in that order,
+#: so one query, a round trip to a server, serves the next many appends)
+_READ_AHEAD = 128
+
+
+@dataclass(slots=True)
+class _Change:
+    """What one append does: rows to commit, and the jobs as they now stand."""
+
+    steps: list[tuple[Any, ...]]
+    rows: dict[str, tuple[Any, ...]]
+    batch: dict[str, Any] | None  # the batch record, when this append changed it
+    jobs: list[tuple[str, int, JobRecord]]
+    names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
+    next_seq: int
+    next_shown: int
+
+
+class _Group:
+    """Rows committed together; ``done`` once committed (or failed)."""
+
+    __slots__ = ("batch", "done", "error", "gen", "names", "rows", "steps")
+
+    def __init__(self, gen: int) -> None:
+        self.gen = gen
+        self.done = False
+        self.error: BaseException | None = None
+        self.steps: list[tuple[Any, ...]] = []
+        self.rows: dict[str, tuple[Any, ...]] = {}  # the latest row of each job wins
+        self.batch: tuple[Any, ...] | None = None
+        self.names: dict[tuple[str, str], int] = {}
+
+    def add(self, change: _Change) -> None:
+        self.steps.extend(change.steps)
+        self.rows.update(change.rows)
+        self.names.update(change.names)
+        if change.batch is not None:
+            self.batch = rows.batch_row(change.batch)
+
+
+class SqlStore(GroupCommit, SqlReads):
+    """An open batch state in tables; an engine's subclass opens it and writes its groups."""
+
+    #: the engine's errors: a commit that raises one of them breaks the store (LedgerWriteError)
+    _errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: what the user can do about a failed write, for its message
+    _write_hint: ClassVar[str] = "fix the cause"
+
+    def __init__(self, *, sql: Any, db: Any | None, reader: Any, settle: bool) -> None:
+        self.commit_count = 0  # transactions committed by appends (group commit: < appends)
+        self._sql = sql
+        self._db = db  # the writer's connection; None for a snapshot
+        self._reader = reader
+        self._settle = settle  # a snapshot of a dead run's batch: submitting reads as ambiguous
+        self._closed = False
+        row = reader.execute(sql.SELECT_BATCH).fetchone()
+        self._batch: dict[str, Any] | None = rows.loads(row[0]) if row else None
+        self._next_seq = reader.execute(sql.SELECT_MAX_SEQ).fetchone()[0] + 1
+        self._next_shown = reader.execute(sql.SELECT_MAX_SHOWN).fetchone()[0] + 1
+        # names shown by appends not committed yet: (file, identity) -> (shown, group gen)
+        self._pending_names: dict[tuple[str, str], tuple[int, int]] = {}
+        # jobs changed by appends not committed yet: identity -> (seq, job, group gen)
+        self._pending: dict[str, tuple[int, JobRecord, int]] = {}
+        # jobs committed lately (the ones in flight are read again and again): identity ->
+        # (seq, job); only this writer changes the rows, so it never goes stale
+        self._recent: OrderedDict[str, tuple[int, JobRecord]] = OrderedDict()
+        self._gen = 0
+        self._init_group_commit()
+        self._broken: BaseException | None = None
+
+    @property
+    def where(self) -> str:
+        """The state's place, for messages."""
+        raise NotImplementedError
+
+    def _write_group(self, group: _Group) -> None:
+        """``group`` in one transaction, rolled back whole if it fails (raise ``_errors``)."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Close the connections and release the lock (once, at :meth:`close`)."""
+        raise NotImplementedError
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def batch(self) -> dict[str, Any] | None:
+        return self._batch
+
+    def job(self, identity: str) -> JobRecord:
+        found = self._load(identity)
+        if found is None:
+            raise KeyError(identity)
+        return found[1]
+
+    def all_jobs(self) -> Iterator[JobRecord]:
+        return self.iter_jobs()
+
+    def jobs_in(self, *states: JobState) -> list[JobRecord]:
+        return list(self.iter_jobs(states, retired=False))
+
+    # -- appending -----------------------------------------------------------------------
+
+    def append_sync(self, *records: Appendable) -> None:
+        """Commit ``records`` now, in the calling thread (setup, tests); not while async
+        appends are pending (their order would be lost)."""
+        if self._flushing or self._group is not None:
+            raise RuntimeError("append_sync() while async appends are pending")
+        change = self._prepare(records)
+        group = _Group(0)
+        group.add(change)
+        try:
+            self._commit(group)
+        except self._errors as exc:
+            for identity, _, _ in change.jobs:  # folded, not recorded: read the rows again
+                self._recent.pop(identity, None)
+            raise self._write_error(exc) from exc
+        self._show(change, gen=None)
+        self._remember((identity, seq, job) for identity, seq, job in change.jobs)
+
+    async def append(self, *records: Appendable) -> None:
+        """Append ``records`` after every earlier append; returns once committed.
+
+        Checked against the job lifecycle first (a refused record raises, nothing queued);
+        every read shows them at once. Not cancellable: a caller told "cancelled" could not
+        know whether its intent reached the disk.
+        """
+        change = self._prepare(records)
+        if self._group is None:
+            self._gen += 1
+            self._group = _Group(self._gen)
+        group = self._group
+        group.add(change)
+        self._show(change, gen=group.gen)
+        with trio.CancelScope(shield=True):
+            await self._wait_durable(group)
+
+    def close(self) -> None:
+        """Commit anything still queued, then release the database and the lock. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            group = self._group
+            if group is not None and not self._flushing and self._broken is None:
+                self._group = None
+                try:
+                    self._commit(group)
+                finally:
+                    group.done = True
+        finally:
+            self._release()
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- internals: the fold -------------------------------------------------------------
+
+    def _load(self, identity: str) -> tuple[int, JobRecord] | None:
+        hit = self._pending.get(identity)
+        if hit is not None:
+            return hit[0], hit[1]
+        recent = self._recent.get(identity)
+        if recent is not None:
+            return recent
+        row = self._reader.execute(self._sql.SELECT_JOB, (identity,)).fetchone()
+        if row is None:
+            return None
+        found = row[0], self._settled(rows.job_from_record(row[1]))
+        if self._db is not None:
+            self._read_ahead(row[0])
+        return found
+
+    def _read_ahead(self, seq: int) -> None:
+        """Keep the jobs planned after ``seq`` among the recent ones (those not pending nor
+        kept already: committed rows, which only this writer changes)."""
+        query, _ = self._sql.select_jobs_page(None, None, exclude=False)
+        ahead = self._reader.execute(query, [seq, _READ_AHEAD]).fetchall()
+        pending, recent = self._pending, self._recent
+        self._remember(
+            (job.identity, s, job) for s, job in ((s, rows.job_from_record(text)) for s, text in ahead)
+            if job.identity not in pending and job.identity not in recent
+        )
+
+    def _prepare(self, records: tuple[Appendable, ...]) -> _Change:
+        """Stamp, check and fold ``records`` into the jobs they name (loaded, or the pending
+        ones, which are mutated: what the caller shows at once)."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        if self._db is None:
+            raise RuntimeError("a snapshot is read-only")
+        if self._broken is not None:
+            raise LedgerWriteError(
+                f"the batch state {self.where} could not be written earlier; stopping",
+                details=[self._describe(self._broken)],
+            )
+        wire = stamp(records, time.time())
+        state = LedgerState(batch=self._batch)
+        seqs: dict[str, int] = {}
+        for record in wire:
+            identity = record.get("id")
+            if isinstance(identity, str) and identity not in state.jobs:
+                found = self._load(identity)
+                if found is not None:
+                    seqs[identity], state.jobs[identity] = found
+        state.check(wire)  # raises before anything is changed or queued
+        texts = [rows.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
+        for record in wire:
+            state.apply(record)
+        next_seq, next_shown = self._next_seq, self._next_shown
+        jobs = []
+        for identity, job in state.jobs.items():
+            if identity not in seqs:
+                seqs[identity] = next_seq
+                next_seq += 1
+            jobs.append((identity, seqs[identity], job))
+        names = {}  # the fold started from no names: what it holds is what these records showed
+        for file, shown in state.named.items():
+            for identity in shown:
+                names[(file, identity)] = next_shown
+                next_shown += 1
+        return _Change(
+            steps=[rows.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
+            rows={identity: rows.job_row(seq, job) for identity, seq, job in jobs},
+            batch=state.batch if state.batch is not self._batch else None,
+            jobs=jobs,
+            names=names,
+            next_seq=next_seq,
+            next_shown=next_shown,
+        )
+
+    def _show(self, change: _Change, *, gen: int | None) -> None:
+        """Make ``change`` what reads see: committed (``gen=None``) or pending in group ``gen``."""
+        if change.batch is not None:
+            self._batch = change.batch
+        self._next_seq, self._next_shown = change.next_seq, change.next_shown
+        if gen is not None:
+            for identity, seq, job in change.jobs:
+                self._pending[identity] = (seq, job, gen)
+            for key, shown in change.names.items():
+                self._pending_names[key] = (shown, gen)
+
+    def _remember(self, jobs: Iterable[tuple[str, int, JobRecord]]) -> None:
+        recent = self._recent
+        for identity, seq, job in jobs:
+            recent[identity] = (seq, job)
+            recent.move_to_end(identity)
+        while len(recent) > _RECENT:
+            recent.popitem(last=False)
+
+    def _settle_left_submitting(self) -> None:
+        """A job left SUBMITTING by a run that died lost its answer: AMBIGUOUS, in its row."""
+        left = self._reader.execute(self._sql.SELECT_SUBMITTING).fetchall()
+        if not left:
+            return
+        state = LedgerState(jobs={})
+        seqs = {}
+        for seq, text in left:
+            job = rows.job_from_record(text)
+            state.jobs[job.identity], seqs[job.identity] = job, seq
+        state.finish_replay()
+        group = _Group(0)
+        group.rows = {i: rows.job_row(seqs[i], j) for i, j in state.jobs.items()}
+        try:
+            self._commit(group)
+        except self._errors as exc:
+            raise self._write_error(exc) from exc
+
+    # -- internals: committing -----------------------------------------------------------
+
+    def _commit(self, group: _Group) -> None:
+        """``group`` in one transaction (any thread; one at a time); on failure refuse every
+        later append."""
+        try:
+            self._write_group(group)
+        except self._errors as exc:
+            self._broken = exc
+            raise
+        self.commit_count += 1
+
+    def _write_error(self, exc: BaseException) -> LedgerWriteError:
+        return LedgerWriteError(
+            f"could not write the batch state {self.where}: {self._describe(exc)}",
+            details=[f"the run stops so that nothing is sent without a record; {self._write_hint}, "
+                     "then `lumozbatch resume`"],
+        )
+
+    def _describe(self, exc: BaseException) -> str:
+        """``exc`` as a message may show it (a server's store strips its password)."""
+        return str(exc)
+
+    # -- group commit (GroupCommit's hooks) ------------------------------------------------
+
+    def _take_group(self) -> _Group:
+        group, self._group = self._group, None
+        assert group is not None
+        return group
+
+    def _write_taken(self, group: _Group) -> None:
+        self._commit(group)
+
+    def _after_write(self, group: _Group) -> None:
+        """The group's jobs and names are committed: no longer pending, kept as recent."""
+        done = [(k, v[0], v[1]) for k, v in self._pending.items() if v[2] == group.gen]
+        for identity, _, _ in done:
+            del self._pending[identity]
+        self._remember(done)
+        for key in [k for k, v in self._pending_names.items() if v[1] == group.gen]:
+            del self._pending_names[key]
