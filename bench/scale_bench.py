@@ -104,6 +104,7 @@ def write_finished(out: Path, manifest: Path) -> int:
     from lumozbatch.manifest_io import load_manifest
     from lumozbatch.shell import sqlite_schema as sql
     from lumozbatch.shell.location import batch_home
+    from lumozbatch.shell.sql_rows import job_row
     from lumozbatch.shell.sqlite_store import SqliteStore, state_path
 
     loaded = load_manifest(manifest)
@@ -137,7 +138,7 @@ def write_finished(out: Path, manifest: Path) -> int:
                 "job": spec.job, "identity": spec.identity, "variables": spec.variables, "model": spec.model,
                 "params": spec.params, "request_id": n + 1, "file": name, "object": obj, "sha256": empty, "bytes": 0,
             }) + "\n")
-            yield sql.job_row(n + 1, job)
+            yield job_row(n + 1, job)
 
     results = (out / "results.jsonl").open("w", encoding="utf-8")
     db.execute("BEGIN")

@@ -3,8 +3,8 @@ its job record: what planning compares a manifest with, a chunk of specs at a ti
 
 Decoding a full record (its JSON, then a ``JobRecord``) was most of a re-plan's cost at a
 million jobs; these four values are columns of ``state.db``'s ``jobs`` table. A store other
-than SQLite (the JSONL ledger, the memory store, a replayed state) answers from its records,
-as does a SQLite store with appends not yet committed (they live beside its reader).
+than SQLite (PostgreSQL, the JSONL ledger, the memory store, a replayed state) answers from its
+records, as does a SQLite store with appends not yet committed (they live beside its reader).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord
-from lumozbatch.shell.sqlite_reads import SqliteReads
+from lumozbatch.shell import sqlite_schema
+from lumozbatch.shell.sql_reads import SqlReads
 
 __all__ = ["JobStatus", "statuses_by_identity"]
 
@@ -42,7 +43,7 @@ def statuses_by_identity(reads: Any, identities: Iterable[str]) -> dict[str, Job
     """The planned jobs among ``identities`` (absent: never planned), from the store's
     columns when ``reads`` is a SQLite store or snapshot with nothing pending."""
     identities = list(identities)
-    if not isinstance(reads, SqliteReads) or reads._pending:
+    if not isinstance(reads, SqlReads) or reads._sql is not sqlite_schema or reads._pending:
         return {i: JobStatus.of(j) for i, j in reads.jobs_by_identity(identities).items()}
     out: dict[str, JobStatus] = {}
     for start in range(0, len(identities), _IN_CHUNK):
