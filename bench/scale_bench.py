@@ -1,18 +1,23 @@
 """Benchmark: memory and time stay flat as a batch grows (SPEC 4, "Size"). Run by hand:
 
     python bench/scale_bench.py apply [--sizes 10000 100000]   # minutes: real runs
-    python bench/scale_bench.py big [--jobs 1000000]            # a finished batch, straight into state.db
+    python bench/scale_bench.py apply --sizes 2000 --code /tmp/old .   # two versions, one run
+    python bench/scale_bench.py big [--jobs 1000000] [--dir D [--reuse]]  # a finished batch, straight into state.db
 
 ``apply``: ``lumozbatch apply`` of each size against the instant, unlimited sandbox in its own
 process (``--rate-limit 0 --latency 0-0``), the client under ``/usr/bin/time``: wall, jobs/s,
 CPU ms per job, peak RSS. Target: the largest size's peak RSS at most 1.3x the smallest's.
+``--code DIR ...``: each size is applied once by each source tree (``python -m lumozbatch`` with
+the tree on ``PYTHONPATH``; a tree from ``git archive`` of another commit), alternately, so a
+before/after comparison shares one machine load.
 
 ``big``: a ``--jobs``-generation manifest (a 1000 x N matrix) whose every job is recorded done
 in ``state.db`` by this script (rows straight into SQL, an empty output file per job, linked
 under its name as apply leaves it), then, each in its own process: ``status``, ``plan`` of
 the manifest against an empty folder (fresh) and against the batch, a no-op ``apply`` (it must
 send nothing), ``gallery``. Targets: status < 1 s, the no-op apply < 1.5x the fresh plan, peak
-RSS < 300 MB each, and a gallery page a browser can open.
+RSS < 300 MB each, and a gallery page a browser can open. ``--reuse``: the batch already in
+``--dir`` (written by an earlier run) is measured again, not rewritten (minutes at 1,000,000).
 """
 
 from __future__ import annotations
@@ -52,28 +57,42 @@ def timed(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, stdo
     return {"wall": wall, "cpu": float(user) + float(system), "rss": int(rss_kib) / 1024, "rc": done.returncode}
 
 
-def bench_apply(sizes: list[int]) -> None:
-    peaks = []
+def bench_apply(sizes: list[int], codes: list[Path | None]) -> None:
+    peaks: dict[Path | None, list[float]] = {code: [] for code in codes}
     for size in sizes:
-        with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp)
-            manifest = write_manifest(folder, f"apply{size}", size, f"scale {size}")
-            sandbox = SandboxProcess("--rate-limit", "0", "--latency", "0-0", "--sync-threshold", "1", "--image-scale", "0.01")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("LUMOZ")}
-            env.update(LUMOZ_API_KEY=KEY, LUMOZ_BASE_URL=sandbox.base_url)
-            try:
-                got = timed(cli() + ["apply", str(manifest), "--quiet", "--yes", "--concurrency", "64"], cwd=folder, env=env)
-                stats = sandbox.stats()
-            finally:
-                sandbox.stop()
-        runs = stats["calls"].get("run", 0)
-        peaks.append(got["rss"])
-        print(
-            f"apply {size:>7} jobs: {got['wall']:7.1f} s wall, {size / got['wall']:6.1f} jobs/s, "
-            f"{1000 * got['cpu'] / size:5.2f} CPU ms/job, peak RSS {got['rss']:.0f} MB (runs sent {runs})"
-        )
-    ratio = peaks[-1] / peaks[0]
-    print(f"peak RSS {sizes[-1]} / {sizes[0]}: {ratio:.2f}x (target <= 1.3x: {'ok' if ratio <= 1.3 else 'MISSED'})")
+        for code in codes:
+            got, runs = apply_once(size, code)
+            peaks[code].append(got["rss"])
+            print(
+                f"apply {size:>7} jobs{'' if code is None else f' ({code})'}: {got['wall']:7.1f} s wall, "
+                f"{size / got['wall']:6.1f} jobs/s, {1000 * got['cpu'] / size:5.2f} CPU ms/job, "
+                f"peak RSS {got['rss']:.0f} MB (runs sent {runs})"
+            )
+    for code, rss in peaks.items():
+        ratio = rss[-1] / rss[0]
+        print(f"peak RSS {sizes[-1]} / {sizes[0]}{'' if code is None else f' ({code})'}: {ratio:.2f}x "
+              f"(target <= 1.3x: {'ok' if ratio <= 1.3 else 'MISSED'})")
+
+
+def apply_once(size: int, code: Path | None) -> tuple[dict[str, float], int]:
+    """One ``apply`` of ``size`` jobs on a fresh instant sandbox, by the source tree ``code``
+    (None: the installed lumozbatch): its timings, and the runs the sandbox saw."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        manifest = write_manifest(folder, f"apply{size}", size, f"scale {size}")
+        sandbox = SandboxProcess("--rate-limit", "0", "--latency", "0-0", "--sync-threshold", "1", "--image-scale", "0.01")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LUMOZ")}
+        env.update(LUMOZ_API_KEY=KEY, LUMOZ_BASE_URL=sandbox.base_url)
+        command = cli()
+        if code is not None:
+            env["PYTHONPATH"] = str(code.resolve())
+            command = [sys.executable, "-m", "lumozbatch"]
+        try:
+            got = timed(command + ["apply", str(manifest), "--quiet", "--yes", "--concurrency", "64"], cwd=folder, env=env)
+            stats = sandbox.stats()
+        finally:
+            sandbox.stop()
+    return got, stats["calls"].get("run", 0)
 
 
 def write_finished(out: Path, manifest: Path) -> int:
@@ -85,6 +104,7 @@ def write_finished(out: Path, manifest: Path) -> int:
     from lumozbatch.manifest_io import load_manifest
     from lumozbatch.shell import sqlite_schema as sql
     from lumozbatch.shell.location import batch_home
+    from lumozbatch.shell.sql_rows import job_row
     from lumozbatch.shell.sqlite_store import SqliteStore, state_path
 
     loaded = load_manifest(manifest)
@@ -118,7 +138,7 @@ def write_finished(out: Path, manifest: Path) -> int:
                 "job": spec.job, "identity": spec.identity, "variables": spec.variables, "model": spec.model,
                 "params": spec.params, "request_id": n + 1, "file": name, "object": obj, "sha256": empty, "bytes": 0,
             }) + "\n")
-            yield sql.job_row(n + 1, job)
+            yield job_row(n + 1, job)
 
     results = (out / "results.jsonl").open("w", encoding="utf-8")
     db.execute("BEGIN")
@@ -153,14 +173,18 @@ jobs:
     return path
 
 
-def bench_big(jobs: int, keep: Path | None) -> None:
+def bench_big(jobs: int, keep: Path | None, *, reuse: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = keep or Path(tmp)
-        manifest = big_manifest(folder, jobs)
         out = folder / "outputs" / "big"
-        start = time.perf_counter()
-        count = write_finished(out, manifest)
-        print(f"wrote a finished batch of {count} jobs (and their empty outputs) in {time.perf_counter() - start:.0f} s")
+        if reuse:
+            manifest = folder / "big.yaml"
+            print(f"measuring the batch already in {out}")
+        else:
+            manifest = big_manifest(folder, jobs)
+            start = time.perf_counter()
+            count = write_finished(out, manifest)
+            print(f"wrote a finished batch of {count} jobs (and their empty outputs) in {time.perf_counter() - start:.0f} s")
         startup = timed(cli() + ["--help"], cwd=folder)
         status = timed(cli() + ["status", str(out)], cwd=folder)
         fresh = timed(cli() + ["plan", str(manifest), "--out", str(folder / "empty"), "--json"], cwd=folder)
@@ -187,11 +211,15 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, help="keep the big batch's files here")
+    parser.add_argument("--reuse", action="store_true", help="big: measure the batch already in --dir")
+    parser.add_argument("--code", type=Path, nargs="+", help="apply: source trees to compare (default: the installed one)")
     args = parser.parse_args()
+    if args.reuse and args.dir is None:
+        parser.error("--reuse needs --dir")
     if args.part == "apply":
-        bench_apply(args.sizes)
+        bench_apply(args.sizes, args.code or [None])
     else:
-        bench_big(args.jobs, args.dir)
+        bench_big(args.jobs, args.dir, reuse=args.reuse)
 
 
 if __name__ == "__main__":

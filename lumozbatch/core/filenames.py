@@ -29,6 +29,7 @@ _NOT_WORD = re.compile(r"[^\w]+")
 _BAD_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _NOT_PORTABLE = '<>:"|?*'
+_NOT_PORTABLE_CHAR = re.compile("[" + re.escape(_NOT_PORTABLE) + "]")
 #: Windows refuses these as a name's stem, whatever follows the first dot ("nul.webp" too).
 _RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{dev}{n}" for dev in ("COM", "LPT") for n in range(1, 10)]
@@ -74,17 +75,21 @@ def filename_problem(name: str) -> str | None:
         return f"{name!r} is absolute; filenames are relative to the output folder"
     if _BAD_CHAR.search(name):
         return f"{name!r} holds a backslash or a control character"
-    bad = "".join(dict.fromkeys(c for c in name if c in _NOT_PORTABLE))
-    if bad:
+    if _NOT_PORTABLE_CHAR.search(name):
+        bad = "".join(dict.fromkeys(c for c in name if c in _NOT_PORTABLE))
         return f"{name!r} holds {bad} which Windows or macOS cannot store in a filename"
     segments = name.split("/")
     for segment in segments:
-        problem = _segment_problem(name, segment)
-        if problem is not None:
-            return problem
+        if not _fine_segment(segment):  # a grid's names share most of their segments
+            return _segment_problem(name, segment)
     if segments[0] == STATE_DIR:
         return f"{name!r} would write into the ledger folder {STATE_DIR}/"
     return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _fine_segment(segment: str) -> bool:
+    return _segment_problem("", segment) is None
 
 
 def _segment_problem(name: str, segment: str) -> str | None:

@@ -1,12 +1,16 @@
 """The checks only the expanded grid shows: templated values a model refuses, format specs
 that do not fit a value, unsafe or colliding filenames, and two generations with one identity.
 
-Streams the grid once, keeping only identities and filenames (for duplicates); at most
-``_PER_KIND`` diagnostics of one kind per job, then one line counts the rest.
+Streams the grid once, keeping 16 bytes a generation: a 64-bit hash of its identity and one
+of its folded filename. Only when two hashes meet is the grid read again, to describe the
+generations that really share an identity or a name (a million-job grid is checked in tens of
+MB, not the ~500 MB a dict of every identity and name took). At most ``_PER_KIND``
+diagnostics of one kind per job, then one line counts the rest.
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,9 +82,10 @@ class _Grid:
 
     catalogue: SchemaCatalogue
     out: _CappedDiagnostics = field(default_factory=_CappedDiagnostics)
-    identities: dict[str, _Seen] = field(default_factory=dict)
-    filenames: dict[str, _Seen] = field(default_factory=dict)
     verdicts: dict[tuple[str, str], str | None] = field(default_factory=dict)  # (model\0param, value) -> problem
+    #: hash() of each generation's identity, and of its folded name when that name is safe
+    identity_hashes: array[int] = field(default_factory=lambda: array("q"))
+    name_hashes: array[int] = field(default_factory=lambda: array("q"))
 
 
 def check(manifest: Manifest, catalogue: SchemaCatalogue) -> list[Diagnostic]:
@@ -94,7 +99,7 @@ def check(manifest: Manifest, catalogue: SchemaCatalogue) -> list[Diagnostic]:
             and name not in jobdef.param_vars
             and not always_valid_text(catalogue, jobdef.model, name, len(template.literal))
         ]
-        for index, variables, wheres in combinations(jobdef):
+        for index, variables, _ in combinations(jobdef):
             params, failures = combination_params(jobdef, variables)
             for name, problem in failures:
                 where = jobdef.param_wheres.get(name, jobdef.where)
@@ -102,7 +107,10 @@ def check(manifest: Manifest, catalogue: SchemaCatalogue) -> list[Diagnostic]:
             for name in to_check:
                 _check_templated_value(grid, jobdef, name, params[name], variables)
             for r in range(jobdef.repeat):
-                _check_generation(grid, jobdef, index, r, params, variables, wheres)
+                _check_generation(grid, jobdef, index, r, params, variables)
+    same_identity, same_name = _repeated(grid.identity_hashes), _repeated(grid.name_hashes)
+    if same_identity or same_name:
+        _describe_duplicates(manifest, grid.out, same_identity, same_name)
     return grid.out.finish()
 
 
@@ -120,38 +128,64 @@ def _check_templated_value(grid: _Grid, jobdef: JobDef, name: str, value: Any, v
 
 
 def _check_generation(
-    grid: _Grid,
-    jobdef: JobDef,
-    index: int,
-    r: int,
-    params: dict[str, Any],
-    variables: dict[str, Any],
-    wheres: tuple[Where, ...],
+    grid: _Grid, jobdef: JobDef, index: int, r: int, params: dict[str, Any], variables: dict[str, Any]
 ) -> None:
-    """One generation: its identity not taken, its filename safe and not taken."""
-    out = grid.out
+    """One generation: its filename safe; its identity's and name's hashes kept for later."""
     identity = compute_identity(jobdef.model, params, r, jobdef.repeat)
-    seen = _Seen(jobdef.id, index, r, variables)
-    earlier = grid.identities.get(identity)
-    if earlier is not None:
-        where = wheres[-1] if wheres else jobdef.where
-        out.add(jobdef.id, "identity", where, f"{seen.describe()} is the same generation as {earlier.describe()} (same model and parameters); it would be paid twice")
-    else:
-        grid.identities[identity] = seen
+    grid.identity_hashes.append(hash(identity))
+    name = _safe_name(grid.out, jobdef, index, r, variables, identity)
+    if name is not None:
+        grid.name_hashes.append(hash(name.casefold()))
+
+
+def _safe_name(
+    out: _CappedDiagnostics | None, jobdef: JobDef, index: int, r: int, variables: dict[str, Any], identity: str
+) -> str | None:
+    """The generation's output name, or None (said to ``out`` when given) if it is unsafe."""
     try:
         name = output_name(jobdef, index, r, variables, identity)
     except TemplateError as exc:
-        out.add(jobdef.id, "filename", jobdef.filename_where, f"{exc} (for {_describe(variables)})")
-        return
+        if out is not None:
+            out.add(jobdef.id, "filename", jobdef.filename_where, f"{exc} (for {_describe(variables)})")
+        return None
     problem = filename_problem(name)
     if problem is None and jobdef.filename is not None:
         problem = filename_value_problem(jobdef.filename, variables)
     if problem is not None:
-        out.add(jobdef.id, "filename", jobdef.filename_where, f"{problem} (for {seen.describe()})")
-        return
-    folded = name.casefold()
-    other = grid.filenames.get(folded)
-    if other is not None:
-        out.add(jobdef.id, "collision", jobdef.filename_where, f"{seen.describe()} and {other.describe()} would both be written to {name!r}; add a varying part such as {{key}} or {{index}}")
-    else:
-        grid.filenames[folded] = seen
+        if out is not None:
+            seen = _Seen(jobdef.id, index, r, variables)
+            out.add(jobdef.id, "filename", jobdef.filename_where, f"{problem} (for {seen.describe()})")
+        return None
+    return name
+
+
+def _repeated(hashes: array[int]) -> set[int]:
+    """The hashes that occur more than once (sorted: a few MB beside the array, no set of all)."""
+    ordered = sorted(hashes)
+    return {a for a, b in zip(ordered, ordered[1:]) if a == b}
+
+
+def _describe_duplicates(manifest: Manifest, out: _CappedDiagnostics, same_identity: set[int], same_name: set[int]) -> None:
+    """Read the grid again, remembering only the generations whose hash was repeated, and
+    say which share an identity (paid twice) or a name (one file overwrites another)."""
+    identities: dict[str, _Seen] = {}
+    filenames: dict[str, _Seen] = {}
+    for jobdef in manifest.jobs:
+        for index, variables, wheres in combinations(jobdef):
+            params, _ = combination_params(jobdef, variables)
+            for r in range(jobdef.repeat):
+                identity = compute_identity(jobdef.model, params, r, jobdef.repeat)
+                seen = _Seen(jobdef.id, index, r, variables)
+                if hash(identity) in same_identity:
+                    earlier = identities.setdefault(identity, seen)
+                    if earlier is not seen:
+                        where = wheres[-1] if wheres else jobdef.where
+                        out.add(jobdef.id, "identity", where, f"{seen.describe()} is the same generation as {earlier.describe()} (same model and parameters); it would be paid twice")
+                if not same_name:
+                    continue
+                name = _safe_name(None, jobdef, index, r, variables, identity)
+                if name is None or hash(folded := name.casefold()) not in same_name:
+                    continue
+                other = filenames.setdefault(folded, seen)
+                if other is not seen:
+                    out.add(jobdef.id, "collision", jobdef.filename_where, f"{seen.describe()} and {other.describe()} would both be written to {name!r}; add a varying part such as {{key}} or {{index}}")

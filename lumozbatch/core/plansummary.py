@@ -140,8 +140,9 @@ class LedgerView:
     """What ``plan`` needs of a batch's ledger: a few totals, and lookups that it asks a
     chunk of specs at a time (so a plan of a million jobs holds a thousand of them)."""
 
-    #: the planned jobs among a list of identities (absent: never planned)
-    jobs: Callable[[list[str]], Mapping[str, JobRecord]]
+    #: the planned jobs among a list of identities (absent: never planned): job records, or
+    #: anything with their ``state`` and ``retired``
+    jobs: Callable[[list[str]], Mapping[str, Any]]
     #: for output file names, the identity whose output each one shows now (absent: none)
     latest: Callable[[list[str]], Mapping[str, str]]
     total: int  # jobs ever planned, retired ones included
@@ -168,15 +169,18 @@ def ledger_view(state: LedgerState) -> LedgerView:
     )
 
 
-def store_view(reads: Any) -> LedgerView:
+def store_view(reads: Any, *, jobs: Callable[[list[str]], Mapping[str, Any]] | None = None) -> LedgerView:
     """A batch store (or its snapshot) as ``plan`` sees it: its aggregates now, its jobs and
     names looked up as the specs are counted. ``reads`` has the store's reads
-    (``jobs_by_identity``, ``latest_holders``, ``counts``, ``iter_jobs``, ``spend``)."""
+    (``jobs_by_identity``, ``latest_holders``, ``counts``, ``iter_jobs``, ``spend``);
+    ``jobs`` looks jobs up instead of ``reads.jobs_by_identity``: what it gives needs only
+    ``state`` and ``retired`` (``shell.job_statuses.statuses_by_identity`` reads just those
+    columns, no record decoded)."""
     counts = reads.counts()
     spend = reads.spend()
     done = [s for s in JobState if category_of_state(s) == "done"]
     return LedgerView(
-        jobs=reads.jobs_by_identity,
+        jobs=jobs or reads.jobs_by_identity,
         latest=reads.latest_holders,
         total=counts["total"] + counts["retired"],
         active=counts["total"],
@@ -218,9 +222,10 @@ def summarize(
                 category = "new" if states is None else states.get(spec.identity, "new")
             counts[category] += 1
             ahead.see(spec, category, known.get(spec.identity))
-            group = jobs.setdefault(spec.job, PlanGroup(model=spec.model))
+            group = jobs.get(spec.job) or jobs.setdefault(spec.job, PlanGroup(model=spec.model))
             group.counts[category] += 1
-            models.setdefault(spec.model, PlanGroup(model=spec.model)).counts[category] += 1
+            by_model = models.get(spec.model) or models.setdefault(spec.model, PlanGroup(model=spec.model))
+            by_model.counts[category] += 1
             if len(group.files) < _FILES_KEPT:
                 group.files.append(spec.filename)
             if not spec.repeat:  # repeats share their combination's variables
@@ -260,7 +265,7 @@ class _Ahead:
         self.out = OutputsAhead()
         self.known = self.done = self.followed = self.known_active = 0  # specs the ledger has / ...
 
-    def see(self, spec: JobSpec, category: str, job: JobRecord | None) -> None:
+    def see(self, spec: JobSpec, category: str, job: Any) -> None:  # a JobRecord or JobStatus
         if job is None:
             self.out.unknown += 1
             return

@@ -5,8 +5,9 @@ as they are written), ``retire`` records for ledger jobs gone from the manifest,
 records for ``--retry-failed`` / ``--resubmit-ambiguous`` / ``--regenerate-missing``, and
 how many generations the run would submit against how many the ledger already counts as
 spent, so ``apply`` can refuse up front and write nothing. It compares the manifest with
-the store a chunk of specs at a time and makes the job records only as ``Plan.chunks``
-hands them to the writer: memory stays flat in the batch size.
+the store a chunk of specs at a time (their states only: ``shell.job_statuses``, no job
+record decoded) and makes the job records only as ``Plan.chunks`` hands them to the writer:
+memory stays flat in the batch size.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lumozbatch.core.chunks import chunked
-from lumozbatch.core.jobcategory import category_of
+from lumozbatch.core.jobcategory import category_of_state
 from lumozbatch.core.jobspec import JobSpec
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, pin_job
 from lumozbatch.core.records import Record, Reset, Retire
 from lumozbatch.errors import GenerationCapExceeded
 from lumozbatch.core.wording import count
+from lumozbatch.shell.job_statuses import JobStatus, statuses_by_identity
 from lumozbatch.shell.state_reads import reads_of
 
 __all__ = ["Plan", "Resets", "check_cap", "plan_batch", "plan_resume"]
@@ -112,7 +114,7 @@ def plan_batch(
     plan = Plan()
     known_active = followed_here = 0
     for chunk in chunked(again(), _CHUNK):
-        known = reads.jobs_by_identity([s.identity for s in chunk])
+        known = statuses_by_identity(reads, [s.identity for s in chunk])
         active = []
         for spec in chunk:
             job = known.get(spec.identity)
@@ -173,10 +175,10 @@ def plan_resume(
 _FOLLOWED = frozenset({JobState.SUBMITTED, JobState.COMPLETED, JobState.MISSING})
 
 
-def _count(plan: Plan, jobs: Iterable[JobRecord], resets: Resets) -> None:
+def _count(plan: Plan, jobs: Iterable[JobRecord | JobStatus], resets: Resets) -> None:
     retry_failed, resubmit_ambiguous = resets.retry_failed, resets.resubmit_ambiguous
     for job in jobs:
-        category = category_of(job)
+        category = category_of_state(job.state)
         if category == "new":
             plan.to_submit += 1
         elif category == "in_flight":

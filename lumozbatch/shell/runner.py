@@ -96,10 +96,10 @@ class RunOutcome:
     webhooks: dict[str, int] = field(default_factory=dict)
 
 
-def exit_code_for(jobs: Mapping[str, JobRecord] | Iterable[JobRecord]) -> int:
-    """0 when every live job is downloaded, else 1 (failed, ambiguous, or left pending)."""
-    records = jobs.values() if isinstance(jobs, Mapping) else jobs
-    return 0 if all(j.state == JobState.DONE for j in records if not j.retired) else 1
+def exit_code_for(counts: Mapping[str, int]) -> int:
+    """0 when every live job is downloaded, else 1 (failed, ambiguous, or left pending):
+    from the store's ``counts()``, not a scan of every job."""
+    return 0 if counts["done"] == counts["total"] else 1
 
 
 _PROBING, _OPEN, _DEAD = "probing", "open", "dead"
@@ -183,7 +183,10 @@ class BatchRunner:
         self._shields: set[trio.CancelScope] = set()
         self._stopping = False
         self._accepted_at: dict[str, float] = {}
-        proven = {j.model for j in ledger.all_jobs() if j.request_id is not None or j.url is not None}
+        # Models whose runs the API has accepted (an active job submitted, completed, done or
+        # missing): their first request need not go alone. From counts, not a scan of every job.
+        answered = ("submitted", "completed", "done", "missing")
+        proven = {m for m, n in ledger.counts_by("model").items() if any(n.get(s, 0) for s in answered)}
         self._gates = _Gates(proven)
         # Jobs already submitted come first: they hold money and their outputs expire. A
         # retired job whose run was sent is followed too: its output was paid for.
@@ -273,9 +276,10 @@ class BatchRunner:
                 "interrupted; every request sent was recorded, the batch is resumable",
                 details=[f"continue with: lumozbatch resume {self.outputs.shown}"],
             )
+        counts = self.ledger.counts()
         return RunOutcome(
-            counts=self.ledger.counts(),
-            exit_code=1 if self._unshown else exit_code_for(self.ledger.all_jobs()),
+            counts=counts,
+            exit_code=1 if self._unshown else exit_code_for(counts),
             calls=dict(self.calls),
             webhooks=dict(self.webhooks),
         )

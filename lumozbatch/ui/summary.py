@@ -100,7 +100,8 @@ def tally(source: Any, identities: set[str] | None = None, *, listed: int = _LIS
         return _tally_of(list(reads.jobs_by_identity(sorted(identities)).values()), identities, reads)
     counts = reads.counts()
     per_category = {c: sum(counts[s.value] for s in _IN_CATEGORY[c]) for c in CATEGORIES}
-    retired = reads.counts_retired()
+    # another scan of every job: only when some are retired (most batches have none)
+    retired = reads.counts_retired() if counts["retired"] else dict.fromkeys(counts, 0)
     out = Tally(
         counts=per_category,
         retired=counts["retired"],

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from lumozbatch.core import gridcheck
 from tests.core.manifest_helpers import HEAD, build, job, messages
+
 
 def test_two_jobs_with_one_identity_are_an_error() -> None:
     text = HEAD + "jobs:\n  - {id: a, model: hidream-l1, params: {prompt: x}}\n  - {id: b, model: hidream-l1, params: {prompt: x}}\n"
@@ -34,3 +38,16 @@ def test_many_duplicates_are_capped() -> None:
 def test_templated_value_checked_after_templating() -> None:
     text = HEAD + "jobs:\n  - id: a\n    model: flux-sketch-smudge\n    params: {prompt: 'Sketch Smudge', output_format: '{f}'}\n    matrix: {f: [png, gif]}\n"
     assert "'gif' is not one of 'webp', 'jpg', 'png' after filling the template (for f='gif')" in messages(text)
+
+
+def test_hashes_that_meet_are_checked_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The grid keeps only a hash of each identity and name: when hashes meet (here every
+    one), the second reading reports the real duplicates and nothing else."""
+    monkeypatch.setattr(gridcheck, "hash", lambda value: 7, raising=False)
+    fine = job("    params: {prompt: '{n}'}\n    matrix: {n: [1, 2, 3]}\n    filename: '{n}'\n")
+    assert build(fine).count() == 3
+    out = messages(HEAD + "jobs:\n  - {id: a, model: hidream-l1, params: {prompt: x}}\n  - {id: b, model: hidream-l1, params: {prompt: x}}\n")
+    assert "job 'b' #0 is the same generation as job 'a' #0" in out and "would both be written" not in out
+    assert "would both be written to 'a'" in messages(
+        HEAD + "jobs:\n  - {id: A, model: hidream-l1, params: {prompt: a}}\n  - {id: a, model: hidream-l1, params: {prompt: b}}\n"
+    )
