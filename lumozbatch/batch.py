@@ -106,7 +106,7 @@ class Batch:
         with reads:
             check_batch_name(reads.batch, manifest.name, self.out_dir, planning=True)
             check_same_manifest(reads.batch, self._need_key(), self.out_dir, planning=True)
-            return summarize_against(manifest, self.specs(), store_view(reads), out_dir=str(self.out_dir))
+            return summarize_against(manifest, self.specs(), _compared(reads), out_dir=str(self.out_dir))
 
     def status(self) -> Any:
         """What the ledger knows: a read-only snapshot with the store's reads (``counts()``,
@@ -331,7 +331,7 @@ class Batch:
         """The text ``lumozbatch plan`` prints, against the store as it is before this run."""
         from lumozbatch.ui.plan import render_plan
 
-        summary = summarize_against(self._need_manifest("plan"), self.specs(), store_view(store), out_dir=str(self.out_dir))
+        summary = summarize_against(self._need_manifest("plan"), self.specs(), _compared(store), out_dir=str(self.out_dir))
         return render_plan(summary)
 
 
@@ -462,6 +462,14 @@ class BatchRun:
             write_gallery(self.out_dir, self.outputs, reads=self.ledger)
         except Exception as exc:  # noqa: BLE001 - a gallery problem must not hide the run's result
             self.gallery_problem = f"could not write the gallery: {exc}"
+
+
+def _compared(reads: Any) -> Any:
+    """The store as the plan compares the manifest with it: by state columns, chunk by chunk
+    (no job record decoded where the store can help)."""
+    from lumozbatch.shell.job_statuses import statuses_by_identity
+
+    return store_view(reads, jobs=functools.partial(statuses_by_identity, reads))
 
 
 def open_batch(

@@ -19,7 +19,6 @@ import trio
 
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.events import Event, EventSink
-from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.core.webhook import WebhookSettings
 from lumozbatch.errors import ConfigError
 from lumozbatch.provenance import embed_metadata
@@ -104,7 +103,7 @@ async def drive(
             out_dir=str(absolute(out_dir)) if outputs is None or isinstance(outputs, OutputTree) else outputs.shown,
             exit_code=outcome.exit_code,
             # SPEC 4 "Spent": the same number as plan, status and the summary (retired jobs included)
-            extra={"spent": spent_generations(ledger.all_jobs())},
+            extra={"spent": ledger.spend().generations},
         )
     )
     return outcome

@@ -177,7 +177,9 @@ def select_spend(*, exclude: bool) -> tuple[str, str, str]:
     return (
         f"SELECT model, state, COUNT(*) FROM jobs{where} GROUP BY model, state",
         f"SELECT model, COUNT(*) FROM jobs WHERE state = 'failed' AND billed = 1{also} GROUP BY model",
-        f"SELECT model, SUM(paid_before) FROM jobs WHERE paid_before > 0{also} GROUP BY model",
+        # "+model": group after the partial paid_before index, not by walking the model index
+        # over every row (2.5 s at a million jobs, 0 ms this way)
+        f"SELECT model, SUM(paid_before) FROM jobs WHERE paid_before > 0{also} GROUP BY +model",
     )
 
 
