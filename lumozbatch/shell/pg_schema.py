@@ -173,34 +173,14 @@ class PgSql:
     def select_jobs_by_identity(self, count: int) -> str:
         return f"SELECT seq, record FROM {self._jobs} AND identity IN ({_marks(count)})"
 
-    def select_counts(self, *, exclude: bool) -> str:
-        also = f" AND {_NOT_IN}" if exclude else ""
-        return f"SELECT state, retired, COUNT(*) FROM {self._jobs}{also} GROUP BY state, retired"
-
-    def select_counts_by(self, column: str, *, exclude: bool) -> str:
+    def select_count_rows(self, *, exclude: bool) -> str:
+        """(job, model, state, retired, n, billed_failed, paid_before, first) of the committed
+        jobs but those passed over, as :func:`lumozbatch.shell.sqlite_schema.select_count_rows`
+        (one grouped scan here: no counts table yet)."""
         also = f" AND {_NOT_IN}" if exclude else ""
         return (
-            f"SELECT {column}, state, COUNT(*) FROM {self._jobs} AND NOT retired{also} "
-            f"GROUP BY {column}, state ORDER BY MIN(seq)"
-        )
-
-    def select_spent(self, *, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, list[Any]]:
-        also = f" AND {_NOT_IN}" if exclude else ""
-        jobs = self._jobs
-        return (
-            f"SELECT (SELECT COUNT(*) FROM {jobs} AND state IN ({_marks(len(spent_states))}){also})"
-            f" + (SELECT COUNT(*) FROM {jobs} AND state = 'failed' AND billed{also})"
-            f" + (SELECT COALESCE(SUM(paid_before), 0) FROM {jobs} AND paid_before > 0{also})",
-            list(spent_states),
-        )
-
-    def select_spend(self, *, exclude: bool) -> tuple[str, str, str]:
-        also = f" AND {_NOT_IN}" if exclude else ""
-        jobs = self._jobs
-        return (
-            f"SELECT model, state, COUNT(*) FROM {jobs}{also} GROUP BY model, state",
-            f"SELECT model, COUNT(*) FROM {jobs} AND state = 'failed' AND billed{also} GROUP BY model",
-            f"SELECT model, SUM(paid_before) FROM {jobs} AND paid_before > 0{also} GROUP BY model",
+            "SELECT job, model, state, retired, COUNT(*), COUNT(*) FILTER (WHERE state = 'failed' AND billed),"
+            f" SUM(paid_before), MIN(seq) FROM {self._jobs}{also} GROUP BY job, model, state, retired"
         )
 
     def select_latest_holders(self, n: int) -> str:
