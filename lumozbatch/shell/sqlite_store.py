@@ -22,13 +22,8 @@ from pathlib import Path
 from lumozbatch.errors import LedgerNotFound, UsageError
 from lumozbatch.shell import sqlite_schema as sql
 from lumozbatch.shell.durable import fsync_dir
-from lumozbatch.shell.ledger import (
-    LEDGER_DIR,
-    LEDGER_FILE,
-    LOCK_FILE,
-    run_in_progress,
-    take_lock,
-)
+from lumozbatch.shell.ledger import LEDGER_DIR, LEDGER_FILE
+from lumozbatch.shell.lockfile import LOCK_FILE, run_in_progress, take_lock
 from lumozbatch.shell.sqlite_import import finish_import, import_ledger
 from lumozbatch.shell.sql_store import SqlStore, _Group
 
