@@ -15,7 +15,7 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 import httpx
@@ -23,6 +23,7 @@ import trio
 
 from lumozbatch.core.images import EXTENSIONS, image_kind
 from lumozbatch.core.retry import Failure
+from lumozbatch.shell.paths import safe_target
 
 __all__ = [
     "DOWNLOAD_DEADLINE",
@@ -85,18 +86,6 @@ def ends_complete(ext: str, head: bytes, tail: bytes, size: int) -> bool:
         riff = int.from_bytes(head[4:8], "little")
         return size in (8 + riff, 8 + riff + (riff & 1))  # a chunk of odd length is padded
     return True
-
-
-def safe_target(out_dir: Path, stem: str) -> Path:
-    """``out_dir/stem`` with no way out of ``out_dir`` (absolute paths, ``..``, empty parts).
-
-    A lexical check, no filesystem calls: the names come from the planner's templates, and
-    a folder the user symlinked inside the output folder is theirs to choose.
-    """
-    rel = PurePosixPath(stem)
-    if not stem or rel.is_absolute() or any(p in ("..", ".", "") for p in stem.split("/")):
-        raise ValueError(f"output name {stem!r} would leave the output folder")
-    return out_dir.joinpath(*rel.parts)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
 import time
@@ -30,25 +29,23 @@ import trio
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.ledger_codec import LedgerState, RecordReader, encode, replay
 from lumozbatch.core.records import Record, to_wire
-from lumozbatch.errors import LedgerNotFound, LockHeld, LumozbatchError, UsageError
+from lumozbatch.errors import LedgerNotFound, LumozbatchError, UsageError
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.group_commit import GroupCommit
+from lumozbatch.shell.lockfile import LOCK_FILE, run_in_progress, take_lock
 from lumozbatch.shell.state_reads import StateReads
 
 __all__ = [
     "LEDGER_DIR",
     "LEDGER_FILE",
-    "LOCK_FILE",
     "Ledger",
     "LedgerWriteError",
     "ledger_path",
     "read_state",
-    "run_in_progress",
 ]
 
 LEDGER_DIR = STATE_DIR
 LEDGER_FILE = "ledger.jsonl"
-LOCK_FILE = "lock"
 
 #: What ``append`` takes: a typed record, or (for callers not yet moved to
 #: :mod:`lumozbatch.core.records`) the same record already in wire form.
@@ -87,30 +84,6 @@ def _read_all(fd: int) -> bytes:
         chunks.append(chunk)
         offset += len(chunk)
     return b"".join(chunks)
-
-
-def take_lock(path: Path, out_dir: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        try:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        except OSError:
-            holder = ""
-        os.close(fd)
-        who = f" (pid {holder})" if holder.isdigit() else ""
-        raise LockHeld(
-            f"another lumozbatch run{who} is working on the batch in {out_dir}",
-            details=["wait for it to finish or stop it; its lock goes away the moment it exits"],
-        ) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    # who holds it, for the message above (informative only: the flock is the lock)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
 
 
 class _Group:
@@ -326,28 +299,6 @@ def stamp(records: tuple[Appendable, ...], now: float) -> list[dict[str, Any]]:
     for record in wire:
         record.setdefault("at", at)
     return wire
-
-
-def run_in_progress(out_dir: Path) -> int | None:
-    """The pid of a live run holding this batch's lock, as far as can be told without
-    touching the lock (taking it, even briefly, could make a starting run exit 4)."""
-    try:
-        text = (Path(out_dir) / LEDGER_DIR / LOCK_FILE).read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    text = text.strip()
-    if not text.isdigit():
-        return None  # a run that ended cleanly empties the file
-    pid = int(text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None  # killed without cleaning up: the kernel already dropped its lock
-    except PermissionError:
-        pass  # alive, someone else's
-    except OverflowError:
-        return None
-    return pid
 
 
 def read_state(out_dir: Path, *, live: bool | None = None) -> LedgerState:

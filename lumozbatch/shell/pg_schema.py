@@ -16,7 +16,8 @@ The schema lives in the ``lumozbatch`` schema (no clash with a team's own tables
     JSON; NULL until appended), ``manifest``, ``at``, and the live holder of its lock:
     ``holder_host``, ``holder_pid``, ``holder_since`` (written when a runner locks it; trusted
     only while the advisory lock is held).
-``jobs``, ``steps``, ``names``: as in SQLite (see there), each with ``batch_id`` first in its
+``jobs``, ``steps``, ``names``, ``job_counts`` (version 2, kept by triggers on ``jobs``): as in
+    SQLite (see there), each with ``batch_id`` first in its
     keys and indexes (no foreign key: only this module writes them, and a key's check costs
     every step a lookup). ``steps.seq`` comes from one identity shared by every batch: ascending
     within a batch, which is all its order needs.
@@ -28,7 +29,7 @@ from typing import Any
 
 from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: ``pg_advisory_lock(LOCK_SPACE, batch id)``: one runner per batch, released by the server
 #: when the runner's session ends (exit, kill -9, lost network)
 LOCK_SPACE = 0x6C756D6F  # "lumo"
@@ -43,6 +44,45 @@ _JOB_TYPES = {
     "filename": "TEXT NOT NULL", "state": "TEXT NOT NULL",
 }
 _JOB_COLUMN_DDL = ", ".join(f"{c} {_JOB_TYPES.get(c, 'TEXT')}" for c, _ in JOB_COLUMNS)
+
+_COUNTED = "batch_id, job, model, state, retired"
+_KEY = "batch_id = OLD.batch_id AND job = OLD.job AND model = OLD.model AND state = OLD.state AND retired = OLD.retired"
+_COUNTS_MIGRATION = (
+    f"""CREATE TABLE lumozbatch.job_counts (
+        batch_id BIGINT NOT NULL, job TEXT NOT NULL, model TEXT NOT NULL, state TEXT NOT NULL,
+        retired BOOLEAN NOT NULL, n BIGINT NOT NULL, billed_failed BIGINT NOT NULL,
+        paid_before BIGINT NOT NULL, first BIGINT NOT NULL, PRIMARY KEY ({_COUNTED}))""",
+    f"""CREATE FUNCTION lumozbatch.count_job() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            UPDATE lumozbatch.job_counts SET n = n - 1,
+                billed_failed = billed_failed - (OLD.state = 'failed' AND OLD.billed IS TRUE)::int,
+                paid_before = paid_before - OLD.paid_before
+            WHERE {_KEY};
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO lumozbatch.job_counts ({_COUNTED}, n, billed_failed, paid_before, first)
+            VALUES (NEW.batch_id, NEW.job, NEW.model, NEW.state, NEW.retired, 1,
+                    (NEW.state = 'failed' AND NEW.billed IS TRUE)::int, NEW.paid_before, NEW.seq)
+            ON CONFLICT ({_COUNTED}) DO UPDATE SET n = job_counts.n + 1,
+                billed_failed = job_counts.billed_failed + excluded.billed_failed,
+                paid_before = job_counts.paid_before + excluded.paid_before,
+                first = LEAST(job_counts.first, excluded.first);
+        END IF;
+        RETURN NULL;
+    END $$""",
+    "CREATE TRIGGER jobs_counted AFTER INSERT OR DELETE ON lumozbatch.jobs"
+    " FOR EACH ROW EXECUTE FUNCTION lumozbatch.count_job()",
+    # most steps change no counted column (attempts, request_id, file...): nothing to do
+    "CREATE TRIGGER jobs_counted_again AFTER UPDATE ON lumozbatch.jobs FOR EACH ROW WHEN ("
+    "OLD.state IS DISTINCT FROM NEW.state OR OLD.retired IS DISTINCT FROM NEW.retired"
+    " OR OLD.billed IS DISTINCT FROM NEW.billed OR OLD.paid_before IS DISTINCT FROM NEW.paid_before"
+    " OR OLD.job IS DISTINCT FROM NEW.job OR OLD.model IS DISTINCT FROM NEW.model)"
+    " EXECUTE FUNCTION lumozbatch.count_job()",
+    f"""INSERT INTO lumozbatch.job_counts ({_COUNTED}, n, billed_failed, paid_before, first)
+        SELECT {_COUNTED}, COUNT(*), COUNT(*) FILTER (WHERE state = 'failed' AND billed), SUM(paid_before), MIN(seq)
+        FROM lumozbatch.jobs GROUP BY {_COUNTED}""",
+)
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -70,11 +110,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (batch_id, file, identity))""",
         "CREATE INDEX names_by_file ON lumozbatch.names (batch_id, file, shown)",
     ),
+    2: _COUNTS_MIGRATION,
 }
 
 CREATE_SCHEMA = "CREATE SCHEMA IF NOT EXISTS lumozbatch"
 CREATE_VERSION = "CREATE TABLE IF NOT EXISTS lumozbatch.schema_version (version INTEGER NOT NULL)"
 SELECT_VERSION = "SELECT MAX(version) FROM lumozbatch.schema_version"
+CLEAR_VERSION = "DELETE FROM lumozbatch.schema_version"
 SET_VERSION = "INSERT INTO lumozbatch.schema_version (version) VALUES (%s)"
 HAS_VERSION = "SELECT to_regclass('lumozbatch.schema_version') IS NOT NULL"
 TAKE_MIGRATE_LOCK = f"SELECT pg_advisory_xact_lock({LOCK_SPACE}, {MIGRATE_KEY})"
@@ -116,9 +158,10 @@ def _marks(n: int) -> str:
 class PgSql:
     """One batch's statements: :mod:`lumozbatch.shell.sqlite_schema`'s names and parameters."""
 
-    def __init__(self, batch_id: int) -> None:
+    def __init__(self, batch_id: int, *, version: int = SCHEMA_VERSION) -> None:
         b = int(batch_id)  # an integer written into SQL: never text from outside
         self.batch_id = b
+        self.version = version  # a snapshot reads an older schema as it is
         updates = ", ".join(f"{c} = excluded.{c}" for c, _ in JOB_COLUMNS if c != "identity")
         cols = ", ".join(c for c, _ in JOB_COLUMNS)
         # a group commit writes each table with one statement: the rows as one JSON array
@@ -173,34 +216,27 @@ class PgSql:
     def select_jobs_by_identity(self, count: int) -> str:
         return f"SELECT seq, record FROM {self._jobs} AND identity IN ({_marks(count)})"
 
-    def select_counts(self, *, exclude: bool) -> str:
-        also = f" AND {_NOT_IN}" if exclude else ""
-        return f"SELECT state, retired, COUNT(*) FROM {self._jobs}{also} GROUP BY state, retired"
-
-    def select_counts_by(self, column: str, *, exclude: bool) -> str:
-        also = f" AND {_NOT_IN}" if exclude else ""
-        return (
-            f"SELECT {column}, state, COUNT(*) FROM {self._jobs} AND NOT retired{also} "
-            f"GROUP BY {column}, state ORDER BY MIN(seq)"
+    def select_count_rows(self, *, exclude: bool) -> str:
+        """(job, model, state, retired, n, billed_failed, paid_before, first) rows, as
+        :func:`lumozbatch.shell.sqlite_schema.select_count_rows`: from ``job_counts`` less the
+        committed rows of the jobs passed over; a version-1 database, one grouped scan."""
+        b = self.batch_id
+        if self.version < 2:
+            also = f" AND {_NOT_IN}" if exclude else ""
+            return (
+                "SELECT job, model, state, retired, COUNT(*), COUNT(*) FILTER (WHERE state = 'failed' AND billed),"
+                f" SUM(paid_before), MIN(seq) FROM {self._jobs}{also} GROUP BY job, model, state, retired"
+            )
+        counted = (
+            "SELECT job, model, state, retired, n, billed_failed, paid_before, first"
+            f" FROM lumozbatch.job_counts WHERE batch_id = {b} AND n <> 0"
         )
-
-    def select_spent(self, *, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, list[Any]]:
-        also = f" AND {_NOT_IN}" if exclude else ""
-        jobs = self._jobs
+        if not exclude:
+            return counted
         return (
-            f"SELECT (SELECT COUNT(*) FROM {jobs} AND state IN ({_marks(len(spent_states))}){also})"
-            f" + (SELECT COUNT(*) FROM {jobs} AND state = 'failed' AND billed{also})"
-            f" + (SELECT COALESCE(SUM(paid_before), 0) FROM {jobs} AND paid_before > 0{also})",
-            list(spent_states),
-        )
-
-    def select_spend(self, *, exclude: bool) -> tuple[str, str, str]:
-        also = f" AND {_NOT_IN}" if exclude else ""
-        jobs = self._jobs
-        return (
-            f"SELECT model, state, COUNT(*) FROM {jobs}{also} GROUP BY model, state",
-            f"SELECT model, COUNT(*) FROM {jobs} AND state = 'failed' AND billed{also} GROUP BY model",
-            f"SELECT model, SUM(paid_before) FROM {jobs} AND paid_before > 0{also} GROUP BY model",
+            f"{counted} UNION ALL SELECT job, model, state, retired, -1,"
+            " -((state = 'failed' AND billed IS TRUE)::int), -paid_before, NULL"
+            f" FROM {self._jobs} AND identity IN (SELECT jsonb_array_elements_text(%s::jsonb))"
         )
 
     def select_latest_holders(self, n: int) -> str:

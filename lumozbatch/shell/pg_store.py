@@ -80,16 +80,19 @@ def _migrate(conn: psycopg.Connection[Any], url: str) -> None:
         for step in range(version + 1, ddl.SCHEMA_VERSION + 1):
             for statement in ddl.MIGRATIONS[step]:
                 conn.execute(statement)
-            conn.execute(ddl.SET_VERSION, (step,))
+        if version < ddl.SCHEMA_VERSION:  # one row: the version the schema is at
+            conn.execute(ddl.CLEAR_VERSION)
+            conn.execute(ddl.SET_VERSION, (ddl.SCHEMA_VERSION,))
 
 
-def _schema_ready(conn: psycopg.Connection[Any], url: str) -> bool:
+def _schema_version(conn: psycopg.Connection[Any], url: str) -> int:
+    """The schema's version (0: none yet); a reader reads an older one as it is."""
     if not conn.execute(ddl.HAS_VERSION).fetchone()[0]:
-        return False
+        return 0
     version = conn.execute(ddl.SELECT_VERSION).fetchone()[0] or 0
     if version > ddl.SCHEMA_VERSION:
         raise UsageError(f"{public_url(url)} has schema version {version}: written by a newer lumozbatch")
-    return version == ddl.SCHEMA_VERSION
+    return int(version)
 
 
 def _batch_id(conn: psycopg.Connection[Any], name: str, api: str, *, create: bool) -> int | None:
@@ -156,11 +159,12 @@ class PgStore(SqlStore):
 
     def __init__(
         self, url: str, *, batch_id: int, db: psycopg.Connection[Any] | None,
-        reader: psycopg.Connection[Any], settle: bool,
+        reader: psycopg.Connection[Any], settle: bool, version: int = ddl.SCHEMA_VERSION,
     ) -> None:
         self.url = url
         self.batch_id = batch_id
-        super().__init__(sql=ddl.PgSql(batch_id), db=db, reader=_Reader(reader, url), settle=settle)
+        sql = ddl.PgSql(batch_id, version=version)
+        super().__init__(sql=sql, db=db, reader=_Reader(reader, url), settle=settle)
 
     @classmethod
     def open(cls, url: str, *, name: str, api: str, create: bool) -> PgStore:
@@ -204,12 +208,13 @@ class PgStore(SqlStore):
                 reader = _connect(url, autocommit=False)
                 reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 reader.read_only = True  # the transaction the first read begins is held to close
-                batch_id = _batch_id(reader, name, api, create=False) if _schema_ready(reader, url) else None
+                version = _schema_version(reader, url)
+                batch_id = _batch_id(reader, name, api, create=False) if version else None
                 if batch_id is None:
                     raise _not_found(url, name, api)
                 if live is None:
                     live = _live_holder(reader, batch_id) is not None
-                return cls(url, batch_id=batch_id, db=None, reader=reader, settle=not live)
+                return cls(url, batch_id=batch_id, db=None, reader=reader, settle=not live, version=version)
         except BaseException:
             if reader is not None:
                 reader.close()
@@ -259,7 +264,7 @@ class PgStore(SqlStore):
 def list_batches(url: str) -> list[tuple[str, str]]:
     """(name, api) of every batch the database at ``url`` holds (for errors and ``resume``)."""
     with _translated(url, "read"), _connect(url, autocommit=True) as conn:
-        if not _schema_ready(conn, url):
+        if not _schema_version(conn, url):
             return []
         return [(name, api) for name, api in conn.execute(ddl.LIST_BATCHES)]
 
@@ -267,7 +272,7 @@ def list_batches(url: str) -> list[tuple[str, str]]:
 def holder(url: str, *, name: str, api: str) -> dict[str, Any] | None:
     """``{host, pid, since}`` of the runner that holds the batch's lock now, or None."""
     with _translated(url, "read"), _connect(url, autocommit=True) as conn:
-        if not _schema_ready(conn, url):
+        if not _schema_version(conn, url):
             return None
         batch_id = _batch_id(conn, name, api, create=False)
         return None if batch_id is None else _live_holder(conn, batch_id)

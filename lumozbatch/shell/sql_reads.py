@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lumozbatch.core.jobcategory import spent_by_model, spent_generations
+from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState
 from lumozbatch.core.spend import Spend
@@ -37,6 +37,23 @@ class Cause:
     reason: str | None
     count: int
     identities: tuple[str, ...]  # the first few, in planning order
+
+
+_NO_SEQ = 1 << 62  # a ``first`` above every seq (a key counted only by subtractions)
+
+
+@dataclass(frozen=True, slots=True)
+class _CountRow:
+    """Jobs of one (job, model, state, retired): how many, billed failures, paid before."""
+
+    job: str
+    model: str
+    state: str
+    retired: bool
+    n: int
+    billed_failed: int
+    paid_before: int
+    first: int  # the lowest seq counted here (planning order of a job's or model's first job)
 
 
 def _settled_reason() -> str | None:
@@ -148,22 +165,14 @@ class SqlReads:
             yield current, identities
 
     def counts(self) -> dict[str, int]:
-        """Active jobs per state name, plus ``retired`` and ``total`` (active): one query."""
+        """Active jobs per state name, plus ``retired`` and ``total`` (active)."""
         out = {state.value: 0 for state in JobState}
         retired = 0
-        exclude = list(self._pending)
-        query = self._sql.select_counts(exclude=bool(exclude))
-        for state, is_retired, n in self._reader.execute(query, [rows.dumps(exclude)] if exclude else []):
-            state = self._read_as(state)
-            if is_retired:
-                retired += n
+        for row in self._count_rows():
+            if row.retired:
+                retired += row.n
             else:
-                out[state] += n
-        for _, job, _ in self._pending.values():
-            if job.retired:
-                retired += 1
-            else:
-                out[job.state.value] += 1
+                out[row.state] += row.n
         out["retired"] = retired
         out["total"] = sum(out[state.value] for state in JobState)
         return out
@@ -171,60 +180,38 @@ class SqlReads:
     def counts_retired(self) -> dict[str, int]:
         """Retired jobs per state name (what became of them: kept, still followed)."""
         out = {state.value: 0 for state in JobState}
-        exclude = list(self._pending)
-        query = self._sql.select_counts(exclude=bool(exclude))
-        for state, is_retired, n in self._reader.execute(query, [rows.dumps(exclude)] if exclude else []):
-            if is_retired:
-                out[self._read_as(state)] += n
-        for _, job, _ in self._pending.values():
-            if job.retired:
-                out[job.state.value] += 1
+        for row in self._count_rows():
+            if row.retired:
+                out[row.state] += row.n
         return out
 
     def counts_by(self, column: str) -> dict[str, dict[str, int]]:
-        """Active jobs per ``job`` (manifest job id) or ``model``, then per state name."""
-        if column not in ("job", "model"):  # a column name written into the SQL: only these
+        """Active jobs per ``job`` (manifest job id) or ``model``, then per state name, in
+        planning order of each one's first job."""
+        if column not in ("job", "model"):
             raise ValueError(f"cannot count by {column!r}")
         out: dict[str, dict[str, int]] = {}
-        exclude = list(self._pending)
-        query = self._sql.select_counts_by(column, exclude=bool(exclude))
-        for key, state, n in self._reader.execute(query, [rows.dumps(exclude)] if exclude else []):
-            out.setdefault(key, {s.value: 0 for s in JobState})[self._read_as(state)] += n
-        for _, job, _ in self._pending.values():
-            if not job.retired:
-                key = job.job if column == "job" else job.model
-                out.setdefault(key, {s.value: 0 for s in JobState})[job.state.value] += 1
-        return out
+        first: dict[str, int] = {}
+        for row in self._count_rows():
+            key = row.job if column == "job" else row.model
+            if not row.retired and row.n:
+                out.setdefault(key, {s.value: 0 for s in JobState})[row.state] += row.n
+                first[key] = min(first.get(key, row.first), row.first)
+        return {key: out[key] for key in sorted(out, key=first.__getitem__)}
 
     def spent(self) -> int:
         """Generations that may have cost money, retired jobs included (the generation cap's
-        count, :func:`lumozbatch.core.jobcategory.spent_generations`), as one query."""
-        exclude = list(self._pending)
-        query, states = self._sql.select_spent(exclude=bool(exclude), spent_states=_SPENT_STATES)
-        extra = [rows.dumps(exclude)] if exclude else []
-        total = self._reader.execute(query, [*states, *extra * 3]).fetchone()[0]  # one per term
-        return int(total) + spent_generations(job for _, job, _ in self._pending.values())
+        count, :func:`lumozbatch.core.jobcategory.spent_generations`)."""
+        return sum(self.spend().by_model.values())
 
     def spend(self) -> Spend:
-        """:meth:`spent` per model, and how many of those are ambiguous (``core.spend``), as
-        three grouped queries."""
-        exclude = list(self._pending)
-        extra = [rows.dumps(exclude)] if exclude else []
-        by_states, billed, paid_before = self._sql.select_spend(exclude=bool(exclude))
+        """:meth:`spent` per model, and how many of those are ambiguous (``core.spend``)."""
         by_model: dict[str, int] = {}
         ambiguous = 0
-        for model, state, n in self._reader.execute(by_states, extra):
-            state = self._read_as(state)
-            if state in _SPENT_STATES:
-                by_model[model] = by_model.get(model, 0) + n
-            ambiguous += n if state == _S.AMBIGUOUS.value else 0
-        for query in (billed, paid_before):
-            for model, n in self._reader.execute(query, extra):
-                by_model[model] = by_model.get(model, 0) + int(n)
-        pending = [job for _, job, _ in self._pending.values()]
-        for model, n in spent_by_model(pending).items():
-            by_model[model] = by_model.get(model, 0) + n
-        ambiguous += sum(1 for job in pending if job.state is _S.AMBIGUOUS)
+        for row in self._count_rows():
+            spent = row.paid_before + row.billed_failed + (row.n if row.state in _SPENT_STATES else 0)
+            by_model[row.model] = by_model.get(row.model, 0) + spent
+            ambiguous += row.n if row.state == _S.AMBIGUOUS.value else 0
         return Spend({m: n for m, n in by_model.items() if n}, ambiguous)
 
     def count_relinked(self, states: Iterable[JobState]) -> int:
@@ -290,6 +277,27 @@ class SqlReads:
             if len(page) < chunk:
                 return
             after = page[-1][0]
+
+    def _count_rows(self) -> list[_CountRow]:
+        """Every job counted by (job, model, state as read, retired): the committed ones from
+        the engine's count rows (a few rows, whatever the batch size), less the committed rows
+        of the jobs passed over, plus those jobs as they are now; summed per key."""
+        exclude = list(self._pending)
+        query = self._sql.select_count_rows(exclude=bool(exclude))
+        found = self._reader.execute(query, [rows.dumps(exclude)] if exclude else []).fetchall()
+        for seq, job, _ in self._pending.values():
+            failed_billed = int(job.state is _S.FAILED and job.billed is True)
+            found.append((job.job, job.model, job.state.value, job.retired, 1, failed_billed, job.paid_before, seq))
+        summed: dict[tuple[str, str, str, bool], list[int]] = {}
+        for job_id, model, state, retired, n, billed_failed, paid_before, first in found:
+            key = (job_id, model, self._read_as(state), bool(retired))
+            got = summed.setdefault(key, [0, 0, 0, _NO_SEQ])
+            got[0] += n
+            got[1] += int(billed_failed or 0)
+            got[2] += int(paid_before or 0)
+            if first is not None:
+                got[3] = min(got[3], first)
+        return [_CountRow(*key, *values) for key, values in summed.items() if any(values[:3])]
 
     def _settled(self, job: JobRecord) -> JobRecord:
         if self._settle and job.state is _S.SUBMITTING:

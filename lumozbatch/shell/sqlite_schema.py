@@ -26,6 +26,11 @@ older database forward on open):
 ``names``: which jobs' outputs have been shown under each output name (all kept).
     ``file`` (the name), ``identity``, ``shown`` (when it was last shown there: ascending =
     :meth:`LedgerState.holders`' order).
+``job_counts`` (version 2): how many jobs each (``job``, ``model``, ``state``, ``retired``)
+    holds, ``n``, with their ``billed_failed`` (failed and billed) and summed ``paid_before``,
+    and ``first``, the lowest ``seq`` ever counted there; kept by triggers on ``jobs``, so that
+    counts, spent and spend read a few rows instead of scanning every job (status of a
+    million-job batch). Rows whose ``n`` fell to 0 stay.
 ``meta``: ``key`` / ``value`` pairs (``imported``: the ``ledger.jsonl`` this database was
     imported from, with its size and sha256).
 
@@ -36,12 +41,43 @@ written for it).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
 from lumozbatch.shell.sql_rows import job_row as job_row  # bench/scale_bench.py writes rows with it
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+_COUNTED = "job, model, state, retired"
+_ADD = (
+    "INSERT INTO job_counts (job, model, state, retired, n, billed_failed, paid_before, first) "
+    "VALUES (NEW.job, NEW.model, NEW.state, NEW.retired, 1, NEW.state = 'failed' AND NEW.billed IS 1, "
+    "NEW.paid_before, NEW.seq) ON CONFLICT (job, model, state, retired) DO UPDATE SET n = n + 1, "
+    "billed_failed = billed_failed + excluded.billed_failed, paid_before = paid_before + excluded.paid_before, "
+    "first = MIN(first, excluded.first);"
+)
+_SUBTRACT = (
+    "UPDATE job_counts SET n = n - 1, billed_failed = billed_failed - (OLD.state = 'failed' AND OLD.billed IS 1), "
+    "paid_before = paid_before - OLD.paid_before "
+    "WHERE job = OLD.job AND model = OLD.model AND state = OLD.state AND retired = OLD.retired;"
+)
+_COUNTS_MIGRATION = (
+    f"""CREATE TABLE job_counts (
+        job TEXT NOT NULL, model TEXT NOT NULL, state TEXT NOT NULL, retired INTEGER NOT NULL,
+        n INTEGER NOT NULL, billed_failed INTEGER NOT NULL, paid_before INTEGER NOT NULL,
+        first INTEGER NOT NULL,
+        PRIMARY KEY ({_COUNTED})) WITHOUT ROWID""",
+    f"CREATE TRIGGER jobs_counted_in AFTER INSERT ON jobs BEGIN {_ADD} END",
+    f"CREATE TRIGGER jobs_counted_out AFTER DELETE ON jobs BEGIN {_SUBTRACT} END",
+    # most steps change no counted column (attempts, request_id, file...): nothing to do
+    "CREATE TRIGGER jobs_counted_again AFTER UPDATE ON jobs WHEN OLD.state IS NOT NEW.state"
+    " OR OLD.retired IS NOT NEW.retired OR OLD.billed IS NOT NEW.billed OR OLD.paid_before IS NOT NEW.paid_before"
+    f" OR OLD.job IS NOT NEW.job OR OLD.model IS NOT NEW.model BEGIN {_SUBTRACT} {_ADD} END",
+    f"""INSERT INTO job_counts ({_COUNTED}, n, billed_failed, paid_before, first)
+        SELECT {_COUNTED}, COUNT(*), SUM(state = 'failed' AND billed IS 1), SUM(paid_before), MIN(seq)
+        FROM jobs GROUP BY {_COUNTED}""",
+)
 
 #: version -> the statements that bring a database at ``version - 1`` to ``version``
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -75,6 +111,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX names_by_file ON names (file, shown)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    2: _COUNTS_MIGRATION,
 }
 
 # -- connection setup ----------------------------------------------------------------------
@@ -140,47 +177,30 @@ def select_jobs_by_identity(count: int) -> str:
     return f"SELECT seq, record FROM jobs WHERE identity IN ({', '.join('?' * count)})"
 
 
-def select_counts(*, exclude: bool) -> str:
-    """(state, retired, n), read from the state index alone."""
-    where = f" WHERE {_NOT_IN}" if exclude else ""
-    return f"SELECT state, retired, COUNT(*) FROM jobs{where} GROUP BY state, retired"
+#: what every count is made of: (job, model, state, retired, n, billed_failed, paid_before,
+#: first) rows, to be summed per key (:meth:`SqlReads._count_rows`)
+_COUNT_ROWS = f"SELECT {_COUNTED}, n, billed_failed, paid_before, first FROM job_counts WHERE n <> 0"
+#: the same rows from ``jobs`` itself (a scan), for a version-1 database read as it is
+_COUNT_ROWS_SCAN = (
+    f"SELECT {_COUNTED}, COUNT(*), SUM(state = 'failed' AND billed IS 1), SUM(paid_before), MIN(seq) "
+    "FROM jobs{where} GROUP BY " + _COUNTED
+)
 
 
-def select_counts_by(column: str, *, exclude: bool) -> str:
-    """(column, state, n) over active jobs, in planning order of each column value's first
-    job; ``column`` is ``job`` or ``model`` (each has a covering index)."""
-    where = f" AND {_NOT_IN}" if exclude else ""
+def select_count_rows(*, exclude: bool) -> str:
+    """The count rows of the committed jobs, less those of the jobs passed over (each
+    subtracted as a row of ``n = -1``); params: ``[(excluded,)]``. One statement: one moment."""
+    if not exclude:
+        return _COUNT_ROWS
     return (
-        f"SELECT {column}, state, COUNT(*) FROM jobs WHERE retired = 0{where} "
-        f"GROUP BY {column}, state ORDER BY MIN(seq)"
+        f"{_COUNT_ROWS} UNION ALL SELECT {_COUNTED}, -1, -(state = 'failed' AND billed IS 1), -paid_before, NULL "
+        "FROM jobs WHERE identity IN (SELECT value FROM json_each(?))"
     )
 
 
-def select_spent(*, exclude: bool, spent_states: tuple[str, ...]) -> tuple[str, list[Any]]:
-    """The generation cap's count (:func:`lumozbatch.core.jobcategory.spent_generations`) as
-    SQL, each term answered by an index; params: ``[*these, (excluded,)]`` (it repeats them)."""
-    marks = ", ".join("?" * len(spent_states))
-    also = f" AND {_NOT_IN}" if exclude else ""
-    sql = (
-        f"SELECT (SELECT COUNT(*) FROM jobs WHERE state IN ({marks}){also})"
-        f" + (SELECT COUNT(*) FROM jobs WHERE state = 'failed' AND billed = 1{also})"
-        f" + (SELECT COALESCE(SUM(paid_before), 0) FROM jobs WHERE paid_before > 0{also})"
-    )
-    return sql, list(spent_states)
-
-
-def select_spend(*, exclude: bool) -> tuple[str, str, str]:
-    """:func:`select_spent`'s three terms per model, retired jobs included: (model, state, n)
-    from the model index alone, then (model, n) of billed failures and (model, sum) of
-    ``paid_before``; params: ``[(excluded,)]``."""
-    where, also = (f" WHERE {_NOT_IN}", f" AND {_NOT_IN}") if exclude else ("", "")
-    return (
-        f"SELECT model, state, COUNT(*) FROM jobs{where} GROUP BY model, state",
-        f"SELECT model, COUNT(*) FROM jobs WHERE state = 'failed' AND billed = 1{also} GROUP BY model",
-        # "+model": group after the partial paid_before index, not by walking the model index
-        # over every row (2.5 s at a million jobs, 0 ms this way)
-        f"SELECT model, SUM(paid_before) FROM jobs WHERE paid_before > 0{also} GROUP BY +model",
-    )
+def select_count_rows_scan(*, exclude: bool) -> str:
+    """:func:`select_count_rows` for a database without ``job_counts`` (one scan of jobs)."""
+    return _COUNT_ROWS_SCAN.format(where=f" WHERE {_NOT_IN}" if exclude else "")
 
 
 def select_latest_holders(n: int) -> str:
@@ -215,6 +235,21 @@ def select_causes(*, exclude: bool) -> str:
         f" FROM jobs WHERE state = ? AND retired = 0{where}"
         ") AS grouped WHERE rn <= ? ORDER BY n DESC, code, reason, seq"
     )
+
+
+class _Version1:
+    """The statements for reading a version-1 database as it is (a reader migrates nothing):
+    these, but the counts from a scan of ``jobs``."""
+
+    select_count_rows = staticmethod(select_count_rows_scan)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.modules[__name__], name)
+
+
+def statements(version: int) -> Any:
+    """The statements a reader of a database at ``version`` (1 or :data:`SCHEMA_VERSION`) uses."""
+    return sys.modules[__name__] if version == SCHEMA_VERSION else _Version1()
 
 
 SELECT_STEPS_PAGE = "SELECT seq, record FROM steps WHERE seq > ? ORDER BY seq LIMIT ?"

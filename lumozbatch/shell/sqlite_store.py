@@ -22,13 +22,8 @@ from pathlib import Path
 from lumozbatch.errors import LedgerNotFound, UsageError
 from lumozbatch.shell import sqlite_schema as sql
 from lumozbatch.shell.durable import fsync_dir
-from lumozbatch.shell.ledger import (
-    LEDGER_DIR,
-    LEDGER_FILE,
-    LOCK_FILE,
-    run_in_progress,
-    take_lock,
-)
+from lumozbatch.shell.ledger import LEDGER_DIR, LEDGER_FILE
+from lumozbatch.shell.lockfile import LOCK_FILE, run_in_progress, take_lock
 from lumozbatch.shell.sqlite_import import finish_import, import_ledger
 from lumozbatch.shell.sql_store import SqlStore, _Group
 
@@ -47,12 +42,13 @@ class SqliteStore(SqlStore):
 
     def __init__(
         self, out_dir: Path, *, db: sqlite3.Connection | None, reader: sqlite3.Connection,
-        lock_fd: int | None, settle: bool,
+        lock_fd: int | None, settle: bool, version: int = sql.SCHEMA_VERSION,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.path = state_path(out_dir)
         self._lock_fd = lock_fd
-        super().__init__(sql=sql, db=db, reader=reader, settle=settle)
+        # a snapshot of an older database is read as it is (a reader migrates nothing)
+        super().__init__(sql=sql.statements(version), db=db, reader=reader, settle=settle)
 
     # -- opening -------------------------------------------------------------------------
 
@@ -108,11 +104,11 @@ class SqliteStore(SqlStore):
                 check_same_thread=False, timeout=sql.BUSY_TIMEOUT_S,
             )
             version = reader.execute("PRAGMA user_version").fetchone()[0]
-            if version != sql.SCHEMA_VERSION:
+            if not 1 <= version <= sql.SCHEMA_VERSION:
                 reader.close()
                 raise _version_error(path, version) if version > sql.SCHEMA_VERSION else _not_found(Path(out_dir))
             reader.execute("BEGIN")  # held until close: every read sees the same moment
-            return cls(out_dir, db=None, reader=reader, lock_fd=None, settle=not live)
+            return cls(out_dir, db=None, reader=reader, lock_fd=None, settle=not live, version=version)
         except sqlite3.Error as exc:
             raise UsageError(f"cannot read the batch state {path}: {exc}") from None
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lumozbatch.shell.ledger import run_in_progress
+from lumozbatch.shell.lockfile import run_in_progress
 
 from demo_repo import demo_repo
 from e2e_support import (

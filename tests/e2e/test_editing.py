@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lumozbatch.core.money import format_money
-from lumozbatch.shell.ledger import run_in_progress
+from lumozbatch.shell.lockfile import run_in_progress
 
 from e2e_support import env_for, ledger, results, run_cli, start_cli
 from editing_support import (

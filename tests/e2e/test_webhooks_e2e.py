@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from lumozbatch.errors import LedgerNotFound
-from lumozbatch.shell.ledger import run_in_progress
+from lumozbatch.shell.lockfile import run_in_progress
 
 from e2e_support import (
     assert_nothing_lost_nothing_paid_twice,

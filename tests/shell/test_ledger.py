@@ -23,8 +23,8 @@ from lumozbatch.shell.ledger import (
     LedgerWriteError,
     ledger_path,
     read_state,
-    run_in_progress,
 )
+from lumozbatch.shell.lockfile import run_in_progress
 from lumozbatch.shell.results import append_result, read_results, results_path
 
 BATCH = {"t": "batch", "v": 1, "name": "b", "manifest": "m.yaml"}

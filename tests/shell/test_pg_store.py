@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from lumozbatch.core.jobstate import IllegalTransition, JobState
-from lumozbatch.core.records import Accepted, Batch, Downloaded, Intent, Job
+from lumozbatch.core.records import Accepted, Ambiguous, Batch, Downloaded, Failed, Intent, Job, Reset, Retire
 from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import pg_schema
 from lumozbatch.shell.ledger import LedgerWriteError
@@ -222,3 +222,39 @@ def test_a_runner_killed_with_its_connection_open_leaves_the_job_ambiguous_and_t
         assert again.job("a").state is S.AMBIGUOUS and again.job("a").attempts == 1
     finally:
         again.close()
+
+
+_SCANNED = (
+    "SELECT batch_id, job, model, state, retired, COUNT(*), COUNT(*) FILTER (WHERE state = 'failed' AND billed),"
+    " SUM(paid_before) FROM lumozbatch.jobs GROUP BY 1, 2, 3, 4, 5"
+)
+_COUNTED = "SELECT batch_id, job, model, state, retired, n, billed_failed, paid_before FROM lumozbatch.job_counts WHERE n <> 0"
+
+
+def _counts_agree(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert sorted(conn.execute(_COUNTED).fetchall()) == sorted(conn.execute(_SCANNED).fetchall())
+
+
+def test_the_counts_table_follows_every_change_and_a_version_1_schema_is_read_then_migrated(pg_url: str) -> None:
+    with PgStore.open(pg_url, name="c", api="sandbox", create=True) as store:
+        store.append_sync(Batch(name="c", manifest="m.yaml", api="sandbox"), *(job(i, n) for n, i in enumerate("abcd")))
+        store.append_sync(Intent(id="a", attempt=1), Accepted(id="a", request_id=1),
+                          Failed(id="a", reason="failed on the provider", code="failed", billed=True))
+        store.append_sync(Intent(id="b", attempt=1), Ambiguous(id="b", reason="reset"),
+                          Reset(id="b", why="resubmit-ambiguous"), Retire(id="c"))
+        _counts_agree(pg_url)
+        expected = (store.counts(), store.counts_by("job"), store.spend(), store.counts_retired())
+        assert store.spend().generations == 2  # a (billed), b (paid before its reset)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the schema as version 1 left it
+        conn.execute("DROP TABLE lumozbatch.job_counts")
+        conn.execute("DROP FUNCTION lumozbatch.count_job CASCADE")
+        conn.execute("UPDATE lumozbatch.schema_version SET version = 1")
+    with PgStore.open_snapshot(pg_url, name="c", api="sandbox") as snap:  # read as it is
+        assert (snap.counts(), snap.counts_by("job"), snap.spend(), snap.counts_retired()) == expected
+    with PgStore.open(pg_url, name="c", api="sandbox", create=False) as store:  # migrated, backfilled
+        assert (store.counts(), store.counts_by("job"), store.spend(), store.counts_retired()) == expected
+        store.append_sync(Intent(id="d", attempt=1))
+        _counts_agree(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM lumozbatch.schema_version").fetchall() == [(pg_schema.SCHEMA_VERSION,)]

@@ -456,3 +456,64 @@ def test_aggregates_agree_with_the_fold(tmp_path: Path) -> None:
         }
         assert list(store.counts_by("model")) == ["flux-sketch-smudge"]
         assert [r["t"] for r in store.steps("b")] == ["job", "intent", "accepted", "failed"]
+
+
+# -- the counts table (schema 2) -------------------------------------------------------------
+
+_SCANNED = (
+    "SELECT job, model, state, retired, COUNT(*), SUM(state = 'failed' AND billed IS 1), SUM(paid_before) "
+    "FROM jobs GROUP BY 1, 2, 3, 4"
+)
+_COUNTED = "SELECT job, model, state, retired, n, billed_failed, paid_before FROM job_counts WHERE n <> 0"
+
+
+def _counts_agree(path: Path) -> None:
+    db = sqlite3.connect(path)
+    try:
+        assert sorted(db.execute(_COUNTED)) == sorted(db.execute(_SCANNED))
+    finally:
+        db.close()
+
+
+def test_the_counts_table_follows_every_change_of_a_job(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path, create=True) as store:
+        every_kind_of_job(store)  # failures billed and not, a reset (paid_before), a retired job
+        store.append_sync(job("x", 9, model="flux-other"), Intent(id="x", attempt=1))
+        store.append_sync(Ambiguous(id="x", reason="reset"), Reset(id="x", why="resubmit-ambiguous"), Retire(id="x"))
+        _counts_agree(store.path)
+        store._db.execute("DELETE FROM jobs WHERE identity = 'b'")  # type: ignore[union-attr]
+        _counts_agree(store.path)
+    with SqliteStore.open(tmp_path, create=False) as store:  # h settled as ambiguous on open
+        _counts_agree(store.path)
+        assert store.counts()["ambiguous"] == 2 and store.spent() == spent_generations(store.all_jobs())
+
+
+def _as_version_1(path: Path) -> None:
+    """The database as schema version 1 wrote it: no counts table, no triggers."""
+    db = sqlite3.connect(path)
+    for trigger in ("jobs_counted_in", "jobs_counted_out", "jobs_counted_again"):
+        db.execute(f"DROP TRIGGER {trigger}")
+    db.execute("DROP TABLE job_counts")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+
+
+def test_a_version_1_database_is_read_as_it_is_and_migrated_by_the_next_run(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path, create=True) as store:
+        every_kind_of_job(store)
+    with SqliteStore.open_snapshot(tmp_path) as snap:
+        expected = (snap.counts(), snap.counts_by("job"), snap.counts_by("model"), snap.spend(), snap.counts_retired())
+    _as_version_1(state_path(tmp_path))
+    with SqliteStore.open_snapshot(tmp_path) as snap:  # read-only: nothing migrated
+        assert (snap.counts(), snap.counts_by("job"), snap.counts_by("model"), snap.spend(), snap.counts_retired()) == expected
+    db = sqlite3.connect(state_path(tmp_path))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.close()
+    with SqliteStore.open(tmp_path, create=False) as store:  # locked: migrated, counts backfilled
+        assert (store.counts(), store.counts_by("job"), store.counts_by("model"), store.spend(), store.counts_retired()) == expected
+        store.append_sync(*done("e", 5))
+        _counts_agree(store.path)
+    db = sqlite3.connect(state_path(tmp_path))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
