@@ -34,13 +34,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.shell import results
-from lumozbatch.shell.download import Downloaded, safe_target
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.location import is_bucket_url
+from lumozbatch.shell.paths import safe_target
+
+if TYPE_CHECKING:  # httpx comes with download: status, which only reads, never loads it
+    from lumozbatch.shell.download import Downloaded
 
 __all__ = [
     "DISPLACED_DIR",

@@ -36,12 +36,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lumozbatch.errors import ConfigError
-from lumozbatch.shell.download import Downloaded, safe_target
+from lumozbatch.shell.paths import safe_target
 from lumozbatch.shell.outputs import DISPLACED_DIR, GALLERY_FILE, Health, KnownOutput, object_stem
 from lumozbatch.shell.results import RESULTS_FILE, encode_row, latest_rows, read_identity_keys
+
+if TYPE_CHECKING:  # httpx comes with download: status, which only reads, never loads it
+    from lumozbatch.shell.download import Downloaded
 
 __all__ = ["RESULTS_FLUSH_SECONDS", "ObjectStoreError", "S3Outputs", "parse_s3_url"]
 

@@ -84,7 +84,7 @@ class StateChoice:
         """Who holds the batch's lock now (for ``status``): the pid of a run on this machine,
         a description of one on any machine (shared state), or None; never takes the lock."""
         if self.url is None:
-            from lumozbatch.shell.ledger import run_in_progress
+            from lumozbatch.shell.lockfile import run_in_progress
 
             return run_in_progress(home)
         matching = self._matching(name, api)
