@@ -2,6 +2,7 @@
 
     python bench/teams_bench.py throughput [--jobs 2000] [--concurrency 64] [--repeats 2] [--no-profile]
     python bench/teams_bench.py three-machines
+    python bench/teams_bench.py pg-latency [--jobs 1000] [--delay-ms 1 5]
 
 ``throughput``: the scale workload (``--jobs`` generations, a sandbox process answering at
 once with tiny images, ``--concurrency`` 64) run by the real CLI (``lumozbatch apply ...
@@ -16,6 +17,9 @@ setup: seconds per category (store commits, uploads, API + downloads, ...), thre
 moto; 30 generations with sandbox latency; runner 1 works, runner 2 exits 4, runner 1 is
 killed -9, runner 2 finishes, runner 3 sees all done and sends nothing.
 
+``pg-latency``: postgres+local with the database behind a TCP proxy that delays each way by
+``--delay-ms`` (a LAN, a cloud region): what a round trip on the run's path costs per job.
+
 Needs ``pip install -e '.[test]'`` and PostgreSQL's ``initdb``/``pg_ctl``; py-spy for the
 profiles (``pip install py-spy``; without it they are skipped). No assertion is timed: the
 figures are printed.
@@ -27,14 +31,18 @@ import argparse
 import hashlib
 import json
 import os
+import queue
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +77,7 @@ class Servers:
     endpoint: str
     bucket: str
     root: Path
+    state_url: Callable[[str], str] | None = None  # a database's URL another way (pg-latency's proxy)
 
     def pids(self) -> dict[str, int]:
         postmaster = int((self.cluster.data / "postmaster.pid").read_text().split()[0])
@@ -118,7 +127,8 @@ def _children_cpu() -> float:
 def apply_command(servers: Servers, setup: str, manifest: Path, concurrency: int) -> list[str]:
     args = ["apply", str(manifest), "--yes", "--quiet", "--concurrency", str(concurrency)]
     if setup.startswith("postgres"):
-        args += ["--state", servers.cluster.url(servers.cluster.new_database())]
+        database = servers.cluster.new_database()
+        args += ["--state", servers.state_url(database) if servers.state_url else servers.cluster.url(database)]
     if setup.endswith("s3"):
         args += ["--out", f"s3://{servers.bucket}/{manifest.stem}"]
     return args
@@ -161,28 +171,50 @@ def _print_runs(runs: list[Run], jobs: int) -> None:
 
 # -- where the time goes: py-spy's raw stacks, by category ---------------------------------
 
-# First match wins, tested against every frame of a stack from the leaf up: the innermost
-# product-level frame names what the thread was doing.
+# The innermost frame that matches names what a thread was doing (tested from the leaf up).
 _CATEGORIES = (
-    ("PostgreSQL store (psycopg)", ("psycopg", "pg_store", "pg_schema")),
-    ("SQLite store", ("sqlite_store", "sqlite_reads", "sqlite3", "group_commit", "sql_store")),
-    ("S3 upload/HEAD (obstore/boto)", ("obstore", "botocore", "boto3", "s3_outputs")),
-    ("local file writes", ("outputs.py", "durable.py")),
-    ("embed metadata (PIL)", ("provenance", "PIL")),
-    ("API + downloads (httpx)", ("httpx", "httpcore", "h11", "download.py", "api.py")),
-    ("planning/manifest", ("planning", "manifest", "jsonschema", "yaml", "core/")),
+    ("PostgreSQL (psycopg round trips)", ("psycopg/", "pg_store.py")),
+    ("SQLite (sqlite3 calls)", ("sqlite_store.py", "sqlite_reads.py", "sqlite_schema.py")),
+    ("S3 requests (obstore)", ("obstore", "s3_outputs.py")),
+    ("results.jsonl appends", ("results.py",)),
+    ("local files: write, fsync, rename", ("durable.py", "_fsync", "_finish (lumozbatch/shell/download", "flush_and_close",
+                                           "outputs.py")),
+    ("store code (shared SQL layer, group commit)", ("sql_store.py", "sql_reads.py", "sql_rows.py", "group_commit.py")),
+    ("embed metadata (PIL)", ("provenance", "PIL/")),
+    ("API + downloads (httpx, sockets)", ("httpx/", "httpcore/", "h11/", "download.py", "api.py", "transport.py",
+                                          "trio/_socket.py", "trio/_highlevel_socket")),
+    ("planning, manifest, schema", ("planning.py", "manifest", "jsonschema", "yaml", "lumozbatch/core/")),
     ("imports/start-up", ("<frozen importlib", "_find_and_load")),
-    ("trio scheduler/other runner", ("trio", "runner.py")),
+    ("trio scheduler, runner bookkeeping", ("trio/", "runner.py", "outcome/")),
 )
 
 
-def _category(stack: str) -> str:
-    frames = stack.split(";")[1:]
+def _category(frames: list[str]) -> str:
     for frame in reversed(frames):
         for name, needles in _CATEGORIES:
             if any(n in frame for n in needles):
                 return name
     return "other"
+
+
+def where_time_goes(raw: Path, rate: int) -> dict[str, Counter[str]]:
+    """py-spy's raw stacks (``--idle``: waits included) as seconds per category, main thread
+    apart from the worker threads; an idle pool thread and the idle event loop named so."""
+    per_thread: dict[str, Counter[str]] = {}
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        thread, *frames = stack.split(";")
+        if not frames:
+            continue
+        kind = "main thread (trio)" if "MainThread" in thread else "worker threads"
+        if "WorkerThread._work" in frames[-1]:
+            key = "(idle in the thread pool)"
+        elif "get_events (trio" in frames[-1]:
+            key = "(event loop waiting on I/O)"
+        else:
+            key = _category(frames)
+        per_thread.setdefault(kind, Counter())[key] += int(count)
+    return per_thread
 
 
 def profile(servers: Servers, setup: str, jobs: int, concurrency: int, rate: int = 200) -> None:
@@ -193,22 +225,15 @@ def profile(servers: Servers, setup: str, jobs: int, concurrency: int, rate: int
     raw = servers.root / f"{setup}.spy"
     prefix = [spy, "record", "--idle", "--threads", "--format", "raw", "--rate", str(rate), "-o", str(raw), "--"]
     got = one_run(servers, setup, f"prof-{setup.replace('+', '-')}", jobs, concurrency, prefix)
-    per_thread: dict[str, Counter[str]] = {}
-    for line in raw.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        thread = stack.split(";", 1)[0]
-        kind = "main" if "MainThread" in thread else "worker threads"
-        idle = any(w in stack for w in ("epoll", "wait (threading.py", "_work (trio/_core/_thread_cache.py", "get (queue.py"))
-        key = "idle (waiting)" if idle and kind != "main" else _category(stack)
-        if kind == "main" and "get_events" in stack:
-            key = "idle: event loop waiting on I/O"
-        per_thread.setdefault(kind, Counter())[key] += int(count)
-    print(f"  {setup}: profiled run {got.wall:.2f} s wall under py-spy ({rate} samples/s; seconds = samples / rate)")
-    for kind, counts in per_thread.items():
-        total = sum(counts.values())
-        print(f"    {kind}: {total / rate:7.2f} thread-s sampled")
-        for name, n in counts.most_common(8):
-            print(f"      {name:34} {n / rate:7.2f} s  {100 * n / total:5.1f}%")
+    print(f"  {setup}: {got.wall:.2f} s wall under py-spy ({rate} samples/s; thread-seconds, waits included)")
+    for kind, counts in sorted(where_time_goes(raw, rate).items()):
+        busy = sum(n for name, n in counts.items() if not name.startswith("(idle"))
+        print(f"    {kind}: {busy / rate:7.2f} thread-s not idle in the pool")
+        for name, n in counts.most_common(9):
+            print(f"      {name:46} {n / rate:7.2f} s")
+    keep = os.environ.get("TEAMS_BENCH_KEEP")
+    if keep:  # the raw stacks, for a closer look (py-spy's collapsed format)
+        shutil.copy(raw, Path(keep) / raw.name)
 
 
 def throughput(args: argparse.Namespace) -> None:
@@ -225,6 +250,84 @@ def throughput(args: argparse.Namespace) -> None:
                 print("where the time goes (py-spy, one run of each non-local setup):")
                 for setup in SETUPS:
                     profile(servers, setup, args.jobs, args.concurrency)
+        finally:
+            servers.stop()
+
+
+# -- PostgreSQL over a network: a delaying TCP proxy -----------------------------------------
+
+
+class DelayProxy:
+    """Forwards 127.0.0.1:port to ``target`` holding every chunk ``delay`` seconds each way
+    (order kept): PostgreSQL at a LAN's or a cloud region's round trip, this process only."""
+
+    def __init__(self, target: tuple[str, int], delay: float) -> None:
+        self.target, self.delay = target, delay
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            upstream = socket.create_connection(self.target)
+            for src, dst in ((client, upstream), (upstream, client)):
+                chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
+                threading.Thread(target=self._read, args=(src, chunks), daemon=True).start()
+                threading.Thread(target=self._write, args=(dst, chunks), daemon=True).start()
+
+    def _read(self, src: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            chunks.put((time.monotonic() + self.delay, data))
+            if not data:
+                return
+
+    @staticmethod
+    def _write(dst: socket.socket, chunks: queue.Queue[tuple[float, bytes]]) -> None:
+        while True:
+            due, data = chunks.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def url(self, cluster: Cluster, database: str) -> str:
+        return cluster.url(database).replace(f":{cluster.port}/", f":{self.port}/")
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def pg_latency(args: argparse.Namespace) -> None:
+    """postgres+local direct, then through the proxy at each ``--delay-ms`` (one way)."""
+    with tempfile.TemporaryDirectory(prefix="teams-lat-") as tmp:
+        servers = start_servers(Path(tmp), "--rate-limit", "0", "--latency", "0-0", "--sync-threshold", "1",
+                                "--image-scale", "0.01")
+        try:
+            print(f"postgres+local, {args.jobs} jobs, concurrency {args.concurrency}: the database behind a delaying proxy")
+            base = one_run(servers, "postgres+local", "lat-0", args.jobs, args.concurrency)
+            print(f"  direct (loopback)     {base.wall:7.2f} s  {args.jobs / base.wall:6.0f} jobs/s")
+            for delay in args.delay_ms:
+                proxy = DelayProxy(("127.0.0.1", servers.cluster.port), delay / 1000)
+                servers.state_url = lambda db, proxy=proxy: proxy.url(servers.cluster, db)
+                try:
+                    got = one_run(servers, "postgres+local", f"lat-{delay:g}", args.jobs, args.concurrency)
+                finally:
+                    servers.state_url = None
+                    proxy.close()
+                print(f"  +{2 * delay:g} ms round trip  {got.wall:7.2f} s  {args.jobs / got.wall:6.0f} jobs/s"
+                      f"  ({(got.wall - base.wall) * 1000 / args.jobs:5.2f} ms more per job)")
         finally:
             servers.stop()
 
@@ -390,8 +493,12 @@ def main() -> None:
     t.add_argument("--repeats", type=int, default=2)
     t.add_argument("--no-profile", dest="profile", action="store_false")
     sub.add_parser("three-machines")
+    p = sub.add_parser("pg-latency")
+    p.add_argument("--jobs", type=int, default=1000)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--delay-ms", type=float, nargs="+", default=[1.0, 5.0])
     args = parser.parse_args()
-    (throughput if args.what == "throughput" else three_machines)(args)
+    {"throughput": throughput, "three-machines": three_machines, "pg-latency": pg_latency}[args.what](args)
 
 
 if __name__ == "__main__":
