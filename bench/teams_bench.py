@@ -2,7 +2,7 @@
 
     python bench/teams_bench.py throughput [--jobs 2000] [--concurrency 64] [--repeats 2] [--no-profile]
     python bench/teams_bench.py three-machines
-    python bench/teams_bench.py pg-latency [--jobs 1000] [--delay-ms 1 5]
+    python bench/teams_bench.py pg-latency [--jobs 1000] [--delay-ms 0 1 5]
 
 ``throughput``: the scale workload (``--jobs`` generations, a sandbox process answering at
 once with tiny images, ``--concurrency`` 64) run by the real CLI (``lumozbatch apply ...
@@ -245,10 +245,11 @@ def throughput(args: argparse.Namespace) -> None:
                   f" real CLI; PostgreSQL fsync on, moto S3; {os.cpu_count()} cores")
             runs = [one_run(servers, setup, f"r{rep}-{setup.replace('+', '-')}", args.jobs, args.concurrency)
                     for rep in range(args.repeats) for setup in SETUPS]
-            _print_runs(runs, args.jobs)
+            if runs:
+                _print_runs(runs, args.jobs)
             if args.profile:
-                print("where the time goes (py-spy, one run of each non-local setup):")
-                for setup in SETUPS:
+                print("where the time goes (py-spy, one run of each setup):")
+                for setup in args.profile_setups:
                     profile(servers, setup, args.jobs, args.concurrency)
         finally:
             servers.stop()
@@ -492,11 +493,12 @@ def main() -> None:
     t.add_argument("--concurrency", type=int, default=64)
     t.add_argument("--repeats", type=int, default=2)
     t.add_argument("--no-profile", dest="profile", action="store_false")
+    t.add_argument("--profile-setups", nargs="+", choices=SETUPS, default=list(SETUPS))
     sub.add_parser("three-machines")
     p = sub.add_parser("pg-latency")
     p.add_argument("--jobs", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--delay-ms", type=float, nargs="+", default=[1.0, 5.0])
+    p.add_argument("--delay-ms", type=float, nargs="+", default=[0.0, 1.0, 5.0])
     args = parser.parse_args()
     {"throughput": throughput, "three-machines": three_machines, "pg-latency": pg_latency}[args.what](args)
 
