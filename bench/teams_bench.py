@@ -317,13 +317,13 @@ def pg_latency(args: argparse.Namespace) -> None:
                                 "--image-scale", "0.01")
         try:
             print(f"postgres+local, {args.jobs} jobs, concurrency {args.concurrency}: the database behind a delaying proxy")
-            base = one_run(servers, "postgres+local", "lat-0", args.jobs, args.concurrency)
+            base = one_run(servers, "postgres+local", "lat-direct", args.jobs, args.concurrency)
             print(f"  direct (loopback)     {base.wall:7.2f} s  {args.jobs / base.wall:6.0f} jobs/s")
             for delay in args.delay_ms:
                 proxy = DelayProxy(("127.0.0.1", servers.cluster.port), delay / 1000)
                 servers.state_url = lambda db, proxy=proxy: proxy.url(servers.cluster, db)
                 try:
-                    got = one_run(servers, "postgres+local", f"lat-{delay:g}", args.jobs, args.concurrency)
+                    got = one_run(servers, "postgres+local", f"lat-{delay:g}ms", args.jobs, args.concurrency)
                 finally:
                     servers.state_url = None
                     proxy.close()
