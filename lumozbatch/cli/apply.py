@@ -61,6 +61,12 @@ def _run(batch: Batch, options: dict[str, Any], *, adopt: bool = False) -> int:
         adopt=adopt,
         max_generations=options["max_generations"],
     ) as run:
+        if batch.state.shared and batch.outputs_url is None:
+            click.echo(
+                f"warning: the state is shared ({batch.state.shown}) but the outputs stay in {run.where} on this "
+                "machine: another machine finds them missing (fetched again while the provider keeps them); "
+                "--out s3://BUCKET/PREFIX shares them too", err=True,
+            )
         _confirm(run, options["yes"], options["json_out"])
         run.record_plan()
         reporter = make_reporter(json=options["json_out"], quiet=options["quiet"])
@@ -136,6 +142,7 @@ def apply_cmd(
     batch.target()  # a missing key is exit 3 before anything else is said or written
     for warning in batch.warnings:
         click.echo(warning, err=True)  # the diagnostic already says "warning:"
+
     sys.exit(_run(batch, options, adopt=adopt))
 
 

@@ -196,10 +196,10 @@ async def _fetch(http: httpx.AsyncClient, url: str, body: _Body, timeout: httpx.
             received, head, tail = body.received, body.head, body.tail
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         # refused, unknown host, never accepting: that host no longer serves this URL
-        raise DownloadError(Failure.CONNECT, f"download failed: {type(exc).__name__}: {exc}") from exc
+        raise DownloadError(Failure.CONNECT, f"{type(exc).__name__}: {exc}") from exc
     except (httpx.TransportError, httpx.TooManyRedirects, httpx.DecodingError) as exc:
         # a network error, a redirect loop, a body that does not decode: maybe not next time
-        raise DownloadError(Failure.SENT_NO_ANSWER, f"download failed: {type(exc).__name__}: {exc}") from exc
+        raise DownloadError(Failure.SENT_NO_ANSWER, f"{type(exc).__name__}: {exc}") from exc
     except (httpx.InvalidURL, UnicodeError) as exc:
         # a URL that cannot be requested at all (raised before anything is sent)
         raise DownloadError(

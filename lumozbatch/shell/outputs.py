@@ -112,6 +112,10 @@ class Outputs(Protocol):
     def sweep_partial_downloads(self) -> int: ...
     def append_result(self, row: dict[str, Any]) -> None: ...
     def read_results(self) -> list[dict[str, Any]]: ...
+    def result_identities(self) -> set[int]:
+        """``results.identity_key`` of every row results.jsonl holds, streamed."""
+        ...
+
     def flush_results(self) -> None:
         """Make every appended row durable in the store (a no-op where appends are)."""
         ...
@@ -215,6 +219,13 @@ class OutputTree:
 
     def read_results(self) -> list[dict[str, Any]]:
         return results.read_results(self.out_dir)
+
+    def result_identities(self) -> set[int]:
+        try:
+            return results.read_identity_keys(results.results_path(self.out_dir))
+        except OSError:
+            results.read_results(self.out_dir)  # a folder in its place...: its one-line UsageError
+            raise
 
     def flush_results(self) -> None:
         """Each row is fsynced as it is appended: nothing waits here."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ from typing import Any
 from lumozbatch.core.ledger_codec import decode_lines
 from lumozbatch.errors import UsageError
 
-__all__ = ["REQUIRED_KEYS", "RESULTS_FILE", "append_result", "encode_row", "latest_rows", "read_results", "results_path"]
+__all__ = [
+    "REQUIRED_KEYS", "RESULTS_FILE", "append_result", "encode_row", "identity_key", "latest_rows",
+    "read_identity_keys", "read_results", "results_path",
+]
 
 RESULTS_FILE = "results.jsonl"
 #: Rows may come from several worker threads: the torn-tail check and the write must not
@@ -24,6 +28,42 @@ RESULTS_FILE = "results.jsonl"
 _WRITE_LOCK = threading.Lock()
 
 REQUIRED_KEYS = ("job", "identity", "variables", "model", "params", "request_id", "file", "sha256", "bytes")
+
+
+#: The row's own identity: the first ``"identity":"<hex>"`` of a line we wrote (``job``, the only
+#: key before it, is a string, and inside a string every quote is escaped).
+_IDENTITY = re.compile(rb'"identity":"([0-9a-f]{16,64})"')
+
+
+def identity_key(identity: str) -> int:
+    """A compact stand-in for an identity (its first 60 bits) for sets of a million."""
+    return int(identity[:15], 16)
+
+
+def read_identity_keys(path: Path) -> set[int]:
+    """The ``identity_key`` of every whole row of the results file at ``path``, read a line at
+    a time (a million rows are a set of small ints, not a list of dicts). A torn last line
+    is not a row. A missing file has none."""
+    keys: set[int] = set()
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return keys
+    with fh:
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break  # torn by a crash: not a row
+            found = _IDENTITY.search(line)
+            if found is not None:
+                keys.add(int(found.group(1)[:15], 16))
+                continue
+            try:  # a row written by another tool, keys in another order
+                identity = json.loads(line).get("identity")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(identity, str) and re.fullmatch(r"[0-9a-f]{16,}", identity):
+                keys.add(identity_key(identity))
+    return keys
 
 
 def results_path(out_dir: Path) -> Path:

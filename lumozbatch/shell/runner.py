@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import trio
 
+from lumozbatch.core.chunks import chunked
 from lumozbatch.core.events import Event, EventSink, discard
 from lumozbatch.core.ledger_codec import JobRecord, JobState
 from lumozbatch.core.polling import PollPlanner
@@ -50,6 +51,7 @@ from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Download
 from lumozbatch.shell.ledger import LedgerWriteError
 from lumozbatch.shell.outputs import Outputs, OutputTree, object_stem
 from lumozbatch.shell.reconcile import kept_outputs, shown_name
+from lumozbatch.shell.results import identity_key
 from lumozbatch.shell.services import run_with_services
 from lumozbatch.shell.store import BatchStore
 
@@ -871,14 +873,12 @@ class BatchRunner:
 
     async def _reconcile_results(self) -> None:
         """Rows for outputs the ledger holds but results.jsonl lacks (a crash in between)."""
-        rows = await trio.to_thread.run_sync(self.outputs.read_results)
-        seen = {row.get("identity") for row in rows}
-        missing = [
-            j for j in self.ledger.all_jobs()  # retired ones too: their outputs were paid for
-            if j.state == JobState.DONE and j.identity not in seen
-        ]
-        for rec in missing:
-            await trio.to_thread.run_sync(self.outputs.append_result, self._result_row(rec))
+        # identity keys, a line at a time; done jobs streamed: flat at a million rows
+        seen = await trio.to_thread.run_sync(self.outputs.result_identities)
+        done = self.ledger.iter_jobs([JobState.DONE], retired=None)  # retired too: paid for
+        for chunk in chunked((j for j in done if identity_key(j.identity) not in seen), 500):
+            rows = [self._result_row(rec) for rec in chunk]
+            await trio.to_thread.run_sync(lambda: [self.outputs.append_result(row) for row in rows])
 
     # -- events -------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ from typing import Any
 from lumozbatch.errors import ConfigError
 from lumozbatch.shell.download import Downloaded, safe_target
 from lumozbatch.shell.outputs import DISPLACED_DIR, GALLERY_FILE, Health, KnownOutput, object_stem
-from lumozbatch.shell.results import RESULTS_FILE, encode_row, latest_rows
+from lumozbatch.shell.results import RESULTS_FILE, encode_row, latest_rows, read_identity_keys
 
 __all__ = ["RESULTS_FLUSH_SECONDS", "ObjectStoreError", "S3Outputs", "parse_s3_url"]
 
@@ -223,6 +223,9 @@ class S3Outputs:
     def read_results(self) -> list[dict[str, Any]]:
         return self._results.read()
 
+    def result_identities(self) -> set[int]:
+        return self._results.identities()
+
     def flush_results(self) -> None:
         self._results.flush()
 
@@ -333,14 +336,23 @@ class _SpooledResults:
                 self._flush_locked()
 
     def read(self) -> list[dict[str, Any]]:
-        """Every row (a run reads them first, before it sends anything: a store that cannot
-        be read then is a ``ConfigError``, one line, not a crash)."""
+        """Every row."""
         with self._lock:
-            try:
-                data = self._spool().read_bytes()
-            except ObjectStoreError as exc:
-                raise ConfigError(str(exc), details=["nothing was sent to the API; check the object store, then run again"]) from None
+            data = self._readable_spool().read_bytes()
             return latest_rows(data, file=self._outputs.url(RESULTS_FILE))
+
+    def identities(self) -> set[int]:
+        """``read``'s rows as identity keys, streamed from the spool (flat at a million)."""
+        with self._lock:
+            return read_identity_keys(self._readable_spool())
+
+    def _readable_spool(self) -> Path:
+        """The spool (a run reads it first, before it sends anything: a store that cannot be
+        read then is a ``ConfigError``, one line, not a crash)."""
+        try:
+            return self._spool()
+        except ObjectStoreError as exc:
+            raise ConfigError(str(exc), details=["nothing was sent to the API; check the object store, then run again"]) from None
 
     def flush(self) -> None:
         with self._lock:

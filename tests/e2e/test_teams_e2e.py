@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from demo_repo import git_init
-from e2e_support import assert_nothing_lost_nothing_paid_twice, env_for, run_cli, start_cli, write_manifest
+from e2e_support import KEY, assert_nothing_lost_nothing_paid_twice, env_for, run_cli, start_cli, write_manifest
 
 pytestmark = pytest.mark.e2e
 
@@ -118,6 +118,22 @@ def test_three_machines_one_postgresql_one_bucket_nothing_paid_twice(
     assert "outputs/team-shots/index.html" in keys
     for folder in machines:
         assert _untracked(folder) == [], f"{folder.name} has files the runs wrote"
+    assert KEY not in _database_text(pg_url)  # the API key never reaches the database
+    assert all(KEY not in str(r) for r in moto_server.requests(bucket))  # nor the bucket
+
+
+def _database_text(url: str) -> str:
+    """Every row of every table lumozbatch keeps in the database, as text."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema = 'lumozbatch'"
+        ).fetchall()
+        assert tables
+        return "\n".join(
+            str(row) for schema, table in tables for row in conn.execute(f'SELECT * FROM "{schema}"."{table}"')
+        )
 
 
 def test_kill_9_at_random_instants_then_resume_with_the_state_in_postgresql(
