@@ -191,6 +191,7 @@ class Batch:
             starter = self._start_resume
         else:
             api = self.target().api  # no key: exit 3, before the folder is created
+            self._refuse_starting_over(api)
             ledger = self.state.open_store(self.out_dir, name=self.name, api=api, create=True)
             starter = functools.partial(self._start_apply, adopt=adopt)
         try:
@@ -304,6 +305,26 @@ class Batch:
             ),
             pricing=recorded_pricing(batch),
             result_extra=extra,
+        )
+
+    def _refuse_starting_over(self, api: str) -> None:
+        """A batch run before without ``--state`` keeps its state in its folder; the database
+        knows nothing of it, so a shared ``apply`` would plan it anew and pay for it again.
+        (Importing a folder's state into PostgreSQL is not built.)"""
+        from lumozbatch.errors import UsageError
+        from lumozbatch.shell.state import has_batch_files
+
+        if not self.state.shared or not has_batch_files(self.out_dir):
+            return
+        if self.state.has_batch(self.out_dir, name=self.name, api=api):
+            return  # the database has it too: the folder's state is an older, local one
+        raise UsageError(
+            f"{self.out_dir} holds this batch's state from runs without --state; {self.state.shown} has no "
+            f"batch {self.name!r}, so applying it there would send every job again (and pay again)",
+            details=[
+                "run it without --state (LUMOZBATCH_STATE) to go on with the folder's state,",
+                "or move the folder aside to start the batch over in the database, knowingly",
+            ],
         )
 
     def _follow_recorded_outputs(self, batch: dict[str, Any]) -> None:

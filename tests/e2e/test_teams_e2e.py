@@ -168,3 +168,17 @@ def test_kill_9_at_random_instants_then_resume_with_the_state_in_postgresql(
     assert counts["done"] + counts["ambiguous"] == 24, counts
     assert final.returncode == (0 if counts["ambiguous"] == 0 else 1)
     assert not (out / ".lumozbatch" / "state.db").exists()  # the state is in the database only
+
+
+def test_a_batch_run_locally_is_not_started_over_in_the_database(tmp_path: Path, start_sandbox, pg_url: str) -> None:
+    sandbox = start_sandbox("--latency", "0-0")
+    manifest = write_manifest(tmp_path, "local-first", subjects=2, seeds=2)
+    env = env_for(sandbox)
+    first = run_cli(["apply", str(manifest), "--quiet"], env=env, cwd=tmp_path, timeout=60)
+    assert first.returncode == 0, first.stderr
+    sent = sum(sandbox.stats()["submissions"].values())
+    shared = run_cli(["apply", str(manifest), "--quiet", "--state", pg_url], env=env, cwd=tmp_path, timeout=60)
+    assert shared.returncode == 2, shared.stderr
+    assert "holds this batch's state from runs without --state" in shared.stderr
+    assert "Traceback" not in shared.stderr
+    assert sum(sandbox.stats()["submissions"].values()) == sent  # nothing paid again
