@@ -49,7 +49,7 @@ from lumozbatch.errors import AuthenticationError, ConfigError, Interrupted, Lum
 from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Downloaded, download
 from lumozbatch.shell.ledger import LedgerWriteError
-from lumozbatch.shell.outputs import Outputs, OutputTree, object_stem
+from lumozbatch.shell.outputs import KnownOutput, Outputs, OutputTree, object_stem
 from lumozbatch.shell.reconcile import kept_outputs, shown_name
 from lumozbatch.shell.results import identity_key
 from lumozbatch.shell.services import run_with_services
@@ -789,7 +789,10 @@ class BatchRunner:
     async def _show(self, rec: JobRecord, obj: str, name: str) -> bool:
         """Link ``name`` to the kept object; True once it shows it. A failure loses nothing
         (the output is kept and recorded; the next run shows it)."""
-        others = kept_outputs(self.ledger.holders(name), rec)
+        # Asked of the store only when something else is already at the name (an edit, a
+        # revert): most names are new, and against a remote database each lookup is round
+        # trips the event loop would wait for. Read back on the trio thread, as every read is.
+        others = _Asked(lambda: trio.from_thread.run_sync(lambda: kept_outputs(self.ledger.holders(name), rec)))
         try:
             displaced = await trio.to_thread.run_sync(self.outputs.place, obj, name, others)
         except (OSError, ValueError) as exc:
@@ -895,6 +898,19 @@ class BatchRunner:
 
     def _emit(self, event: Event) -> None:
         self.sink(event)
+
+
+class _Asked(Iterable[KnownOutput]):
+    """A list computed the first time it is iterated (then kept)."""
+
+    def __init__(self, ask: Callable[[], list[KnownOutput]]) -> None:
+        self._ask = ask
+        self._answer: list[KnownOutput] | None = None
+
+    def __iter__(self) -> Iterator[KnownOutput]:
+        if self._answer is None:
+            self._answer = self._ask()
+        return iter(self._answer)
 
 
 def _first_domain_error(group: BaseExceptionGroup) -> LumozbatchError | None:
