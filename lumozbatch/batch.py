@@ -510,13 +510,13 @@ def open_batch(
     real service. ``state``: a ``postgresql://`` URL (else ``LUMOZBATCH_STATE``, else SQLite
     in the output folder). Raises ``ManifestError`` (exit 2) for an invalid manifest."""
     from lumozbatch.manifest_io import load_manifest
-    from lumozbatch.shell.location import batch_home, bucket_home, is_bucket_url, shown
+    from lumozbatch.shell.location import batch_home, bucket_home, bucket_url, is_bucket_url, shown
     from lumozbatch.shell.state_choice import state_choice
 
     choice = state_choice(state)  # a bad URL is exit 2 before the manifest is read
     loaded = load_manifest(manifest)
     home = batch_home(manifest, loaded.name)
-    url = str(out) if is_bucket_url(out) else None
+    url = bucket_url(str(out)) if is_bucket_url(out) else None
     if url is not None:
         out_dir = bucket_home(url)
     else:
@@ -548,13 +548,12 @@ def resume_batch(
     default folder), exactly as its ledger planned it, even if the manifest changed or is gone.
     With a shared ``state``, the batch is found by name: the manifest's, else the last part
     of the folder or URL (``outputs/<name>``)."""
-    from lumozbatch.shell.location import find_out_dir, manifest_name
-    from lumozbatch.shell.location import bucket_home, is_bucket_url
+    from lumozbatch.shell.location import bucket_home, bucket_url, find_out_dir, is_bucket_url, manifest_name
     from lumozbatch.shell.state_choice import state_choice
 
     choice = state_choice(state)
     text = str(where)
-    url = text.rstrip("/") if is_bucket_url(text) else None
+    url = bucket_url(text) if is_bucket_url(text) else None
     if url is not None:
         out_dir, name = bucket_home(url), url.rsplit("/", 1)[-1]
     elif choice.shared and not Path(text).exists() and Path(text).suffix not in (".yaml", ".yml"):

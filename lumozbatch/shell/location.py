@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "BatchHome", "absolute", "batch_home", "bucket_home", "find_out_dir", "is_bucket_url", "manifest_name",
+    "BatchHome", "absolute", "batch_home", "bucket_home", "bucket_url", "find_out_dir", "is_bucket_url", "manifest_name",
     "shown", "work_tree_top",
 ]
 
@@ -87,6 +87,12 @@ def shown(path: Path | str) -> Path:
 def is_bucket_url(out: str | Path | None) -> bool:
     """Whether ``out`` names object storage (``s3://BUCKET/PREFIX``) rather than a folder."""
     return isinstance(out, str) and out.startswith(BUCKET_SCHEMES)
+
+
+def bucket_url(out: str) -> str:
+    """An ``s3://`` URL as a batch records it: no slash at its end (``s3://b/p/`` is ``s3://b/p``)."""
+    scheme, _, rest = out.partition("://")
+    return f"{scheme}://{rest.rstrip('/')}"
 
 
 def bucket_home(url: str, environ: Mapping[str, str] | None = None) -> Path:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from lumozbatch.errors import UsageError
-from lumozbatch.shell.location import batch_home, bucket_home, find_out_dir, is_bucket_url, work_tree_top
+from lumozbatch.shell.location import batch_home, bucket_home, bucket_url, find_out_dir, is_bucket_url, work_tree_top
 
 
 def test_outside_git_the_batch_lives_beside_the_manifest(tmp_path: Path, monkeypatch) -> None:
@@ -70,3 +70,9 @@ def test_a_bucket_batch_lives_under_the_state_folder_keyed_by_its_url(tmp_path: 
     assert bucket_home("s3://team-bucket/outputs/portraits/", env) == home  # a trailing slash is the same place
     assert bucket_home("s3://team-bucket/outputs/other", env) != home
     assert is_bucket_url("s3://b/p") and not is_bucket_url("outputs/x") and not is_bucket_url(Path("s3:/x"))
+
+
+def test_a_bucket_url_is_recorded_without_its_trailing_slash() -> None:
+    assert bucket_url("s3://team/outputs/x/") == "s3://team/outputs/x"
+    assert bucket_url("s3://team/") == "s3://team"
+    assert bucket_url("s3://") == "s3://"
