@@ -224,11 +224,7 @@ class OutputTree:
         return results.read_results(self.out_dir)
 
     def result_identities(self) -> set[int]:
-        try:
-            return results.read_identity_keys(results.results_path(self.out_dir))
-        except OSError:
-            results.read_results(self.out_dir)  # a folder in its place...: its one-line UsageError
-            raise
+        return results.read_identity_keys(results.results_path(self.out_dir))
 
     def flush_results(self) -> None:
         """Each row is fsynced as it is appended: nothing waits here."""

@@ -37,7 +37,7 @@ from lumozbatch.shell.ledger import LedgerWriteError
 from lumozbatch.shell.sql_store import SqlStore, _Group
 from lumozbatch.shell.state_choice import without_password as public_url
 
-__all__ = ["PgStore", "holder", "list_batches"]
+__all__ = ["PgStore", "describe_holder", "holder", "list_batches"]
 
 _CONNECT_TIMEOUT_S = 10
 
@@ -116,12 +116,17 @@ def _live_holder(conn: psycopg.Connection[Any], batch_id: int) -> dict[str, Any]
     return None if row is None else {"host": row[0], "pid": row[1], "since": row[2]}
 
 
-def _lock_held(url: str, name: str, who: dict[str, Any] | None) -> LockHeld:
+def describe_holder(who: dict[str, Any] | None) -> str | None:
+    """``host H, pid P, since T`` of a lock's holder (``holder``), or None when unknown."""
     if who is None or who["host"] is None:
-        by = "another lumozbatch run"
-    else:
-        since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(who["since"]))
-        by = f"another lumozbatch run (host {who['host']}, pid {who['pid']}, since {since})"
+        return None
+    since = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(who["since"]))
+    return f"host {who['host']}, pid {who['pid']}, since {since}"
+
+
+def _lock_held(url: str, name: str, who: dict[str, Any] | None) -> LockHeld:
+    described = describe_holder(who)
+    by = "another lumozbatch run" + (f" ({described})" if described else "")
     return LockHeld(
         f"{by} is working on the batch {name!r} in {public_url(url)}",
         details=["wait for it to finish or stop it; its lock goes away the moment its connection ends"],

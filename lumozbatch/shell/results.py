@@ -49,13 +49,15 @@ def read_identity_keys(path: Path) -> set[int]:
         fh = open(path, "rb")
     except FileNotFoundError:
         return keys
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
     with fh:
         for line in fh:
             if not line.endswith(b"\n"):
                 break  # torn by a crash: not a row
             found = _IDENTITY.search(line)
             if found is not None:
-                keys.add(int(found.group(1)[:15], 16))
+                keys.add(identity_key(found.group(1).decode("ascii")))
                 continue
             try:  # a row written by another tool, keys in another order
                 identity = json.loads(line).get("identity")
@@ -131,12 +133,17 @@ def read_results(out_dir: Path) -> list[dict[str, Any]]:
         data = path.read_bytes()
     except FileNotFoundError:
         return []
-    except OSError as exc:  # a folder in its place, no permission: say so before anything is sent
-        raise UsageError(
-            f"cannot read {path}: {exc.strerror or exc}",
-            details=[f"{RESULTS_FILE} is lumozbatch's list of downloaded outputs; move whatever is there aside"],
-        ) from None
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
     return latest_rows(data, file=str(path))
+
+
+def _unreadable(path: Path, exc: OSError) -> UsageError:
+    """A folder in its place, no permission: said before anything is sent."""
+    return UsageError(
+        f"cannot read {path}: {exc.strerror or exc}",
+        details=[f"{RESULTS_FILE} is lumozbatch's list of downloaded outputs; move whatever is there aside"],
+    )
 
 
 def latest_rows(data: bytes, *, file: str) -> list[dict[str, Any]]:

@@ -90,8 +90,8 @@ class StateChoice:
         matching = self._matching(name, api)
         if len(matching) != 1:
             return None
-        found = _pg().holder(self.url, name=matching[0][0], api=matching[0][1])
-        return None if found is None else _describe_holder(found)
+        pg = _pg()
+        return pg.describe_holder(pg.holder(self.url, name=matching[0][0], api=matching[0][1]))
 
     def not_found(self, name: str | None) -> LedgerNotFound:
         return LedgerNotFound(
@@ -156,10 +156,3 @@ def _pg() -> Any:
         ) from None
     return pg_store
 
-
-def _describe_holder(found: Mapping[str, Any]) -> str:
-    import time
-
-    since = found.get("since")
-    when = f", since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(since))}" if since else ""
-    return f"host {found.get('host')}, pid {found.get('pid')}{when}"
