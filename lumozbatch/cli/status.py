@@ -54,7 +54,8 @@ def status_cmd(target: str, json_out: bool, state: str | None) -> None:
             restorable=survey.restorable, unkept=survey.unkept, lost=survey.lost,
             lost_count=survey.lost_count, checked=survey.checked, of=survey.of,
         )
-        running = batch.state.running(out_dir, name=batch.name)
+        # the snapshot names the batch's API: no second lookup of the batch by name
+        running = batch.state.running(out_dir, name=batch.name, api=(reads.batch or {}).get("api"))
         options = {"outputs": seen, "pricing": recorded_pricing(reads.batch), "running": running}
         if json_out:  # machines get the folder absolute
             where = absolute(out_dir) if shown is out_dir else shown

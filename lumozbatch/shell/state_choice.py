@@ -87,11 +87,15 @@ class StateChoice:
             from lumozbatch.shell.lockfile import run_in_progress
 
             return run_in_progress(home)
-        matching = self._matching(name, api)
-        if len(matching) != 1:
+        if name is None:
             return None
+        if api is None:  # the batch's API unknown: look it up by name (one more round trip)
+            matching = self._matching(name, None)
+            if len(matching) != 1:
+                return None
+            api = matching[0][1]
         pg = _pg()
-        return pg.describe_holder(pg.holder(self.url, name=matching[0][0], api=matching[0][1]))
+        return pg.describe_holder(pg.holder(self.url, name=name, api=api))
 
     def not_found(self, name: str | None) -> LedgerNotFound:
         return LedgerNotFound(
