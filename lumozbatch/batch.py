@@ -41,7 +41,7 @@ from lumozbatch.shell.state_choice import StateChoice
 if TYPE_CHECKING:
     from lumozbatch.core.webhook import WebhookSettings
     from lumozbatch.shell.outputs import Outputs
-    from lumozbatch.shell.outputs_check import OutputsCheck
+    from lumozbatch.shell.outputs_check import Found, OutputsCheck
     from lumozbatch.shell.planning import Plan, Resets
     from lumozbatch.shell.runner import RunOutcome
     from lumozbatch.shell.store import BatchStore
@@ -393,6 +393,7 @@ class BatchRun:
     outputs: Outputs | None = None
     #: The outputs check running in another process since the store was opened (big batches)
     outputs_check: OutputsCheck | None = None
+    _found: Found | None = field(default=None, init=False, repr=False)  # what that check found
     _recorded: bool = field(default=False, init=False, repr=False)
 
     def __enter__(self) -> BatchRun:
@@ -445,7 +446,10 @@ class BatchRun:
         self.record_plan()
         self._reconcile_outputs(sink)
         sink(self._plan_event())
-        options = RunOptions(concurrency=concurrency or self.concurrency)
+        options = RunOptions(
+            concurrency=concurrency or self.concurrency,
+            rowless=self._found.rowless if self._found is not None else None,
+        )
         try:
             return trio.run(
                 lambda: drive(
@@ -476,10 +480,14 @@ class BatchRun:
 
         check, self.outputs_check = self.outputs_check, None
         # the check aside looked at the folder: its answer holds for local outputs only
-        suspects = None
+        found = None
         if check is not None:
-            suspects = check.result() if self._local else check.cancel()
-        done = reconcile_outputs(self.ledger, self.outputs if self.outputs is not None else self.out_dir, suspects=suspects)
+            found = check.result() if self._local else check.cancel()
+        self._found = found
+        done = reconcile_outputs(
+            self.ledger, self.outputs if self.outputs is not None else self.out_dir,
+            suspects=found.suspects if found is not None else None,
+        )
         # outputs found gone are fetched again in this run: no longer counted done
         self.plan.done -= done.missing
         self.plan.missing += done.missing

@@ -7,11 +7,13 @@ threads). Planning the same batch takes as long again, on one core too, and chan
 So for a big batch kept in a local folder with its ``state.db`` the check runs in a child
 process while the parent plans: it reads a snapshot of the state (no lock; the parent holds
 it) and prints the identities of the done jobs, retired ones included, whose files are not
-as recorded. Planning makes no job done and touches no file, so once it is recorded the parent
-repairs just those jobs (``reconcile_suspects``): the ones the plan left active and done.
+as recorded, and of those ``results.jsonl`` has no row for (a crash between the two writes).
+Planning makes no job done, touches no file and writes no row, so once the plan is recorded
+the parent repairs just those jobs (``reconcile_outputs(..., suspects=)``, the ones the plan
+left active and done) and writes just those rows.
 
 Anything unexpected (the child fails, prints something else, finds more than
-:data:`MAX_SUSPECTS`) and the parent checks every job itself, as for a small batch.
+:data:`MAX_FOUND`) and the parent checks every job itself, as for a small batch.
 """
 
 from __future__ import annotations
@@ -19,42 +21,56 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from lumozbatch.core.chunks import chunked
 
-__all__ = ["MAX_SUSPECTS", "MIN_DONE", "OutputsCheck", "suspects"]
+__all__ = ["MAX_FOUND", "MIN_DONE", "Found", "OutputsCheck", "findings"]
 
 #: done jobs from which a child process pays for itself (it starts in about half a second)
 MIN_DONE = 20_000
-#: suspects the child lists one by one; beyond, the parent checks every job itself
-MAX_SUSPECTS = 10_000
-_END = "end"
+#: findings the child lists one by one; beyond, the parent checks every job itself
+MAX_FOUND = 10_000
+_END, _SUSPECT, _ROWLESS = "end", "suspect", "rowless"
 _PAGE = 2000
 
 
-def suspects(out_dir: Path) -> Iterator[str]:
-    """The done jobs (retired too) in ``out_dir`` whose kept object and name are not as
-    recorded (a name gone or showing another file, an object gone, never kept, or shown
-    under another name), from a lock-free snapshot."""
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What the check found (identities of done jobs, retired ones too)."""
+
+    suspects: frozenset[str]  # whose kept object and name are not as recorded
+    rowless: frozenset[str]  # that ``results.jsonl`` has no row for
+
+
+def findings(out_dir: Path) -> Iterator[tuple[str, str]]:
+    """``("suspect", identity)`` for each done job (retired too) in ``out_dir`` whose kept
+    object and name are not as recorded (a name gone or showing another file, an object gone,
+    never kept, or shown under another name), and ``("rowless", identity)`` for each that
+    ``results.jsonl`` lacks; from a lock-free snapshot."""
     from lumozbatch.shell.done_outputs import done_outputs
     from lumozbatch.shell.outputs import Health, OutputTree
     from lumozbatch.shell.reconcile import output_name
+    from lumozbatch.shell.results import identity_key
     from lumozbatch.shell.sqlite_store import SqliteStore
 
     tree = OutputTree(out_dir)
     with SqliteStore.open_snapshot(out_dir, live=True) as store:
+        rows = tree.result_identities()
         for page in chunked(done_outputs(store, retired=None), _PAGE):
             names = [output_name(job) for job in page]
             kept = [(job.object, name, job.bytes) for job, name in zip(page, names) if job.object is not None]
             healths = iter(tree.health_many(kept))
             for job, name in zip(page, names):
                 if job.object is None or next(healths) is not Health.OK or job.file != name:
-                    yield job.identity
+                    yield _SUSPECT, job.identity
+                if identity_key(job.identity) not in rows:
+                    yield _ROWLESS, job.identity
 
 
 class OutputsCheck:
-    """The parent's handle on a child running :func:`suspects`."""
+    """The parent's handle on a child running :func:`findings`."""
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         self._process = process
@@ -66,14 +82,20 @@ class OutputsCheck:
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         ))
 
-    def result(self) -> set[str] | None:
-        """The suspects, once the child is done; None when its answer cannot be used (the
+    def result(self) -> Found | None:
+        """What the child found, once it is done; None when its answer cannot be used (the
         caller checks every job itself)."""
         out, _ = self._process.communicate()
         lines = out.splitlines()
         if self._process.returncode != 0 or not lines or lines[-1] != _END:
             return None
-        return set(lines[:-1])
+        found: dict[str, set[str]] = {_SUSPECT: set(), _ROWLESS: set()}
+        for line in lines[:-1]:
+            kind, _, identity = line.partition(" ")
+            if kind not in found or not identity:
+                return None
+            found[kind].add(identity)
+        return Found(frozenset(found[_SUSPECT]), frozenset(found[_ROWLESS]))
 
     def cancel(self) -> None:
         """Stop the child if it still runs (the run ended before its answer was needed)."""
@@ -83,12 +105,10 @@ class OutputsCheck:
 
 
 def _main(out_dir: str) -> int:
-    found = 0
-    for identity in suspects(Path(out_dir)):
-        found += 1
-        if found > MAX_SUSPECTS:
+    for count, (kind, identity) in enumerate(findings(Path(out_dir)), start=1):
+        if count > MAX_FOUND:
             return 3  # too many to list: the parent looks at every job
-        print(identity)
+        print(kind, identity)
     print(_END)
     return 0
 
