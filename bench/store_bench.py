@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -110,13 +111,17 @@ def steps_on(store, kind: str, writers: int, jobs: int) -> None:  # noqa: ANN001
                 nursery.start_soon(carry, w)
         return time.perf_counter() - t
 
+    cpu = time.process_time()  # every thread of the process: trio's and the committing one
     elapsed = trio.run(main)
+    cpu = time.process_time() - cpu
     commits = store.commit_count - before
     assert store.counts()["done"] == jobs
     store.close()
     steps = 4 * jobs
-    print(f"{kind:6} {writers} writers, {steps:,} steps: {steps / elapsed:,.0f} steps/s "
-          f"({elapsed:.2f} s, {commits:,} commits, {steps / commits:.1f} steps per commit)")
+    load = os.getloadavg()[0]
+    print(f"{kind:6} {writers} writers, {steps:,} steps: {steps / elapsed:,.0f} steps/s, "
+          f"{cpu / steps * 1e6:.0f} us CPU a step ({elapsed:.2f} s, {commits:,} commits, "
+          f"{steps / commits:.1f} steps per commit, load {load:.2f})")
 
 
 def write_big(out: Path, jobs: int) -> None:
