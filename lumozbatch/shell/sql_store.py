@@ -254,34 +254,34 @@ class SqlStore(GroupCommit, SqlReads):
             )
         wire = stamp(records, time.time())
         state = LedgerState(batch=self._batch)
+        jobs = state.jobs
         seqs: dict[str, int] = {}
         for record in wire:
             identity = record.get("id")
-            if isinstance(identity, str) and identity not in state.jobs:
+            if type(identity) is str and identity not in jobs:
                 found = self._load(identity)
                 if found is not None:
-                    seqs[identity], state.jobs[identity] = found
+                    seqs[identity], jobs[identity] = found
         state.check(wire)  # raises before anything is changed or queued
         texts = [rows.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
         for record in wire:
             state.apply(record)
         next_seq, next_shown = self._next_seq, self._next_shown
-        jobs = []
-        for identity, job in state.jobs.items():
-            if identity not in seqs:
+        for identity in jobs:
+            if identity not in seqs:  # planned by these records, in their order
                 seqs[identity] = next_seq
                 next_seq += 1
-            jobs.append((identity, seqs[identity], job))
         names = {}  # the fold started from no names: what it holds is what these records showed
         for file, shown in state.named.items():
             for identity in shown:
                 names[(file, identity)] = next_shown
                 next_shown += 1
+        job_row = rows.job_row
         return _Change(
             steps=[rows.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
-            rows={identity: rows.job_row(seq, job) for identity, seq, job in jobs},
+            rows={identity: job_row(seqs[identity], job) for identity, job in jobs.items()},
             batch=state.batch if state.batch is not self._batch else None,
-            jobs=jobs,
+            jobs=[(identity, seqs[identity], job) for identity, job in jobs.items()],
             names=names,
             next_seq=next_seq,
             next_shown=next_shown,
