@@ -40,7 +40,7 @@ from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.shell import results
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.location import is_bucket_url
-from lumozbatch.shell.paths import safe_target
+from lumozbatch.shell.paths import safe_join, safe_target
 
 if TYPE_CHECKING:  # httpx comes with download: status, which only reads, never loads it
     from lumozbatch.shell.download import Downloaded
@@ -240,7 +240,8 @@ class OutputTree:
     # -- the named tree -----------------------------------------------------------------
 
     def health(self, object_rel: str, name_rel: str, recorded_bytes: int | None) -> Health:
-        named, obj = _stat(self.path(name_rel)), _stat(self.path(object_rel))
+        # strings, not Paths: a run checks every done job's two files before it starts
+        named, obj = _stat(safe_join(self.shown, name_rel)), _stat(safe_join(self.shown, object_rel))
         if obj is None:
             return Health.LOST if named is None else Health.OBJECT_MISSING
         if named is None:
@@ -304,7 +305,7 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _stat(path: Path) -> os.stat_result | None:
+def _stat(path: Path | str) -> os.stat_result | None:
     try:
         return os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
