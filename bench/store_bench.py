@@ -6,7 +6,9 @@
 1. steps/s: ``--writers`` concurrent trio tasks carry ``--jobs`` jobs through intent,
    accepted, completed, downloaded (one ``await append`` each, fsync'd commits shared by
    group commit), on each ``--store`` (both: side by side). Target: at least 10,000 steps/s
-   with 64 writers. PostgreSQL: the server at ``--pg-url``, else a throwaway cluster with
+   with 64 writers. Printed with the CPU time a step (``time.process_time()``: trio's thread
+   and the committing one) and the load average: on a shared machine steps/s follow the
+   load, the CPU a step much less; compare before/after run alternately. PostgreSQL: the server at ``--pg-url``, else a throwaway cluster with
    fsync on (``tests/pg_server.py``; needs initdb).
 2. a ``--big``-job store written straight into SQL (the rows a finished batch holds, in mixed
    states), then, in a fresh process, ``SqliteStore.open_snapshot`` + ``counts()`` + ``spent()``
