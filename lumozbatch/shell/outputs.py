@@ -31,7 +31,8 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -53,6 +54,7 @@ __all__ = [
     "OutputTree",
     "Outputs",
     "as_outputs",
+    "checked_in_threads",
     "object_stem",
     "open_outputs",
 ]
@@ -111,6 +113,10 @@ class Outputs(Protocol):
     def seal(self, object_rel: str) -> None: ...
     def place(self, object_rel: str, name_rel: str, others: Iterable[KnownOutput] = ()) -> str | None: ...
     def health(self, object_rel: str, name_rel: str, recorded_bytes: int | None) -> Health: ...
+    def health_many(self, checks: Sequence[tuple[str, str, int | None]]) -> list[Health]:
+        """:meth:`health` of each ``(object_rel, name_rel, recorded_bytes)``, in order, several
+        at once (a run checks every done job's outputs before it starts)."""
+        ...
     def adopt(self, name_rel: str, identity: str, known: KnownOutput | None = None) -> str | None: ...
     def sweep_partial_downloads(self) -> int: ...
     def append_result(self, row: dict[str, Any]) -> None: ...
@@ -252,6 +258,11 @@ class OutputTree:
             return Health.OK  # a copy (no hard links here); the size says it is ours
         return Health.NAME_TAKEN
 
+    def health_many(self, checks: Sequence[tuple[str, str, int | None]]) -> list[Health]:
+        # one thread: stat calls are quick enough that threads lost more to the GIL than
+        # they overlapped (measured at 100,000 outputs on two cores)
+        return [self.health(*check) for check in checks]
+
     def place(self, object_rel: str, name_rel: str, others: Iterable[KnownOutput] = ()) -> str | None:
         """Make ``name_rel`` show ``object_rel``. ``others``: the batch's other outputs that
         have held this name (they stay in the store, so their links may be replaced).
@@ -290,6 +301,18 @@ class OutputTree:
         os.rename(self.path(name_rel), target)
         fsync_dir(target.parent)
         return rel
+
+
+def checked_in_threads(
+    health: Callable[[str, str, int | None], Health], checks: Sequence[tuple[str, str, int | None]], threads: int
+) -> list[Health]:
+    """``health(*check)`` of each of ``checks``, in order, split between ``threads`` workers."""
+    if len(checks) < 2 * threads:
+        return [health(*check) for check in checks]
+    size = -(-len(checks) // threads)
+    parts = [checks[start:start + size] for start in range(0, len(checks), size)]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return [h for part in pool.map(lambda part: [health(*check) for check in part], parts) for h in part]
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lumozbatch.core.chunks import chunked
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord
 from lumozbatch.core.records import Missing, Record, Stored
@@ -112,14 +113,33 @@ def reconcile_outputs(store: BatchStore, outputs: Outputs | Path) -> Reconciled:
     tree = as_outputs(outputs)
     tree.sweep_partial_downloads()  # a killed run's half-downloaded files: never a paid output
     done = Reconciled()
-    for job in done_outputs(store):  # streamed, from columns: flat in the batch size
-        records = _reconcile_one(store, tree, job, done)
-        if records:
-            store.append_sync(*records)
+    # streamed from columns a page at a time, each page's files looked at together (names are
+    # unique among active jobs: repairing one job's name changes no other's health)
+    for page in chunked(done_outputs(store), _PAGE):
+        names = [job.filename + _ext(job) for job in page]
+        checks = [(job.object, name, job.bytes) for job, name in zip(page, names) if job.object is not None]
+        _repair_page(store, tree, page, names, tree.health_many(checks), done)
     return done
 
 
-def _reconcile_one(store: BatchStore, tree: Outputs, job: DoneOutput, done: Reconciled) -> list[Record]:
+def _repair_page(
+    store: BatchStore, tree: Outputs, page: list[DoneOutput], names: list[str], healths: list[Health], done: Reconciled
+) -> None:
+    found = iter(healths)
+    for job, name in zip(page, names):
+        health = next(found) if job.object is not None else None
+        if health is Health.OK and job.file == name:
+            continue  # nearly every job: nothing more is done for it
+        records = _reconcile_one(store, tree, job, health, done)
+        if records:
+            store.append_sync(*records)
+
+
+_PAGE = 2000  # done jobs whose outputs are looked at together
+
+
+def _reconcile_one(store: BatchStore, tree: Outputs, job: DoneOutput, health: Health | None, done: Reconciled) -> list[Record]:
+    """``health``: of the job's kept object and name (None: it has no kept object)."""
     obj = job.object
     if obj is None and job.file is not None:
         obj = tree.adopt(job.file, job.identity, KnownOutput("", job.sha256, job.bytes))
@@ -128,9 +148,8 @@ def _reconcile_one(store: BatchStore, tree: Outputs, job: DoneOutput, done: Reco
         done.missing += 1
         return [Missing(id=job.identity, reason="the output is gone from disk: fetching it again")]
     name = job.filename + _ext(job)
-    health = tree.health(obj, name, job.bytes)
-    if health is Health.OK and obj == job.object and name == job.file:
-        return []  # nearly every job: nothing more is built for it
+    if health is None:  # adopted just now
+        health = tree.health(obj, name, job.bytes)
     if health is Health.OBJECT_MISSING:
         # the kept copy was deleted; the named file may still be the output
         obj = tree.adopt(name, job.identity, KnownOutput("", job.sha256, job.bytes))
