@@ -6,7 +6,9 @@
 1. steps/s: ``--writers`` concurrent trio tasks carry ``--jobs`` jobs through intent,
    accepted, completed, downloaded (one ``await append`` each, fsync'd commits shared by
    group commit), on each ``--store`` (both: side by side). Target: at least 10,000 steps/s
-   with 64 writers. PostgreSQL: the server at ``--pg-url``, else a throwaway cluster with
+   with 64 writers. Printed with the CPU time a step (``time.process_time()``: trio's thread
+   and the committing one) and the load average: on a shared machine steps/s follow the
+   load, the CPU a step much less; compare before/after run alternately. PostgreSQL: the server at ``--pg-url``, else a throwaway cluster with
    fsync on (``tests/pg_server.py``; needs initdb).
 2. a ``--big``-job store written straight into SQL (the rows a finished batch holds, in mixed
    states), then, in a fresh process, ``SqliteStore.open_snapshot`` + ``counts()`` + ``spent()``
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -110,13 +113,17 @@ def steps_on(store, kind: str, writers: int, jobs: int) -> None:  # noqa: ANN001
                 nursery.start_soon(carry, w)
         return time.perf_counter() - t
 
+    cpu = time.process_time()  # every thread of the process: trio's and the committing one
     elapsed = trio.run(main)
+    cpu = time.process_time() - cpu
     commits = store.commit_count - before
     assert store.counts()["done"] == jobs
     store.close()
     steps = 4 * jobs
-    print(f"{kind:6} {writers} writers, {steps:,} steps: {steps / elapsed:,.0f} steps/s "
-          f"({elapsed:.2f} s, {commits:,} commits, {steps / commits:.1f} steps per commit)")
+    load = os.getloadavg()[0]
+    print(f"{kind:6} {writers} writers, {steps:,} steps: {steps / elapsed:,.0f} steps/s, "
+          f"{cpu / steps * 1e6:.0f} us CPU a step ({elapsed:.2f} s, {commits:,} commits, "
+          f"{steps / commits:.1f} steps per commit, load {load:.2f})")
 
 
 def write_big(out: Path, jobs: int) -> None:

@@ -245,7 +245,9 @@ class LedgerState:
         order, would not all be accepted. Changes nothing."""
         pending: dict[str, JobState | None] = {}
         has_batch = self.batch is not None
-        for record in map(to_wire, records):
+        for record in records:
+            if type(record) is not dict:  # a dict is read as it is (nothing here changes it)
+                record = to_wire(record)  # type: ignore[arg-type]
             kind = record.get("t")
             if kind not in RECORD_TYPES:
                 raise BadRecord(f"unknown record type {kind!r}")

@@ -24,14 +24,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import trio
 
 from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.core.ledger_codec import LedgerState, RecordReader, encode, replay
 from lumozbatch.core.records import Record, to_wire
 from lumozbatch.errors import LedgerNotFound, LumozbatchError, UsageError
 from lumozbatch.shell.durable import fsync_dir
-from lumozbatch.shell.group_commit import GroupCommit
+from lumozbatch.shell.group_commit import Group, GroupCommit
 from lumozbatch.shell.lockfile import LOCK_FILE, run_in_progress, take_lock
 from lumozbatch.shell.state_reads import StateReads
 
@@ -86,14 +85,13 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-class _Group:
+class _Group(Group):
     """Records queued together; ``done`` once written and fsynced (or failed)."""
 
-    __slots__ = ("data", "done", "error")
+    __slots__ = ("data",)
 
     def __init__(self) -> None:
-        self.done = False
-        self.error: BaseException | None = None
+        super().__init__()
         self.data = b""  # the lines, joined when the group is taken
 
 
@@ -204,8 +202,7 @@ class Ledger(GroupCommit, StateReads):
             self._group = _Group()
         group = self._group
         self._queue.append(data)
-        with trio.CancelScope(shield=True):
-            await self._wait_durable(group)
+        await self._wait_durable(group)
 
     def close(self) -> None:
         """Write anything still queued, then release the file and the lock. Idempotent."""
@@ -213,11 +210,7 @@ class Ledger(GroupCommit, StateReads):
             return
         try:
             if self._queue and not self._flushing and self._broken is None:
-                group = self._take_group()
-                try:
-                    self._write(group.data)
-                finally:
-                    group.done = True
+                self._write_now(self._take_group())
         finally:
             os.close(self._fd)
             self._fd = None

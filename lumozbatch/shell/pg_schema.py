@@ -191,6 +191,9 @@ class PgSql:
         self.SELECT_BATCH = f"SELECT record FROM lumozbatch.batches WHERE id = {b} AND record IS NOT NULL"
         self.SELECT_MAX_SEQ = f"SELECT COALESCE(MAX(seq), 0) FROM lumozbatch.jobs WHERE batch_id = {b}"
         self.SELECT_JOB = f"SELECT seq, record FROM lumozbatch.jobs WHERE batch_id = {b} AND identity = %s"
+        self.SELECT_AHEAD = (
+            f"SELECT seq, identity, record FROM lumozbatch.jobs WHERE batch_id = {b} AND seq > %s ORDER BY seq LIMIT %s"
+        )
         self.SELECT_SUBMITTING = f"SELECT seq, record FROM lumozbatch.jobs WHERE batch_id = {b} AND state = 'submitting'"
         self.SELECT_STEPS_PAGE = (
             f"SELECT seq, record FROM lumozbatch.steps WHERE batch_id = {b} AND seq > %s ORDER BY seq LIMIT %s"

@@ -40,6 +40,7 @@ JOB_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobRecord))
 _JOB_FIELD_SET = frozenset(_JOB_FIELDS)
+_STATES = {state.value: state for state in JobState}
 
 
 def dumps(obj: Any) -> str:
@@ -116,8 +117,11 @@ def job_from_record(text: str) -> JobRecord:
     """The JobRecord a ``jobs.record`` holds (fields it does not know are left out: a newer
     writer's; fields it lacks take their defaults: an older writer's)."""
     values = loads(text)
-    job = JobRecord(**{k: v for k, v in values.items() if k in _JOB_FIELD_SET})
-    job.state = JobState(job.state)
+    try:
+        job = JobRecord(**values)  # the common case: written by this version
+    except TypeError:
+        job = JobRecord(**{k: v for k, v in values.items() if k in _JOB_FIELD_SET})
+    job.state = _STATES.get(job.state) or JobState(job.state)  # JobState(): ValueError if unknown
     return job
 
 

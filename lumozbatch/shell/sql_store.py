@@ -26,13 +26,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import trio
 
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord, LedgerState
 from lumozbatch.shell import sql_rows as rows
 from lumozbatch.shell.ledger import Appendable, LedgerWriteError, stamp
-from lumozbatch.shell.group_commit import GroupCommit
+from lumozbatch.shell.group_commit import Group, GroupCommit
 from lumozbatch.shell.sql_reads import SqlReads
 
 __all__ = ["SqlStore"]
@@ -41,6 +40,8 @@ _RECENT = 4096  # committed jobs kept for the fold: several times any concurrenc
 #: jobs read with one the fold missed, the next in planning order (a run sends in that order,
 #: so one query, a round trip to a server, serves the next many appends)
 _READ_AHEAD = 128
+_READ_BEHIND = 64
+_AHEAD_KEPT = 4 * _READ_AHEAD
 
 
 @dataclass(slots=True)
@@ -56,15 +57,14 @@ class _Change:
     next_shown: int
 
 
-class _Group:
+class _Group(Group):
     """Rows committed together; ``done`` once committed (or failed)."""
 
-    __slots__ = ("batch", "done", "error", "gen", "names", "rows", "steps")
+    __slots__ = ("batch", "gen", "names", "rows", "steps")
 
     def __init__(self, gen: int) -> None:
+        super().__init__()
         self.gen = gen
-        self.done = False
-        self.error: BaseException | None = None
         self.steps: list[tuple[Any, ...]] = []
         self.rows: dict[str, tuple[Any, ...]] = {}  # the latest row of each job wins
         self.batch: tuple[Any, ...] | None = None
@@ -108,6 +108,9 @@ class SqlStore(GroupCommit, SqlReads):
         # jobs committed lately (the ones in flight are read again and again): identity ->
         # (seq, job); only this writer changes the rows, so it never goes stale
         self._recent: OrderedDict[str, tuple[int, JobRecord]] = OrderedDict()
+        # committed rows read ahead, not decoded until asked for: identity -> (seq, record);
+        # a job leaves it when it is loaded or changed, so it never goes stale either
+        self._ahead: dict[str, tuple[int, str]] = {}
         self._gen = 0
         self._init_group_commit()
         self._broken: BaseException | None = None
@@ -176,8 +179,7 @@ class SqlStore(GroupCommit, SqlReads):
         group = self._group
         group.add(change)
         self._show(change, gen=group.gen)
-        with trio.CancelScope(shield=True):
-            await self._wait_durable(group)
+        await self._wait_durable(group)
 
     def close(self) -> None:
         """Commit anything still queued, then release the database and the lock. Idempotent."""
@@ -188,10 +190,7 @@ class SqlStore(GroupCommit, SqlReads):
             group = self._group
             if group is not None and not self._flushing and self._broken is None:
                 self._group = None
-                try:
-                    self._commit(group)
-                finally:
-                    group.done = True
+                self._write_now(group)
         finally:
             self._release()
 
@@ -214,6 +213,9 @@ class SqlStore(GroupCommit, SqlReads):
         recent = self._recent.get(identity)
         if recent is not None:
             return recent
+        ahead = self._ahead.pop(identity, None)
+        if ahead is not None:
+            return ahead[0], rows.job_from_record(ahead[1])
         row = self._reader.execute(self._sql.SELECT_JOB, (identity,)).fetchone()
         if row is None:
             return None
@@ -223,15 +225,20 @@ class SqlStore(GroupCommit, SqlReads):
         return found
 
     def _read_ahead(self, seq: int) -> None:
-        """Keep the jobs planned after ``seq`` among the recent ones (those not pending nor
-        kept already: committed rows, which only this writer changes)."""
-        query, _ = self._sql.select_jobs_page(None, None, exclude=False)
-        ahead = self._reader.execute(query, [seq, _READ_AHEAD]).fetchall()
-        pending, recent = self._pending, self._recent
-        self._remember(
-            (job.identity, s, job) for s, job in ((s, rows.job_from_record(text)) for s, text in ahead)
-            if job.identity not in pending and job.identity not in recent
-        )
+        """Keep the rows of the jobs planned after ``seq`` (and of a few before: the tasks a
+        run starts at once may ask in any order), undecoded (a run sends in planning
+        order: one query, a round trip to a server, serves the next many appends); not those
+        pending (their rows are older than they are). A recent job's row is what it holds
+        (only this writer changes rows), so it is kept too: it serves once the job leaves
+        the recent ones."""
+        after = seq - _READ_BEHIND
+        ahead = self._reader.execute(self._sql.SELECT_AHEAD, (after, _READ_BEHIND + _READ_AHEAD)).fetchall()
+        pending, kept = self._pending, self._ahead
+        for s, identity, text in ahead:
+            if identity not in pending:
+                kept[identity] = (s, text)
+        while len(kept) > _AHEAD_KEPT:
+            del kept[next(iter(kept))]  # the oldest read
 
     def _prepare(self, records: tuple[Appendable, ...]) -> _Change:
         """Stamp, check and fold ``records`` into the jobs they name (loaded, or the pending
@@ -247,34 +254,34 @@ class SqlStore(GroupCommit, SqlReads):
             )
         wire = stamp(records, time.time())
         state = LedgerState(batch=self._batch)
+        jobs = state.jobs
         seqs: dict[str, int] = {}
         for record in wire:
             identity = record.get("id")
-            if isinstance(identity, str) and identity not in state.jobs:
+            if type(identity) is str and identity not in jobs:
                 found = self._load(identity)
                 if found is not None:
-                    seqs[identity], state.jobs[identity] = found
+                    seqs[identity], jobs[identity] = found
         state.check(wire)  # raises before anything is changed or queued
         texts = [rows.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
         for record in wire:
             state.apply(record)
         next_seq, next_shown = self._next_seq, self._next_shown
-        jobs = []
-        for identity, job in state.jobs.items():
-            if identity not in seqs:
+        for identity in jobs:
+            if identity not in seqs:  # planned by these records, in their order
                 seqs[identity] = next_seq
                 next_seq += 1
-            jobs.append((identity, seqs[identity], job))
         names = {}  # the fold started from no names: what it holds is what these records showed
         for file, shown in state.named.items():
             for identity in shown:
                 names[(file, identity)] = next_shown
                 next_shown += 1
+        job_row = rows.job_row
         return _Change(
             steps=[rows.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
-            rows={identity: rows.job_row(seq, job) for identity, seq, job in jobs},
+            rows={identity: job_row(seqs[identity], job) for identity, job in jobs.items()},
             batch=state.batch if state.batch is not self._batch else None,
-            jobs=jobs,
+            jobs=[(identity, seqs[identity], job) for identity, job in jobs.items()],
             names=names,
             next_seq=next_seq,
             next_shown=next_shown,
@@ -285,6 +292,9 @@ class SqlStore(GroupCommit, SqlReads):
         if change.batch is not None:
             self._batch = change.batch
         self._next_seq, self._next_shown = change.next_seq, change.next_shown
+        ahead = self._ahead
+        for identity, _, _ in change.jobs:
+            ahead.pop(identity, None)
         if gen is not None:
             for identity, seq, job in change.jobs:
                 self._pending[identity] = (seq, job, gen)

@@ -154,6 +154,8 @@ SELECT_MAX_SHOWN = "SELECT COALESCE(MAX(shown), 0) FROM names"
 SELECT_BATCH = "SELECT record FROM batch"
 SELECT_MAX_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM jobs"
 SELECT_JOB = "SELECT seq, record FROM jobs WHERE identity = ?"
+#: the jobs planned after a ``seq`` (the writer's read-ahead), with their identities
+SELECT_AHEAD = "SELECT seq, identity, record FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?"
 SELECT_SUBMITTING = "SELECT seq, record FROM jobs WHERE state = 'submitting'"
 SELECT_META = "SELECT value FROM meta WHERE key = ?"
 UPSERT_META = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"

@@ -328,6 +328,28 @@ def test_kill_9_mid_commit_loses_nothing_acknowledged(tmp_path: Path) -> None:
         assert list(store.all_jobs()) == list(replayed.jobs.values())
 
 
+async def test_appends_cancelled_while_they_wait_return_once_committed(tmp_path: Path) -> None:
+    store = SqliteStore.open(tmp_path, create=True)
+    ids = [f"j{n}" for n in range(40)]
+    store.append_sync(BATCH, *(job(i, n) for n, i in enumerate(ids)))
+    returned = []
+
+    async def carry(identity: str) -> None:
+        await store.append(Intent(id=identity, attempt=1))
+        returned.append(identity)  # reached only if the append itself was not cancelled
+
+    with trio.CancelScope() as scope:
+        async with trio.open_nursery() as nursery:
+            for identity in ids:
+                nursery.start_soon(carry, identity)
+            await trio.sleep(0)  # they have appended: one group is being written, others wait
+            scope.cancel()
+    assert sorted(returned) == sorted(ids)
+    store.close()
+    with SqliteStore.open_snapshot(tmp_path, live=True) as snap:
+        assert all(snap.job(i).state is S.SUBMITTING for i in ids)
+
+
 def test_a_snapshot_reads_one_moment_while_the_run_writes(tmp_path: Path) -> None:
     with SqliteStore.open(tmp_path, create=True) as store:
         store.append_sync(BATCH, *(job(f"j{n}", n) for n in range(5)))
