@@ -31,6 +31,7 @@ from lumozbatch.core.records import (
     Failed,
     Intent,
     Job,
+    Relinked,
     Reset,
     Retire,
     Unsent,
@@ -38,7 +39,7 @@ from lumozbatch.core.records import (
 from lumozbatch.errors import LedgerNotFound, LockHeld, UsageError
 from lumozbatch.shell import sqlite_store as store_module
 from lumozbatch.shell.ledger import Ledger, LedgerWriteError, ledger_path, read_state
-from lumozbatch.shell.sqlite_schema import SCHEMA_VERSION
+from lumozbatch.shell.sqlite_schema import SCHEMA_VERSION, select_relinked
 from lumozbatch.shell.sql_reads import Cause
 from lumozbatch.core.ledger_codec import replay
 from lumozbatch.core.spend import spend_of
@@ -516,6 +517,7 @@ def _as_version_1(path: Path) -> None:
     for trigger in ("jobs_counted_in", "jobs_counted_out", "jobs_counted_again"):
         db.execute(f"DROP TRIGGER {trigger}")
     db.execute("DROP TABLE job_counts")
+    db.execute("DROP INDEX steps_relinked")
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
@@ -538,4 +540,26 @@ def test_a_version_1_database_is_read_as_it_is_and_migrated_by_the_next_run(tmp_
         _counts_agree(store.path)
     db = sqlite3.connect(state_path(tmp_path))
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+
+
+def test_a_version_2_database_counts_its_relinked_jobs_by_their_records_until_migrated(tmp_path: Path) -> None:
+    with SqliteStore.open(tmp_path, create=True) as store:
+        every_kind_of_job(store)
+        store.append_sync(Relinked(id="d", request_id=40))  # d's lost run, named by its webhook
+        assert store.count_relinked([JobState.SUBMITTED]) == 1
+    db = sqlite3.connect(state_path(tmp_path))
+    plan = " ".join(str(r) for r in db.execute("EXPLAIN QUERY PLAN " + select_relinked(1, exclude=False), ["submitted"]))
+    assert "steps_relinked" in plan  # not a read of every record
+    db.execute("DROP INDEX steps_relinked")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with SqliteStore.open_snapshot(tmp_path) as snap:  # read as it is
+        assert snap.count_relinked([JobState.SUBMITTED]) == 1
+    with SqliteStore.open(tmp_path, create=False) as store:  # migrated
+        assert store.count_relinked([JobState.SUBMITTED, JobState.DONE]) == 1
+    db = sqlite3.connect(state_path(tmp_path))
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("SELECT 1 FROM sqlite_master WHERE name = 'steps_relinked'").fetchone() == (1,)
     db.close()

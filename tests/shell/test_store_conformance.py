@@ -189,10 +189,12 @@ def test_a_lost_run_relinked_by_its_webhook_reads_back_submitted(store: Any, kit
     store.append_sync(Intent(id="b", attempt=1), Relinked(id="b", request_id=10))  # before its answer
     with pytest.raises(IllegalTransition):
         store.append_sync(Relinked(id="b", request_id=10))  # its request is known already
+    assert store.count_relinked([S.COMPLETED, S.SUBMITTED]) == 2 and store.count_relinked([S.COMPLETED]) == 1
     again = kit.reopen(store)
     try:
         assert (again.job("a").state, again.job("a").request_id, again.job("a").attempts) == (S.COMPLETED, 9, 1)
         assert (again.job("b").state, again.job("b").request_id) == (S.SUBMITTED, 10)
+        assert again.count_relinked([S.COMPLETED, S.SUBMITTED]) == 2
     finally:
         again.close()
 
