@@ -426,11 +426,21 @@ _REQUIRED: dict[str, tuple[tuple[str, type | tuple[type, ...]], ...]] = {
 }
 
 
+# fields a record may carry (absent or null), and their type when it does
+_OPTIONAL: dict[str, tuple[tuple[str, type], ...]] = {
+    "downloaded": (("object", str),),
+}
+
+
 def _check_fields(kind: str, record: dict[str, Any]) -> None:
     for name, kind_of in _REQUIRED.get(kind, ()):
         value = record.get(name)
         if not isinstance(value, kind_of) or isinstance(value, bool):
             raise BadRecord(f"a {kind!r} record whose {name!r} is missing or of the wrong type")
+    for name, kind_of in _OPTIONAL.get(kind, ()):  # checked here too: an append's later record
+        value = record.get(name)  # must not fail once its earlier ones are folded
+        if value is not None and type(value) is not kind_of:
+            raise BadRecord(f"a {kind!r} record whose {name!r} is not a string")
 
 
 # Each updater gets the job, the record and the (already legal) new state. They read every
@@ -483,10 +493,8 @@ def _on_completed(job: JobRecord, record: dict[str, Any], new: JobState) -> None
 def _on_downloaded(job: JobRecord, record: dict[str, Any], new: JobState) -> None:
     file, sha256, size = record.get("file"), record.get("sha256"), record.get("bytes")
     kept = record.get("object")
-    if type(file) is not str:
+    if type(file) is not str or (kept is not None and type(kept) is not str):
         _check_fields("downloaded", record)
-    if kept is not None and type(kept) is not str:
-        raise BadRecord("a 'downloaded' record whose 'object' is not a string")
     job.state = new
     job.file = file
     job.sha256 = sha256

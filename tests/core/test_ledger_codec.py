@@ -269,6 +269,22 @@ def test_apply_is_atomic_and_check_simulates_a_batch() -> None:
     assert state.jobs["a"].state is S.PENDING and "b" not in state.jobs
 
 
+def test_check_refuses_what_apply_would_refuse_after_folding_the_records_before_it() -> None:
+    """A store checks a whole append before folding any of it: a later record that only
+    ``apply`` refused left the earlier ones folded into the jobs it keeps."""
+    state = replay([job("a"), {"t": "intent", "id": "a", "attempt": 1}, {"t": "accepted", "id": "a", "request_id": 1}])
+    appended = [
+        {"t": "completed", "id": "a", "request_id": 1, "url": "http://x/a.png"},
+        {"t": "downloaded", "id": "a", "file": "a.png", "sha256": "0" * 64, "bytes": 1, "object": 5},
+    ]
+    with pytest.raises(BadRecord, match="'object' is not a string"):
+        state.check(appended)
+    state.apply(appended[0])
+    with pytest.raises(BadRecord, match="'object' is not a string"):
+        state.apply(appended[1])
+    assert state.jobs["a"].state is S.COMPLETED and state.jobs["a"].object is None
+
+
 def test_in_state_and_active_jobs() -> None:
     state = replay([job("a"), job("b"), {"t": "intent", "id": "b", "attempt": 1}, {"t": "accepted", "id": "b", "request_id": 3}, job("c"), {"t": "retire", "id": "c"}])
     assert [r.identity for r in state.jobs_in(S.PENDING)] == ["a"]
