@@ -133,6 +133,7 @@ def write_finished(out: Path, manifest: Path) -> int:
     from lumozbatch.manifest_io import load_manifest
     from lumozbatch.shell import sqlite_schema as sql
     from lumozbatch.shell.location import batch_home
+    from lumozbatch.shell.results import encode_row
     from lumozbatch.shell.sql_rows import job_row
     from lumozbatch.shell.sqlite_store import SqliteStore, state_path
 
@@ -163,13 +164,13 @@ def write_finished(out: Path, manifest: Path) -> int:
                 request_id=n + 1, url=f"http://sandbox/{n}.png", output_type="image", file=name, sha256=empty,
                 bytes=0, object=obj, attempts=1,
             )
-            results.write(json.dumps({
+            results.write(encode_row({  # as a run writes them
                 "job": spec.job, "identity": spec.identity, "variables": spec.variables, "model": spec.model,
                 "params": spec.params, "request_id": n + 1, "file": name, "object": obj, "sha256": empty, "bytes": 0,
-            }) + "\n")
+            }))
             yield job_row(n + 1, job)
 
-    results = (out / "results.jsonl").open("w", encoding="utf-8")
+    results = (out / "results.jsonl").open("wb")
     db.execute("BEGIN")
     db.executemany(sql.UPSERT_JOB, rows(results))
     db.execute("INSERT INTO names (file, identity, shown) SELECT file, identity, seq FROM jobs")

@@ -488,9 +488,9 @@ class BatchRun:
 def _compared(reads: Any) -> Any:
     """The store as the plan compares the manifest with it: by state columns, chunk by chunk
     (no job record decoded where the store can help)."""
-    from lumozbatch.shell.job_statuses import statuses_by_identity
+    from lumozbatch.shell.job_statuses import StatusesInOrder
 
-    return store_view(reads, jobs=functools.partial(statuses_by_identity, reads))
+    return store_view(reads, jobs=StatusesInOrder(reads))
 
 
 def open_batch(

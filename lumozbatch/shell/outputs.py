@@ -31,7 +31,8 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,7 +41,7 @@ from lumozbatch.core.layout import STATE_DIR
 from lumozbatch.shell import results
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.location import is_bucket_url
-from lumozbatch.shell.paths import safe_target
+from lumozbatch.shell.paths import safe_join, safe_target
 
 if TYPE_CHECKING:  # httpx comes with download: status, which only reads, never loads it
     from lumozbatch.shell.download import Downloaded
@@ -53,6 +54,7 @@ __all__ = [
     "OutputTree",
     "Outputs",
     "as_outputs",
+    "checked_in_threads",
     "object_stem",
     "open_outputs",
 ]
@@ -111,6 +113,10 @@ class Outputs(Protocol):
     def seal(self, object_rel: str) -> None: ...
     def place(self, object_rel: str, name_rel: str, others: Iterable[KnownOutput] = ()) -> str | None: ...
     def health(self, object_rel: str, name_rel: str, recorded_bytes: int | None) -> Health: ...
+    def health_many(self, checks: Sequence[tuple[str, str, int | None]]) -> list[Health]:
+        """:meth:`health` of each ``(object_rel, name_rel, recorded_bytes)``, in order, several
+        at once (a run checks every done job's outputs before it starts)."""
+        ...
     def adopt(self, name_rel: str, identity: str, known: KnownOutput | None = None) -> str | None: ...
     def sweep_partial_downloads(self) -> int: ...
     def append_result(self, row: dict[str, Any]) -> None: ...
@@ -240,7 +246,8 @@ class OutputTree:
     # -- the named tree -----------------------------------------------------------------
 
     def health(self, object_rel: str, name_rel: str, recorded_bytes: int | None) -> Health:
-        named, obj = _stat(self.path(name_rel)), _stat(self.path(object_rel))
+        # strings, not Paths: a run checks every done job's two files before it starts
+        named, obj = _stat(safe_join(self.shown, name_rel)), _stat(safe_join(self.shown, object_rel))
         if obj is None:
             return Health.LOST if named is None else Health.OBJECT_MISSING
         if named is None:
@@ -250,6 +257,11 @@ class OutputTree:
         if named.st_nlink == 1 and named.st_size == obj.st_size == (recorded_bytes or obj.st_size):
             return Health.OK  # a copy (no hard links here); the size says it is ours
         return Health.NAME_TAKEN
+
+    def health_many(self, checks: Sequence[tuple[str, str, int | None]]) -> list[Health]:
+        # one thread: stat calls are quick enough that threads lost more to the GIL than
+        # they overlapped (measured at 100,000 outputs on two cores)
+        return [self.health(*check) for check in checks]
 
     def place(self, object_rel: str, name_rel: str, others: Iterable[KnownOutput] = ()) -> str | None:
         """Make ``name_rel`` show ``object_rel``. ``others``: the batch's other outputs that
@@ -291,6 +303,18 @@ class OutputTree:
         return rel
 
 
+def checked_in_threads(
+    health: Callable[[str, str, int | None], Health], checks: Sequence[tuple[str, str, int | None]], threads: int
+) -> list[Health]:
+    """``health(*check)`` of each of ``checks``, in order, split between ``threads`` workers."""
+    if len(checks) < 2 * threads:
+        return [health(*check) for check in checks]
+    size = -(-len(checks) // threads)
+    parts = [checks[start:start + size] for start in range(0, len(checks), size)]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return [h for part in pool.map(lambda part: [health(*check) for check in part], parts) for h in part]
+
+
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".index-", suffix=".html.tmp")
     try:
@@ -304,7 +328,7 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def _stat(path: Path) -> os.stat_result | None:
+def _stat(path: Path | str) -> os.stat_result | None:
     try:
         return os.stat(path)
     except (FileNotFoundError, NotADirectoryError):

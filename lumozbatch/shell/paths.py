@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["safe_target"]
-
-_NOT_A_NAME = frozenset(("..", ".", ""))
+__all__ = ["safe_join", "safe_target"]
 
 
 def safe_target(out_dir: Path, stem: str) -> Path:
@@ -16,7 +14,19 @@ def safe_target(out_dir: Path, stem: str) -> Path:
     A lexical check, no filesystem calls: the names come from the planner's templates, and
     a folder the user symlinked inside the output folder is theirs to choose.
     """
-    # string checks, one path built: status checks a thousand names, apply every one
-    if not stem or stem.startswith("/") or any(p in _NOT_A_NAME for p in stem.split("/")):
-        raise ValueError(f"output name {stem!r} would leave the output folder")
+    _check(stem)
     return out_dir.joinpath(stem)
+
+
+def safe_join(out_dir: str, stem: str) -> str:
+    """:func:`safe_target` as a string (a run's check of every output stats two names a
+    job: building ``Path`` objects cost ten times the ``stat`` calls)."""
+    _check(stem)
+    return f"{out_dir}/{stem}"
+
+
+def _check(stem: str) -> None:
+    # no part "", "." or "..": searched in C (a run checks two names a job, a million jobs)
+    wrapped = f"/{stem}/"
+    if "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
+        raise ValueError(f"output name {stem!r} would leave the output folder")

@@ -27,7 +27,7 @@ from lumozbatch.core.ledger_codec import JobRecord, pin_job
 from lumozbatch.core.records import Record, Reset, Retire
 from lumozbatch.errors import GenerationCapExceeded
 from lumozbatch.core.wording import count
-from lumozbatch.shell.job_statuses import JobStatus, statuses_by_identity
+from lumozbatch.shell.job_statuses import JobStatus, StatusesInOrder
 from lumozbatch.shell.state_reads import reads_of
 
 __all__ = ["Plan", "Resets", "check_cap", "plan_batch", "plan_resume"]
@@ -113,8 +113,9 @@ def plan_batch(
     resets = Resets(retry_failed, resubmit_ambiguous, regenerate_missing)
     plan = Plan()
     known_active = followed_here = 0
+    statuses = StatusesInOrder(reads)
     for chunk in chunked(again(), _CHUNK):
-        known = statuses_by_identity(reads, [s.identity for s in chunk])
+        known = statuses([s.identity for s in chunk])
         active = []
         for spec in chunk:
             job = known.get(spec.identity)

@@ -30,9 +30,10 @@ _WRITE_LOCK = threading.Lock()
 REQUIRED_KEYS = ("job", "identity", "variables", "model", "params", "request_id", "file", "sha256", "bytes")
 
 
-#: The row's own identity: the first ``"identity":"<hex>"`` of a line we wrote (``job``, the only
-#: key before it, is a string, and inside a string every quote is escaped).
-_IDENTITY = re.compile(rb'"identity":"([0-9a-f]{16,64})"')
+#: The row's own identity where the rows we write keep it: the key after ``job`` (a string, in
+#: which every quote is escaped); spaces allowed, as Python's ``json.dumps`` writes them by
+#: default. Any other row is parsed (the key may be elsewhere, or nested in a value).
+_IDENTITY = re.compile(rb'\{"job": ?"(?:[^"\\]|\\.)*", ?"identity": ?"([0-9a-f]{16,64})"')
 
 
 def identity_key(identity: str) -> int:
@@ -55,7 +56,7 @@ def read_identity_keys(path: Path) -> set[int]:
         for line in fh:
             if not line.endswith(b"\n"):
                 break  # torn by a crash: not a row
-            found = _IDENTITY.search(line)
+            found = _IDENTITY.match(line)
             if found is not None:
                 keys.add(identity_key(found.group(1).decode("ascii")))
                 continue

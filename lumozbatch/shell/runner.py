@@ -50,6 +50,7 @@ from lumozbatch.shell.api import ApiCallError, LumozClient
 from lumozbatch.shell.download import DOWNLOAD_DEADLINE, DownloadError, Downloaded, download
 from lumozbatch.shell.ledger import LedgerWriteError
 from lumozbatch.shell.outputs import KnownOutput, Outputs, OutputTree, object_stem
+from lumozbatch.shell.done_outputs import done_identities
 from lumozbatch.shell.reconcile import kept_outputs, shown_name
 from lumozbatch.shell.results import identity_key
 from lumozbatch.shell.services import run_with_services
@@ -890,9 +891,9 @@ class BatchRunner:
         """Rows for outputs the ledger holds but results.jsonl lacks (a crash in between)."""
         # identity keys, a line at a time; done jobs streamed: flat at a million rows
         seen = await trio.to_thread.run_sync(self.outputs.result_identities)
-        done = self.ledger.iter_jobs([JobState.DONE], retired=None)  # retired too: paid for
-        for chunk in chunked((j for j in done if identity_key(j.identity) not in seen), 500):
-            rows = [self._result_row(rec) for rec in chunk]
+        done = done_identities(self.ledger, retired=None)  # retired too: paid for
+        for chunk in chunked((i for i in done if identity_key(i) not in seen), 500):
+            rows = [self._result_row(self.ledger.job(identity)) for identity in chunk]
             await trio.to_thread.run_sync(lambda: [self.outputs.append_result(row) for row in rows])
 
     # -- events -------------------------------------------------------------------------

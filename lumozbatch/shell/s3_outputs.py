@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from lumozbatch.errors import ConfigError
 from lumozbatch.shell.paths import safe_target
-from lumozbatch.shell.outputs import DISPLACED_DIR, GALLERY_FILE, Health, KnownOutput, object_stem
+from lumozbatch.shell.outputs import DISPLACED_DIR, GALLERY_FILE, Health, KnownOutput, checked_in_threads, object_stem
 from lumozbatch.shell.results import RESULTS_FILE, encode_row, latest_rows, read_identity_keys
 
 if TYPE_CHECKING:  # httpx comes with download: status, which only reads, never loads it
@@ -52,6 +52,7 @@ __all__ = ["RESULTS_FLUSH_SECONDS", "ObjectStoreError", "S3Outputs", "parse_s3_u
 RESULTS_FLUSH_SECONDS = 15.0
 _STAGING = ".staging-"
 _CONFIRMED_KEPT = 4096
+_HEAD_THREADS = 16  # a bucket's round trips in flight when every output is checked
 _TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
 _INSTALL = "pip install 'lumozbatch[s3]'"
 
@@ -198,6 +199,10 @@ class S3Outputs:
         if named == kept and kept.size == (recorded_bytes or kept.size):
             return Health.OK
         return Health.NAME_TAKEN
+
+    def health_many(self, checks: Sequence[tuple[str, str, int | None]]) -> list[Health]:
+        # two HEAD requests a check, a round trip each: many in flight at once
+        return checked_in_threads(self.health, checks, _HEAD_THREADS)
 
     def place(self, object_rel: str, name_rel: str, others: Iterable[KnownOutput] = ()) -> str | None:
         """Make ``name_rel`` a copy of ``object_rel``; a key there that is none of ``others``

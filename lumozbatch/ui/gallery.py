@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 from urllib.parse import quote
 
+from lumozbatch.shell.first_jobs import first_jobs
 from lumozbatch.shell.outputs import GALLERY_FILE
 from lumozbatch.shell.state_reads import reads_of
 from lumozbatch.ui.summary import state_name
@@ -58,12 +59,7 @@ def build_cells(
     """
     files = {row.get("identity"): row.get("file") for row in results if row.get("file")}
     cells = []
-    taken: dict[str, int] = {}
-    for rec in reads_of(state).iter_jobs(retired=False):
-        if per_job is not None:
-            if taken.get(rec.job, 0) >= per_job:
-                continue
-            taken[rec.job] = taken.get(rec.job, 0) + 1
+    for rec in first_jobs(reads_of(state), per_job):
         identity = rec.identity
         file = rec.file or files.get(identity)
         status = state_name(rec)  # a live run's "submitting" is in flight, as everywhere

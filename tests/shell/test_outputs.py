@@ -3,12 +3,13 @@
 import errno
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from lumozbatch.shell import outputs
-from lumozbatch.shell.outputs import Health, KnownOutput, OutputTree, object_stem
+from lumozbatch.shell.outputs import Health, KnownOutput, OutputTree, checked_in_threads, object_stem
 
 A = "a" * 64
 B = "b" * 64
@@ -136,3 +137,22 @@ def test_a_killed_runs_partial_downloads_are_swept_and_nothing_else(tmp_path: Pa
     assert sorted(p.name for p in shard.iterdir()) == sorted([Path(a.object).name, "notes.part"])
     assert (tmp_path / ".mine.part").exists()
     assert OutputTree(tmp_path / "empty").sweep_partial_downloads() == 0
+
+
+def test_checks_split_between_threads_come_back_in_order() -> None:
+    """What a bucket's outputs check uses (a HEAD request is a round trip): every check, in
+    order, from several threads at once."""
+    seen_threads: set[int] = set()
+    gate = threading.Barrier(4, timeout=10)  # four checks run at once, or this fails
+
+    def health(obj: str, name: str, size: int | None) -> Health:
+        seen_threads.add(threading.get_ident())
+        if name.endswith(":first"):
+            gate.wait()
+        return Health.OK if size else Health.LOST
+
+    checks = [(f"o{n}", f"n{n}" + (":first" if n % 25 == 0 else ""), n % 3) for n in range(100)]
+    got = checked_in_threads(health, checks, 4)
+    assert got == [Health.OK if n % 3 else Health.LOST for n in range(100)]
+    assert len(seen_threads) == 4
+    assert checked_in_threads(health, checks[1:5], 4) == [Health.OK, Health.OK, Health.LOST, Health.OK]

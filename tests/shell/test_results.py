@@ -29,3 +29,13 @@ def test_the_identity_keys_are_the_rows_own_identities_and_a_torn_line_is_none(t
 
 def test_no_results_file_has_no_rows(tmp_path: Path) -> None:
     assert read_identity_keys(tmp_path / "results.jsonl") == set()
+
+
+def test_rows_written_with_spaces_are_read_by_the_quick_match(tmp_path: Path) -> None:
+    """``json.dumps``'s default separators (another tool's, or a hand-made file), and a key
+    named identity nested before the row's own: the row's own identity, every time."""
+    e, f = "e" * 64, "f" * 64
+    with open(results_path(tmp_path), "wb") as fh:
+        fh.write(json.dumps(_row(e)).encode() + b"\n")  # {"job": "...", "identity": ... with spaces
+        fh.write(json.dumps({"job": "j", "variables": {"identity": f}, "identity": e.replace("e", "1")}).encode() + b"\n")
+    assert read_identity_keys(results_path(tmp_path)) == {identity_key(e), identity_key("1" * 64)}
