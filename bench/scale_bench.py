@@ -11,10 +11,10 @@ CPU ms per job, peak RSS. Target: the largest size's peak RSS at most 1.3x the s
 the tree on ``PYTHONPATH``; a tree from ``git archive`` of another commit), alternately, so a
 before/after comparison shares one machine load. ``--shape``: ``list`` (default) writes one
 seed per job, a manifest that itself grows with the batch (100,000 values parsed, validated
-and kept with their positions); ``grid`` writes 100 prompts x N/100 seeds, a manifest of
+and kept with their positions); ``grid`` writes 100 subjects x N/100 numbers, a manifest of
 N/100 + 100 values, so that what the run path keeps per job is measured apart from the manifest.
 
-``big``: a ``--jobs``-generation manifest (a 1000 x N matrix) whose every job is recorded done
+``big``: a ``--jobs``-generation manifest (a 1000 x N matrix, ``grid_manifest``) whose every job is recorded done
 in ``state.db`` by this script (rows straight into SQL, an empty output file per job, linked
 under its name as apply leaves it), then, each in its own process: ``status``, ``plan`` of
 the manifest against an empty folder (fresh) and against the batch, a no-op ``apply`` (it must
@@ -84,7 +84,7 @@ def apply_once(size: int, code: Path | None, shape: str = "list") -> tuple[dict[
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if shape == "grid":
-            manifest = grid_manifest(folder, f"apply{size}", size)
+            manifest = grid_manifest(folder, f"apply{size}", size, 100)
         else:
             manifest = write_manifest(folder, f"apply{size}", size, f"scale {size}")
         sandbox = SandboxProcess("--rate-limit", "0", "--latency", "0-0", "--sync-threshold", "1", "--image-scale", "0.01")
@@ -100,28 +100,6 @@ def apply_once(size: int, code: Path | None, shape: str = "list") -> tuple[dict[
         finally:
             sandbox.stop()
     return got, stats["calls"].get("run", 0)
-
-
-def grid_manifest(folder: Path, name: str, jobs: int, prompts: int = 100) -> Path:
-    """``jobs`` generations as ``prompts`` prompts x ``jobs // prompts`` seeds."""
-    seeds = max(1, jobs // prompts)
-    path = folder / f"{name}.yaml"
-    path.write_text(f"""version: 1
-name: {name}
-defaults:
-  aspect_ratio: "1:1"
-  output_format: png
-jobs:
-  - id: bench
-    model: flux-sketch-smudge
-    params:
-      prompt: "Sketch Smudge, benchmark {{subject}}"
-    matrix:
-      subject: {json.dumps([f"s{i}" for i in range(prompts)])}
-      seed: {json.dumps(list(range(seeds)))}
-    filename: "{{job}}/{{subject}}/{{seed}}"
-""")
-    return path
 
 
 def write_finished(out: Path, manifest: Path) -> int:
@@ -181,12 +159,13 @@ def write_finished(out: Path, manifest: Path) -> int:
     return count
 
 
-def big_manifest(folder: Path, jobs: int) -> Path:
-    rows = 1000
+def grid_manifest(folder: Path, name: str, jobs: int, rows: int) -> Path:
+    """``jobs`` generations as ``rows`` subjects x ``jobs // rows`` numbers: a manifest of
+    ``rows + jobs // rows`` values, however large the batch."""
     cols = max(1, jobs // rows)
-    path = folder / "big.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(f"""version: 1
-name: big
+name: {name}
 defaults:
   aspect_ratio: "1:1"
   output_format: png
@@ -211,7 +190,7 @@ def bench_big(jobs: int, keep: Path | None, *, reuse: bool = False) -> None:
             manifest = folder / "big.yaml"
             print(f"measuring the batch already in {out}")
         else:
-            manifest = big_manifest(folder, jobs)
+            manifest = grid_manifest(folder, "big", jobs, 1000)
             start = time.perf_counter()
             count = write_finished(out, manifest)
             print(f"wrote a finished batch of {count} jobs (and their empty outputs) in {time.perf_counter() - start:.0f} s")
@@ -244,7 +223,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="big: measure the batch already in --dir")
     parser.add_argument("--code", type=Path, nargs="+", help="apply: source trees to compare (default: the installed one)")
     parser.add_argument("--shape", choices=["list", "grid"], default="list",
-                        help="apply: one seed per job (the manifest grows too), or 100 prompts x N/100 seeds")
+                        help="apply: one seed per job (the manifest grows too), or 100 subjects x N/100 numbers")
     args = parser.parse_args()
     if args.reuse and args.dir is None:
         parser.error("--reuse needs --dir")
