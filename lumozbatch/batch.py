@@ -41,6 +41,7 @@ from lumozbatch.shell.state_choice import StateChoice
 if TYPE_CHECKING:
     from lumozbatch.core.webhook import WebhookSettings
     from lumozbatch.shell.outputs import Outputs
+    from lumozbatch.shell.outputs_check import Found, OutputsCheck
     from lumozbatch.shell.planning import Plan, Resets
     from lumozbatch.shell.runner import RunOutcome
     from lumozbatch.shell.store import BatchStore
@@ -194,13 +195,28 @@ class Batch:
             self._refuse_starting_over(api)
             ledger = self.state.open_store(self.out_dir, name=self.name, api=api, create=True)
             starter = functools.partial(self._start_apply, adopt=adopt)
+        check = self._check_outputs_aside(ledger)
         try:
             if self.manifest is None and ledger.batch is None:
                 raise no_ledger(self.out_dir)  # an empty ledger.jsonl: nothing was planned
-            return starter(ledger, resets, max_generations)
+            run = starter(ledger, resets, max_generations)
         except BaseException:
+            if check is not None:
+                check.cancel()
             ledger.close()
             raise
+        run.outputs_check = check
+        return run
+
+    def _check_outputs_aside(self, ledger: BatchStore) -> OutputsCheck | None:
+        """A big batch in a local folder with its own ``state.db``: its outputs are checked in
+        another process while this one plans (``shell.outputs_check``)."""
+        from lumozbatch.shell.outputs_check import MIN_DONE, OutputsCheck
+        from lumozbatch.shell.sqlite_store import SqliteStore
+
+        if self.outputs_url is not None or not isinstance(ledger, SqliteStore) or ledger.counts()["done"] < MIN_DONE:
+            return None
+        return OutputsCheck.start(self.out_dir)
 
     def apply(
         self,
@@ -375,6 +391,9 @@ class BatchRun:
     gallery_problem: str | None = None
     #: Where the outputs go (``shell.outputs.open_outputs``); None: the folder ``out_dir``.
     outputs: Outputs | None = None
+    #: The outputs check running in another process since the store was opened (big batches)
+    outputs_check: OutputsCheck | None = None
+    _found: Found | None = field(default=None, init=False, repr=False)  # what that check found
     _recorded: bool = field(default=False, init=False, repr=False)
 
     def __enter__(self) -> BatchRun:
@@ -385,6 +404,9 @@ class BatchRun:
 
     def close(self) -> None:
         """Release the lock (the ledger is durable as it is) and the outputs' local files."""
+        if self.outputs_check is not None:
+            self.outputs_check.cancel()
+            self.outputs_check = None
         try:
             if self.outputs is not None:
                 self.outputs.close()  # its temporary download folder, if any
@@ -424,7 +446,10 @@ class BatchRun:
         self.record_plan()
         self._reconcile_outputs(sink)
         sink(self._plan_event())
-        options = RunOptions(concurrency=concurrency or self.concurrency)
+        options = RunOptions(
+            concurrency=concurrency or self.concurrency,
+            rowless=self._found.rowless if self._found is not None else None,
+        )
         try:
             return trio.run(
                 lambda: drive(
@@ -453,7 +478,16 @@ class BatchRun:
         done job's name shows its kept output again, for free; what is gone is fetched again."""
         from lumozbatch.shell.reconcile import reconcile_outputs
 
-        done = reconcile_outputs(self.ledger, self.outputs if self.outputs is not None else self.out_dir)
+        check, self.outputs_check = self.outputs_check, None
+        # the check aside looked at the folder: its answer holds for local outputs only
+        found = None
+        if check is not None:
+            found = check.result() if self._local else check.cancel()
+        self._found = found
+        done = reconcile_outputs(
+            self.ledger, self.outputs if self.outputs is not None else self.out_dir,
+            suspects=found.suspects if found is not None else None,
+        )
         # outputs found gone are fetched again in this run: no longer counted done
         self.plan.done -= done.missing
         self.plan.missing += done.missing

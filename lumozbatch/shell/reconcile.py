@@ -19,7 +19,7 @@ For every active done job the named file should be its kept output (see
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +31,9 @@ from lumozbatch.shell.done_outputs import DoneOutput, done_outputs
 from lumozbatch.shell.outputs import Health, KnownOutput, Outputs, as_outputs
 from lumozbatch.shell.store import BatchStore
 
-__all__ = ["OutputSurvey", "Reconciled", "kept_outputs", "reconcile_outputs", "shown_name", "survey_outputs"]
+__all__ = [
+    "OutputSurvey", "Reconciled", "kept_outputs", "output_name", "reconcile_outputs", "shown_name", "survey_outputs",
+]
 
 
 def shown_name(job: JobRecord | DoneOutput, ext: str) -> str:
@@ -85,7 +87,7 @@ def survey_outputs(store: BatchStore, outputs: Outputs | Path, *, limit: int | N
             else:
                 survey._lose(job)
             continue
-        health = tree.health(job.object, shown_name(job, _ext(job)), job.bytes)
+        health = tree.health(job.object, output_name(job), job.bytes)
         if health is Health.OK:
             survey.ok += 1
         elif health is Health.LOST or health is Health.OBJECT_MISSING:
@@ -107,19 +109,35 @@ class Reconciled:
     displaced: list[str] = field(default_factory=list)  # files moved aside (never ours)
 
 
-def reconcile_outputs(store: BatchStore, outputs: Outputs | Path) -> Reconciled:
+def reconcile_outputs(store: BatchStore, outputs: Outputs | Path, *, suspects: Collection[str] | None = None) -> Reconciled:
     """Make every active done job's name show its kept output; record what changed.
-    Blocking: call it before the run (or from a worker thread)."""
+    Blocking: call it before the run (or from a worker thread).
+
+    ``suspects``: the only done jobs whose files may not be as recorded, found beforehand
+    (:mod:`lumozbatch.shell.outputs_check`); None: every active done job is looked at."""
     tree = as_outputs(outputs)
     tree.sweep_partial_downloads()  # a killed run's half-downloaded files: never a paid output
     done = Reconciled()
+    jobs = done_outputs(store) if suspects is None else _active_done(store, suspects)
     # streamed from columns a page at a time, each page's files looked at together (names are
     # unique among active jobs: repairing one job's name changes no other's health)
-    for page in chunked(done_outputs(store), _PAGE):
-        names = [job.filename + _ext(job) for job in page]
+    for page in chunked(jobs, _PAGE):
+        names = [output_name(job) for job in page]
         checks = [(job.object, name, job.bytes) for job, name in zip(page, names) if job.object is not None]
         _repair_page(store, tree, page, names, tree.health_many(checks), done)
     return done
+
+
+def output_name(job: JobRecord | DoneOutput) -> str:
+    """The name a done job's output is shown under."""
+    return job.filename + _ext(job)
+
+
+def _active_done(store: BatchStore, identities: Collection[str]) -> Iterator[DoneOutput]:
+    for chunk in chunked(sorted(identities), 500):
+        for job in store.jobs_by_identity(chunk).values():
+            if job.state is JobState.DONE and not job.retired:
+                yield DoneOutput.of(job)
 
 
 def _repair_page(
@@ -147,7 +165,7 @@ def _reconcile_one(store: BatchStore, tree: Outputs, job: DoneOutput, health: He
     if obj is None:
         done.missing += 1
         return [Missing(id=job.identity, reason="the output is gone from disk: fetching it again")]
-    name = job.filename + _ext(job)
+    name = output_name(job)
     if health is None:  # adopted just now
         health = tree.health(obj, name, job.bytes)
     if health is Health.OBJECT_MISSING:

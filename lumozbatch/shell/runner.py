@@ -86,6 +86,9 @@ class RunOptions:
     max_consecutive_give_ups: int = 3
     #: A whole download may take this long (then it is retried).
     download_deadline: float = DOWNLOAD_DEADLINE
+    #: The done jobs results.jsonl lacks, found before the run (``shell.outputs_check``);
+    #: None: the run reads results.jsonl and checks every done job itself.
+    rowless: frozenset[str] | None = None
 
 
 @dataclass(slots=True)
@@ -889,10 +892,14 @@ class BatchRunner:
 
     async def _reconcile_results(self) -> None:
         """Rows for outputs the ledger holds but results.jsonl lacks (a crash in between)."""
-        # identity keys, a line at a time; done jobs streamed: flat at a million rows
-        seen = await trio.to_thread.run_sync(self.outputs.result_identities)
-        done = done_identities(self.ledger, retired=None)  # retired too: paid for
-        for chunk in chunked((i for i in done if identity_key(i) not in seen), 500):
+        lacking: Iterable[str]
+        if self.options.rowless is not None:  # found before the run's checks: still done?
+            lacking = (i for i in sorted(self.options.rowless) if self.ledger.job(i).state is JobState.DONE)
+        else:  # identity keys, a line at a time; done jobs streamed: flat at a million rows
+            seen = await trio.to_thread.run_sync(self.outputs.result_identities)
+            done = done_identities(self.ledger, retired=None)  # retired too: paid for
+            lacking = (i for i in done if identity_key(i) not in seen)
+        for chunk in chunked(lacking, 500):
             rows = [self._result_row(self.ledger.job(identity)) for identity in chunk]
             await trio.to_thread.run_sync(lambda: [self.outputs.append_result(row) for row in rows])
 
