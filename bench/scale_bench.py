@@ -9,9 +9,12 @@ process (``--rate-limit 0 --latency 0-0``), the client under ``/usr/bin/time``: 
 CPU ms per job, peak RSS. Target: the largest size's peak RSS at most 1.3x the smallest's.
 ``--code DIR ...``: each size is applied once by each source tree (``python -m lumozbatch`` with
 the tree on ``PYTHONPATH``; a tree from ``git archive`` of another commit), alternately, so a
-before/after comparison shares one machine load.
+before/after comparison shares one machine load. ``--shape``: ``list`` (default) writes one
+seed per job, a manifest that itself grows with the batch (100,000 values parsed, validated
+and kept with their positions); ``grid`` writes 100 subjects x N/100 numbers, a manifest of
+N/100 + 100 values, so that what the run path keeps per job is measured apart from the manifest.
 
-``big``: a ``--jobs``-generation manifest (a 1000 x N matrix) whose every job is recorded done
+``big``: a ``--jobs``-generation manifest (a 1000 x N matrix, ``grid_manifest``) whose every job is recorded done
 in ``state.db`` by this script (rows straight into SQL, an empty output file per job, linked
 under its name as apply leaves it), then, each in its own process: ``status``, ``plan`` of
 the manifest against an empty folder (fresh) and against the batch, a no-op ``apply`` (it must
@@ -57,11 +60,11 @@ def timed(args: list[str], *, cwd: Path, env: dict[str, str] | None = None, stdo
     return {"wall": wall, "cpu": float(user) + float(system), "rss": int(rss_kib) / 1024, "rc": done.returncode}
 
 
-def bench_apply(sizes: list[int], codes: list[Path | None]) -> None:
+def bench_apply(sizes: list[int], codes: list[Path | None], shape: str = "list") -> None:
     peaks: dict[Path | None, list[float]] = {code: [] for code in codes}
     for size in sizes:
         for code in codes:
-            got, runs = apply_once(size, code)
+            got, runs = apply_once(size, code, shape)
             peaks[code].append(got["rss"])
             print(
                 f"apply {size:>7} jobs{'' if code is None else f' ({code})'}: {got['wall']:7.1f} s wall, "
@@ -74,12 +77,16 @@ def bench_apply(sizes: list[int], codes: list[Path | None]) -> None:
               f"(target <= 1.3x: {'ok' if ratio <= 1.3 else 'MISSED'})")
 
 
-def apply_once(size: int, code: Path | None) -> tuple[dict[str, float], int]:
-    """One ``apply`` of ``size`` jobs on a fresh instant sandbox, by the source tree ``code``
-    (None: the installed lumozbatch): its timings, and the runs the sandbox saw."""
+def apply_once(size: int, code: Path | None, shape: str = "list") -> tuple[dict[str, float], int]:
+    """One ``apply`` of ``size`` jobs (a manifest of ``shape``) on a fresh instant sandbox, by
+    the source tree ``code`` (None: the installed lumozbatch): its timings, and the runs the
+    sandbox saw."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        manifest = write_manifest(folder, f"apply{size}", size, f"scale {size}")
+        if shape == "grid":
+            manifest = grid_manifest(folder, f"apply{size}", size, 100)
+        else:
+            manifest = write_manifest(folder, f"apply{size}", size, f"scale {size}")
         sandbox = SandboxProcess("--rate-limit", "0", "--latency", "0-0", "--sync-threshold", "1", "--image-scale", "0.01")
         env = {k: v for k, v in os.environ.items() if not k.startswith("LUMOZ")}
         env.update(LUMOZ_API_KEY=KEY, LUMOZ_BASE_URL=sandbox.base_url)
@@ -152,12 +159,13 @@ def write_finished(out: Path, manifest: Path) -> int:
     return count
 
 
-def big_manifest(folder: Path, jobs: int) -> Path:
-    rows = 1000
+def grid_manifest(folder: Path, name: str, jobs: int, rows: int) -> Path:
+    """``jobs`` generations as ``rows`` subjects x ``jobs // rows`` numbers: a manifest of
+    ``rows + jobs // rows`` values, however large the batch."""
     cols = max(1, jobs // rows)
-    path = folder / "big.yaml"
+    path = folder / f"{name}.yaml"
     path.write_text(f"""version: 1
-name: big
+name: {name}
 defaults:
   aspect_ratio: "1:1"
   output_format: png
@@ -182,7 +190,7 @@ def bench_big(jobs: int, keep: Path | None, *, reuse: bool = False) -> None:
             manifest = folder / "big.yaml"
             print(f"measuring the batch already in {out}")
         else:
-            manifest = big_manifest(folder, jobs)
+            manifest = grid_manifest(folder, "big", jobs, 1000)
             start = time.perf_counter()
             count = write_finished(out, manifest)
             print(f"wrote a finished batch of {count} jobs (and their empty outputs) in {time.perf_counter() - start:.0f} s")
@@ -214,11 +222,13 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="keep the big batch's files here")
     parser.add_argument("--reuse", action="store_true", help="big: measure the batch already in --dir")
     parser.add_argument("--code", type=Path, nargs="+", help="apply: source trees to compare (default: the installed one)")
+    parser.add_argument("--shape", choices=["list", "grid"], default="list",
+                        help="apply: one seed per job (the manifest grows too), or 100 subjects x N/100 numbers")
     args = parser.parse_args()
     if args.reuse and args.dir is None:
         parser.error("--reuse needs --dir")
     if args.part == "apply":
-        bench_apply(args.sizes, args.code or [None])
+        bench_apply(args.sizes, args.code or [None], args.shape)
     else:
         bench_big(args.jobs, args.dir, reuse=args.reuse)
 

@@ -16,7 +16,7 @@ from typing import Any
 from lumozbatch.core.filenames import output_name
 from lumozbatch.core.identity import compute_identity, final_value
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.manifest import JobDef, Manifest
+from lumozbatch.core.manifest import Axis, JobDef, Manifest
 from lumozbatch.core.templates import TemplateError
 from lumozbatch.core.where import Where
 from lumozbatch.errors import ManifestError
@@ -28,27 +28,45 @@ def combinations(jobdef: JobDef) -> Iterator[tuple[int, dict[str, Any], tuple[Wh
     """``(index, variables, where the values were written)`` for each combination of ``jobdef``."""
     index = 0
     if jobdef.axes:
-        per_axis = [
-            [(dict(zip(axis.names, row)), dict(zip(axis.names, keys)), where) for row, keys, where in zip(axis.rows, axis.keys, axis.wheres)]
-            for axis in jobdef.axes
-        ]
-        for parts in itertools.product(*per_axis):
-            if jobdef.exclude:
-                keys: dict[str, str] = {}
-                for part in parts:
-                    keys.update(part[1])
-                if any(all(keys[k] == v for k, v in entry.items()) for entry in jobdef.exclude):
+        excluding = bool(jobdef.exclude)
+        outer, *inner = jobdef.axes
+        # Each inner axis's parts are made once and reused for every row outside it; the first
+        # (slowest) axis is read a row at a time, so a long list (a 100,000-seed axis) is never
+        # held as one dict per row beside the manifest.
+        inner_parts = [list(_parts(axis, excluding)) for axis in inner]
+        for first in _parts(outer, excluding):
+            for rest in itertools.product(*inner_parts):
+                parts = (first, *rest)
+                if excluding and _excluded(jobdef, parts):
                     continue
-            variables: dict[str, Any] = {}
-            for part in parts:
-                variables.update(part[0])
-            yield index, variables, tuple(part[2] for part in parts)
-            index += 1
+                variables: dict[str, Any] = {}
+                for part in parts:
+                    variables.update(part[0])
+                yield index, variables, tuple(part[2] for part in parts)
+                index += 1
     for combo, where in jobdef.include:
         yield index, dict(combo), (where,)
         index += 1
     if not jobdef.axes and not jobdef.include:
         yield 0, {}, ()
+
+
+_Part = tuple[dict[str, Any], dict[str, str], Where]
+
+
+def _parts(axis: Axis, excluding: bool) -> Iterator[_Part]:
+    """Each row of ``axis``: its variables, their canonical texts (only to match ``exclude``),
+    and where it was written."""
+    names = axis.names
+    for row, keys, where in zip(axis.rows, axis.keys, axis.wheres):
+        yield dict(zip(names, row)), dict(zip(names, keys)) if excluding else {}, where
+
+
+def _excluded(jobdef: JobDef, parts: tuple[_Part, ...]) -> bool:
+    keys: dict[str, str] = {}
+    for part in parts:
+        keys.update(part[1])
+    return any(all(keys[k] == v for k, v in entry.items()) for entry in jobdef.exclude)
 
 
 def combination_params(jobdef: JobDef, variables: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:

@@ -390,6 +390,7 @@ class BatchRunner:
             await self._carry_on(identity)
         finally:
             self._carried.discard(identity)
+            self._forget_if_done(identity)
 
     async def _carry_recorded(self, identity: str, recorded: trio.Event) -> None:
         """A delivery's carrier: started before its record is appended (so that the run
@@ -399,6 +400,14 @@ class BatchRunner:
             await self._carry_on(identity)
         finally:
             self._carried.discard(identity)
+            self._forget_if_done(identity)
+
+    def _forget_if_done(self, identity: str) -> None:
+        """A downloaded job's times are needed no more: dropped, so that what the run keeps
+        per job lasts only while the job is in flight (not 100,000 entries at the end)."""
+        if self.ledger.job(identity).state is JobState.DONE:
+            self._accepted_at.pop(identity, None)
+            self._sent_at.pop(identity, None)
 
     async def _carry_on(self, identity: str) -> None:
         rec = self.ledger.job(identity)
@@ -644,7 +653,8 @@ class BatchRunner:
         target = delivery.target
         assert target is not None  # set by the receiver once the path verified
         identity = target.job
-        async with self._hook_locks.setdefault(identity, trio.Lock()):
+        lock = self._hook_locks.setdefault(identity, trio.Lock())
+        async with lock:
             try:
                 rec: JobRecord | None = self.ledger.job(identity)
             except KeyError:
@@ -659,6 +669,8 @@ class BatchRunner:
                     await self.ledger.append(*records)  # returns once durable
                 finally:
                     recorded.set()
+        if not lock.locked() and self._hook_locks.get(identity) is lock:
+            del self._hook_locks[identity]  # no other delivery of this job waits for it
         self._count_webhook(verdict.action.value)
         if records and (delivery.completed or delivery.failed):
             self._count_webhook("polls_saved")  # a result no /check had to fetch

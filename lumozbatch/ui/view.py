@@ -130,10 +130,13 @@ class RunView:
         self.total: int = 0
         self.base: dict[str, int] = {}
         self.groups: dict[str, GroupProgress] = {}
-        self.phase: dict[str, str] = {}  # identity -> phase
-        self.group_of: dict[str, str] = {}  # identity -> manifest job id
+        # identity -> phase, of the jobs heard of and not done: a done job is only counted, so
+        # a run of 100,000 jobs does not end holding 100,000 identities (nothing follows "done")
+        self.phase: dict[str, str] = {}
+        self.group_of: dict[str, str] = {}  # identity -> manifest job id (same jobs)
         self.progress: dict[str, float | None] = {}  # identity -> last reported %
-        self.resumed: set[str] = set()  # identities first seen without a submit
+        self.tally: dict[str, int] = {}  # phase -> jobs of this run in it (done ones too)
+        self.resumed = 0  # jobs first heard of without a submit
         self.rate = RateLimitView()
         self.failures: deque[Event] = deque(maxlen=5)
         self.finishes: deque[float] = deque(maxlen=ETA_WINDOW)
@@ -196,16 +199,19 @@ class RunView:
         new = _PHASE[event.kind]
         old = self.phase.get(identity)
         if old is None and event.kind != "submit":
-            self.resumed.add(identity)
+            self.resumed += 1
         if self.started_at is None:
             self.started_at = event.time
         group = self.groups.setdefault(
             event.job or self.group_of.get(identity) or "-", GroupProgress()
         )
         self.group_of.setdefault(identity, event.job or "-")
+        tally = self.tally
         if old is not None:
             group.phases[old] -= 1
+            tally[old] -= 1
         group.phases[new] = group.phases.get(new, 0) + 1
+        tally[new] = tally.get(new, 0) + 1
         self.phase[identity] = new
         if event.kind == "progress":
             self.progress[identity] = event.progress
@@ -215,10 +221,12 @@ class RunView:
             self.finishes.append(event.time)
         if new in ("failed", "ambiguous"):
             self.failures.append(event)
+        if new == "done":
+            del self.phase[identity], self.group_of[identity]
 
     # ---- reading --------------------------------------------------------------------
     def count(self, phase: str) -> int:
-        seen = sum(1 for p in self.phase.values() if p == phase)
+        seen = self.tally.get(phase, 0)
         if phase in _FINAL:
             return self.base.get(phase, 0) + seen
         return seen
@@ -227,7 +235,7 @@ class RunView:
         """Every phase with its number; ``pending`` is what is not yet sent."""
         out = {p: self.count(p) for p in ("done", "failed", "ambiguous", *_ACTIVE)}
         # Jobs in flight before this run and not heard of yet are still running.
-        out["running"] += max(0, self.base.get("in_flight", 0) - len(self.resumed))
+        out["running"] += max(0, self.base.get("in_flight", 0) - self.resumed)
         out["pending"] = max(0, self.total - sum(out.values()))
         out["total"] = self.total
         return out

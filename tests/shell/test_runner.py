@@ -128,6 +128,17 @@ async def test_every_job_lands_once_and_polls_stay_few(tmp_path: Path, autojump_
     assert not list(tmp_path.rglob("*.part"))
 
 
+async def test_a_finished_run_keeps_nothing_per_downloaded_job(tmp_path: Path, autojump_clock: Any) -> None:
+    # what the runner remembers per job lasts while it is in flight: a 100,000-job run must
+    # not end holding 100,000 acceptance times
+    rig = Rig(tmp_path, latency=(2.0, 6.0))
+    ledger = MemoryStore(planned(spec(i) for i in range(30)))
+    runner = rig.runner(ledger, concurrency=8)
+    outcome = await run_batch(runner)
+    assert outcome.exit_code == 0 and states(ledger) == {"done": 30}
+    assert runner._accepted_at == {} and runner._carried == set() and not runner._queue
+
+
 async def test_a_tight_rate_limit_is_respected_without_429s(tmp_path: Path, autojump_clock: Any) -> None:
     # 40 jobs need 80 calls (a run and a check each) at 20 calls per 5 s. The makespan is
     # measured by bench/runner_bench.py: downloads write files in threads, which makes the

@@ -50,11 +50,12 @@ class HookRig(Rig):
     def __init__(self, out_dir: Any, **knobs: Any) -> None:
         super().__init__(out_dir, **knobs)
         self.current: BatchRunner | None = None
+        self.last: BatchRunner | None = None  # the runner of the latest run (after it)
 
     def runner(self, ledger: Any, **kw: Any) -> BatchRunner:
         made = super().runner(ledger, **kw)
         made.hooks = Hooks(PUBLIC, SECRET)
-        self.current = made
+        self.current = self.last = made
         return made
 
     async def run(self, ledger: Any, **kw: Any) -> RunOutcome:
@@ -98,6 +99,9 @@ async def test_lost_webhooks_are_polled_once_overdue_and_duplicates_change_nothi
     assert outcome.webhooks["complete"] == 30 - dropped
     assert outcome.webhooks["duplicate"] == doubled  # the second post of each: nothing changed
     assert rig.stats.duplicates() == {}
+    runner = rig.last
+    assert runner is not None
+    assert runner._accepted_at == {} and runner._sent_at == {} and runner._hook_locks == {}  # nothing per done job
 
 
 async def test_runs_reset_after_creation_are_relinked_by_their_webhooks_never_resent(

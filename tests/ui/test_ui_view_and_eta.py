@@ -35,6 +35,22 @@ def test_counts_follow_each_identity_through_its_phases() -> None:
     assert view.groups["a"].count("done") == 1 and view.groups["a"].count("ambiguous") == 1
 
 
+def test_done_jobs_are_counted_not_remembered() -> None:
+    # the live display of a 100,000-job run holds the jobs in flight, not every identity
+    view = RunView()
+    view.apply(Event("plan", 0.0, counts={"total": 1000, "new": 1000}))
+    for i in range(1000):
+        view.apply(Event("submit", float(i), job="a", identity=ident(i)))
+        view.apply(Event("accepted", float(i), job="a", identity=ident(i), request_id=i))
+        if i < 998:
+            view.apply(Event("downloaded", float(i), job="a", identity=ident(i), file="f"))
+    c = view.counts()
+    assert (c["done"], c["running"], c["pending"]) == (998, 2, 0)
+    assert set(view.phase) == {ident(998), ident(999)} and set(view.group_of) == set(view.phase)
+    assert [i for i, *_ in view.in_flight()] == [ident(998), ident(999)]
+    assert view.groups["a"].count("done") == 998
+
+
 def test_rate_limit_countdown_is_measured_from_the_event() -> None:
     view = RunView()
     view.apply(Event("rate_limit", 10.0, limit=60, remaining=0, reset_in=5.0, wait=5.0))
