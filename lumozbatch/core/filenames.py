@@ -87,7 +87,9 @@ def filename_problem(name: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=65536)
+# the folders a grid's names share hit; a name's own last segment misses, so a bigger cache
+# only held ~11 MB more at 100,000 jobs
+@functools.lru_cache(maxsize=4096)
 def _fine_segment(segment: str) -> bool:
     return _segment_problem("", segment) is None
 

@@ -16,8 +16,7 @@ from typing import Any, NamedTuple
 
 from lumozbatch.core.jobstate import JobState
 from lumozbatch.core.ledger_codec import JobRecord
-from lumozbatch.shell import sqlite_schema
-from lumozbatch.shell.sql_reads import SqlReads
+from lumozbatch.shell.job_statuses import reads_columns
 
 __all__ = ["DoneOutput", "done_identities", "done_outputs"]
 
@@ -64,7 +63,7 @@ def _done_rows(
     """``columns`` of the done jobs, as tuples (``of_job``: the same from a record)."""
     query = _QUERY.format(columns=columns)
     for is_retired in (False, True) if retired is None else (retired,):
-        if not isinstance(reads, SqlReads) or reads._sql is not sqlite_schema or reads._pending:
+        if not reads_columns(reads):
             for job in reads.iter_jobs([JobState.DONE], retired=is_retired):
                 yield of_job(job)
             continue

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from lumozbatch.core.ledger_codec import JobRecord
-from lumozbatch.shell import sql_rows, sqlite_schema
-from lumozbatch.shell.sql_reads import SqlReads
+from lumozbatch.shell import sql_rows
+from lumozbatch.shell.job_statuses import reads_columns
 
 __all__ = ["first_jobs"]
 
@@ -23,7 +23,7 @@ _QUERY = "SELECT seq, record FROM jobs WHERE job = ? AND retired = 0 ORDER BY se
 
 def first_jobs(reads: Any, per_job: int | None) -> Iterator[JobRecord]:
     """Active jobs in planning order, the first ``per_job`` of each manifest job (None: all)."""
-    if per_job is None or not isinstance(reads, SqlReads) or reads._sql is not sqlite_schema or reads._pending:
+    if per_job is None or not reads_columns(reads):
         taken: dict[str, int] = {}
         for job in reads.iter_jobs(retired=False):
             if per_job is None or taken.get(job.job, 0) < per_job:

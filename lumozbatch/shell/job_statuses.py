@@ -17,7 +17,7 @@ from lumozbatch.core.ledger_codec import JobRecord
 from lumozbatch.shell import sqlite_schema
 from lumozbatch.shell.sql_reads import SqlReads
 
-__all__ = ["JobStatus", "StatusesInOrder", "statuses_by_identity"]
+__all__ = ["JobStatus", "StatusesInOrder", "reads_columns", "statuses_by_identity"]
 
 _IN_CHUNK = 500  # identities per IN (...) query, as the store's own lookups
 _COLUMNS = "identity, state, retired, billed, code"
@@ -38,11 +38,17 @@ class JobStatus(NamedTuple):
         return cls(job.identity, job.state, job.retired, job.billed, job.code)
 
 
+def reads_columns(reads: Any) -> bool:
+    """Whether ``reads`` answers from ``state.db``'s columns: a SQLite store or snapshot (of
+    any schema version) with no appends pending (they live beside its reader)."""
+    return isinstance(reads, SqlReads) and sqlite_schema.is_sqlite(reads._sql) and not reads._pending
+
+
 def statuses_by_identity(reads: Any, identities: Iterable[str]) -> dict[str, JobStatus]:
     """The planned jobs among ``identities`` (absent: never planned), from the store's
     columns when ``reads`` is a SQLite store or snapshot with nothing pending."""
     identities = list(identities)
-    if not isinstance(reads, SqlReads) or reads._sql is not sqlite_schema or reads._pending:
+    if not reads_columns(reads):
         return {i: JobStatus.of(j) for i, j in reads.jobs_by_identity(identities).items()}
     out: dict[str, JobStatus] = {}
     for start in range(0, len(identities), _IN_CHUNK):
@@ -75,7 +81,7 @@ class StatusesInOrder:
     def __call__(self, identities: Iterable[str]) -> dict[str, JobStatus]:
         identities = list(identities)
         reads = self._reads
-        if not self._in_order or not isinstance(reads, SqlReads) or reads._sql is not sqlite_schema or reads._pending:
+        if not self._in_order or not reads_columns(reads):
             return statuses_by_identity(reads, identities)
         page = reads._reader.execute(_NEXT_ROWS, (self._after, len(identities) + self._SLACK)).fetchall()
         by_identity = {row[1]: row for row in page}

@@ -264,6 +264,12 @@ class _Older:
         return getattr(sys.modules[__name__], name)
 
 
+def is_sqlite(statements: Any) -> bool:
+    """Whether a store's ``_sql`` is this module's, at any version (the ``jobs`` table's
+    columns are the same in all of them)."""
+    return statements is sys.modules[__name__] or isinstance(statements, _Older)
+
+
 def statements(version: int) -> Any:
     """The statements a reader of a database at ``version`` (1 to :data:`SCHEMA_VERSION`) uses."""
     return sys.modules[__name__] if version == SCHEMA_VERSION else _Older(version)

@@ -15,10 +15,10 @@ from lumozbatch.core.plansummary import store_view, summarize_against
 from lumozbatch.core.records import Accepted, Intent, Retire
 from lumozbatch.shell import job_statuses
 from lumozbatch.shell.job_statuses import JobStatus, StatusesInOrder, statuses_by_identity
-from lumozbatch.shell.sqlite_store import SqliteStore
+from lumozbatch.shell.sqlite_store import SqliteStore, state_path
 from lumozbatch.shell.store import MemoryStore
 from tests.core.test_plansummary import finished, manifest
-from tests.shell.test_sqlite_store import BATCH, done, every_kind_of_job, job
+from tests.shell.test_sqlite_store import BATCH, _as_version_1, done, every_kind_of_job, job
 
 ASKED = [*"abcdefgh", "never-planned"]
 
@@ -133,3 +133,16 @@ def test_statuses_in_order_see_a_pending_append(tmp_path: Path) -> None:
 
 def expected_of(reads: object, asked: list[str]) -> dict[str, JobStatus]:
     return {i: JobStatus.of(j) for i, j in reads.jobs_by_identity(asked).items()}  # type: ignore[attr-defined]
+
+
+def test_an_older_database_is_read_from_its_columns_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A snapshot of a version-1 database (read as it is, not migrated) has the same columns."""
+    with SqliteStore.open(tmp_path, create=True) as store:
+        planned = _many(store, 300)
+    _as_version_1(state_path(tmp_path))
+    monkeypatch.setattr(SqliteStore, "jobs_by_identity", lambda *a: pytest.fail("decoded the records"))
+    with SqliteStore.open_snapshot(tmp_path) as snap:
+        assert job_statuses.reads_columns(snap)
+        lookup = StatusesInOrder(snap)
+        got = {i: s for start in range(0, 300, 100) for i, s in lookup(planned[start:start + 100]).items()}
+        assert len(got) == 300 and got["j0003"].state is JobState.DONE and got["j0007"].retired
