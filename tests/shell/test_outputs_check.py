@@ -19,6 +19,7 @@ from lumozbatch.shell.reconcile import reconcile_outputs
 from lumozbatch.shell.results import append_result
 from lumozbatch.shell.sqlite_store import SqliteStore
 from tests.shell.test_reconcile import download, job
+from tests.shell.test_s3_batch import MANIFEST as BUCKETED
 
 IDS = [f"{n:02d}" + "c" * 62 for n in range(8)]
 
@@ -90,18 +91,7 @@ def test_a_run_that_ends_first_stops_the_child() -> None:
     check.cancel()  # idempotent
 
 
-MANIFEST = """version: 1
-name: checked
-defaults:
-  aspect_ratio: "1:1"
-jobs:
-  - id: j
-    model: flux-sketch-smudge
-    params:
-      prompt: "Sketch Smudge, a lighthouse"
-    matrix:
-      seed: [1, 2, 3, 4]
-"""
+MANIFEST = BUCKETED.replace("name: bucketed", "name: checked")  # three jobs, one a seed
 
 
 def test_a_re_apply_repairs_through_the_check_aside(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,6 +117,6 @@ def test_a_re_apply_repairs_through_the_check_aside(tmp_path: Path, monkeypatch:
     assert outcome.calls["run"] == 0
     assert {p.name: p.read_bytes() for p in out.glob("j/*")} == paid  # back from the store
     journal = out / ".lumozbatch" / "sandbox-journal.jsonl"  # the sandbox's record of runs sent
-    assert len(journal.read_text().splitlines()) == 4  # and nothing bought again
+    assert len(journal.read_text().splitlines()) == 3  # and nothing bought again
     assert sorted(json.loads(r)["identity"] for r in results.read_text().splitlines()) == sorted(
         json.loads(r)["identity"] for r in rows)
