@@ -24,8 +24,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lumozbatch.core.chunks import chunked
-
 __all__ = ["MAX_FOUND", "MIN_DONE", "Found", "OutputsCheck", "findings"]
 
 #: done jobs from which a child process pays for itself (it starts in about half a second)
@@ -33,7 +31,6 @@ MIN_DONE = 20_000
 #: findings the child lists one by one; beyond, the parent checks every job itself
 MAX_FOUND = 10_000
 _END, _SUSPECT, _ROWLESS = "end", "suspect", "rowless"
-_PAGE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,22 +48,18 @@ def findings(out_dir: Path) -> Iterator[tuple[str, str]]:
     ``results.jsonl`` lacks; from a lock-free snapshot."""
     from lumozbatch.shell.done_outputs import done_outputs
     from lumozbatch.shell.outputs import Health, OutputTree
-    from lumozbatch.shell.reconcile import output_name
+    from lumozbatch.shell.reconcile import looked_at
     from lumozbatch.shell.results import identity_key
     from lumozbatch.shell.sqlite_store import SqliteStore
 
     tree = OutputTree(out_dir)
     with SqliteStore.open_snapshot(out_dir, live=True) as store:
         rows = tree.result_identities()
-        for page in chunked(done_outputs(store, retired=None), _PAGE):
-            names = [output_name(job) for job in page]
-            kept = [(job.object, name, job.bytes) for job, name in zip(page, names) if job.object is not None]
-            healths = iter(tree.health_many(kept))
-            for job, name in zip(page, names):
-                if job.object is None or next(healths) is not Health.OK or job.file != name:
-                    yield _SUSPECT, job.identity
-                if identity_key(job.identity) not in rows:
-                    yield _ROWLESS, job.identity
+        for job, name, health in looked_at(tree, done_outputs(store, retired=None)):
+            if health is not Health.OK or job.file != name:
+                yield _SUSPECT, job.identity
+            if identity_key(job.identity) not in rows:
+                yield _ROWLESS, job.identity
 
 
 class OutputsCheck:

@@ -32,7 +32,8 @@ from lumozbatch.shell.outputs import Health, KnownOutput, Outputs, as_outputs
 from lumozbatch.shell.store import BatchStore
 
 __all__ = [
-    "OutputSurvey", "Reconciled", "kept_outputs", "output_name", "reconcile_outputs", "shown_name", "survey_outputs",
+    "OutputSurvey", "Reconciled", "kept_outputs", "looked_at", "output_name", "reconcile_outputs", "shown_name",
+    "survey_outputs",
 ]
 
 
@@ -119,18 +120,30 @@ def reconcile_outputs(store: BatchStore, outputs: Outputs | Path, *, suspects: C
     tree.sweep_partial_downloads()  # a killed run's half-downloaded files: never a paid output
     done = Reconciled()
     jobs = done_outputs(store) if suspects is None else _active_done(store, suspects)
-    # streamed from columns a page at a time, each page's files looked at together (names are
-    # unique among active jobs: repairing one job's name changes no other's health)
+    # names are unique among active jobs: repairing one job's name changes no other's health
+    for job, name, health in looked_at(tree, jobs):
+        if health is Health.OK and job.file == name:
+            continue  # nearly every job: nothing more is done for it
+        records = _reconcile_one(store, tree, job, health, done)
+        if records:
+            store.append_sync(*records)
+    return done
+
+
+def looked_at(tree: Outputs, jobs: Iterable[DoneOutput]) -> Iterator[tuple[DoneOutput, str, Health | None]]:
+    """Each of ``jobs`` with the name its output is shown under and the health of its kept
+    object and that name (None: it has no kept object), a page of them looked at together.
+    As recorded: health OK and ``job.file`` that name."""
     for page in chunked(jobs, _PAGE):
         names = [output_name(job) for job in page]
-        checks = [(job.object, name, job.bytes) for job, name in zip(page, names) if job.object is not None]
-        _repair_page(store, tree, page, names, tree.health_many(checks), done)
-    return done
+        healths = iter(tree.health_many([(j.object, n, j.bytes) for j, n in zip(page, names) if j.object is not None]))
+        for job, name in zip(page, names):
+            yield job, name, next(healths) if job.object is not None else None
 
 
 def output_name(job: JobRecord | DoneOutput) -> str:
     """The name a done job's output is shown under."""
-    return job.filename + _ext(job)
+    return shown_name(job, _ext(job))
 
 
 def _active_done(store: BatchStore, identities: Collection[str]) -> Iterator[DoneOutput]:
@@ -138,19 +151,6 @@ def _active_done(store: BatchStore, identities: Collection[str]) -> Iterator[Don
         for job in store.jobs_by_identity(chunk).values():
             if job.state is JobState.DONE and not job.retired:
                 yield DoneOutput.of(job)
-
-
-def _repair_page(
-    store: BatchStore, tree: Outputs, page: list[DoneOutput], names: list[str], healths: list[Health], done: Reconciled
-) -> None:
-    found = iter(healths)
-    for job, name in zip(page, names):
-        health = next(found) if job.object is not None else None
-        if health is Health.OK and job.file == name:
-            continue  # nearly every job: nothing more is done for it
-        records = _reconcile_one(store, tree, job, health, done)
-        if records:
-            store.append_sync(*records)
 
 
 _PAGE = 2000  # done jobs whose outputs are looked at together
