@@ -41,7 +41,7 @@ from lumozbatch.shell.state_choice import StateChoice
 if TYPE_CHECKING:
     from lumozbatch.core.webhook import WebhookSettings
     from lumozbatch.shell.outputs import Outputs
-    from lumozbatch.shell.outputs_check import Found, OutputsCheck
+    from lumozbatch.shell.outputs_check import OutputsCheck
     from lumozbatch.shell.planning import Plan, Resets
     from lumozbatch.shell.runner import RunOutcome
     from lumozbatch.shell.store import BatchStore
@@ -393,7 +393,6 @@ class BatchRun:
     outputs: Outputs | None = None
     #: The outputs check running in another process since the store was opened (big batches)
     outputs_check: OutputsCheck | None = None
-    _found: Found | None = field(default=None, init=False, repr=False)  # what that check found
     _recorded: bool = field(default=False, init=False, repr=False)
 
     def __enter__(self) -> BatchRun:
@@ -444,12 +443,9 @@ class BatchRun:
         from lumozbatch.shell.runner import RunOptions
 
         self.record_plan()
-        self._reconcile_outputs(sink)
+        rowless = self._reconcile_outputs(sink)
         sink(self._plan_event())
-        options = RunOptions(
-            concurrency=concurrency or self.concurrency,
-            rowless=self._found.rowless if self._found is not None else None,
-        )
+        options = RunOptions(concurrency=concurrency or self.concurrency, rowless=rowless)
         try:
             return trio.run(
                 lambda: drive(
@@ -473,9 +469,11 @@ class BatchRun:
             )
         return text
 
-    def _reconcile_outputs(self, sink: EventSink) -> None:
+    def _reconcile_outputs(self, sink: EventSink) -> frozenset[str] | None:
         """After the plan is recorded (a reverted edit has re-activated its jobs): every active
-        done job's name shows its kept output again, for free; what is gone is fetched again."""
+        done job's name shows its kept output again, for free; what is gone is fetched again.
+        Returns the done jobs ``results.jsonl`` lacks when the check aside found them (None:
+        the run looks for them itself)."""
         from lumozbatch.shell.reconcile import reconcile_outputs
 
         check, self.outputs_check = self.outputs_check, None
@@ -483,7 +481,6 @@ class BatchRun:
         found = None
         if check is not None:
             found = check.result() if self._local else check.cancel()
-        self._found = found
         done = reconcile_outputs(
             self.ledger, self.outputs if self.outputs is not None else self.out_dir,
             suspects=found.suspects if found is not None else None,
@@ -495,6 +492,7 @@ class BatchRun:
             sink(Event("warning", reason=f"a file that was not one of this batch's outputs was moved to {path}"))
         if done.restored or done.adopted or done.missing:
             sink(Event("outputs", counts={"restored": done.restored, "adopted": done.adopted, "missing": done.missing}))
+        return found.rowless if found is not None else None
 
     def _plan_event(self) -> Event:
         """The run's first event. After planning, the ledger's active jobs are exactly the

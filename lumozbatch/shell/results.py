@@ -33,11 +33,12 @@ REQUIRED_KEYS = ("job", "identity", "variables", "model", "params", "request_id"
 #: The row's own identity where the rows we write keep it: the key after ``job`` (a string, in
 #: which every quote is escaped); spaces allowed, as Python's ``json.dumps`` writes them by
 #: default. Any other row is parsed (the key may be elsewhere, or nested in a value).
-_IDENTITY = re.compile(rb'\{"job": ?"(?:[^"\\]|\\.)*", ?"identity": ?"([0-9a-f]{15})[0-9a-f]{1,49}"')
+_IDENTITY = re.compile(rb'\{"job": ?"(?:[^"\\]|\\.)*", ?"identity": ?"([0-9a-f]{16,64})"')
 
 
-def identity_key(identity: str) -> int:
-    """A compact stand-in for an identity (its first 60 bits) for sets of a million."""
+def identity_key(identity: str | bytes) -> int:
+    """A compact stand-in for an identity (its first 60 bits) for sets of a million; the hex
+    as text, or as the bytes of a results line."""
     return int(identity[:15], 16)
 
 
@@ -58,7 +59,7 @@ def read_identity_keys(path: Path) -> set[int]:
                 break  # torn by a crash: not a row
             found = _IDENTITY.match(line)
             if found is not None:
-                keys.add(int(found.group(1), 16))  # identity_key, straight from the bytes
+                keys.add(identity_key(found.group(1)))
                 continue
             try:  # a row written by another tool, keys in another order
                 identity = json.loads(line).get("identity")

@@ -893,14 +893,15 @@ class BatchRunner:
     async def _reconcile_results(self) -> None:
         """Rows for outputs the ledger holds but results.jsonl lacks (a crash in between)."""
         lacking: Iterable[str]
-        if self.options.rowless is not None:  # found before the run's checks: still done?
-            lacking = (i for i in sorted(self.options.rowless) if self.ledger.job(i).state is JobState.DONE)
+        if self.options.rowless is not None:
+            lacking = sorted(self.options.rowless)
         else:  # identity keys, a line at a time; done jobs streamed: flat at a million rows
             seen = await trio.to_thread.run_sync(self.outputs.result_identities)
             done = done_identities(self.ledger, retired=None)  # retired too: paid for
             lacking = (i for i in done if identity_key(i) not in seen)
         for chunk in chunked(lacking, 500):
-            rows = [self._result_row(self.ledger.job(identity)) for identity in chunk]
+            # still done? (rowless was found before the outputs check, which may find one gone)
+            rows = [self._result_row(job) for job in map(self.ledger.job, chunk) if job.state is JobState.DONE]
             await trio.to_thread.run_sync(lambda: [self.outputs.append_result(row) for row in rows])
 
     # -- events -------------------------------------------------------------------------
