@@ -46,6 +46,7 @@ class GroupCommit:
     #: what a failed write raises; the group records it, its appenders get ``_write_error``
     _errors: ClassVar[tuple[type[BaseException], ...]] = ()
     _group: Any
+    _broken: BaseException | None  # a write failed: the store refuses every later append
 
     def _init_group_commit(self) -> None:
         self._group = None
@@ -128,6 +129,12 @@ class GroupCommit:
             self._writing = None
             self._backlog = self._group is not None
             self._written(group)
+
+    def _write_queued(self) -> None:
+        """Closing: write the group still queued, in the calling thread, unless a write is
+        under way (its task writes what follows) or one failed (nothing more is written)."""
+        if self._group is not None and not self._flushing and self._broken is None:
+            self._write_now(self._take_group())
 
     def _write_now(self, group: Group) -> None:
         """Write ``group``, taken, in the calling thread (closing): its appenders learn how

@@ -209,8 +209,7 @@ class Ledger(GroupCommit, StateReads):
         if self._fd is None:
             return
         try:
-            if self._queue and not self._flushing and self._broken is None:
-                self._write_now(self._take_group())
+            self._write_queued()
         finally:
             os.close(self._fd)
             self._fd = None

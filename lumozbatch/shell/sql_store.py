@@ -187,10 +187,7 @@ class SqlStore(GroupCommit, SqlReads):
             return
         self._closed = True
         try:
-            group = self._group
-            if group is not None and not self._flushing and self._broken is None:
-                self._group = None
-                self._write_now(group)
+            self._write_queued()
         finally:
             self._release()
 

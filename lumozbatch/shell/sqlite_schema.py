@@ -219,18 +219,20 @@ def select_latest_holders(n: int) -> str:
 def select_relinked(n: int, *, exclude: bool) -> str:
     """Active jobs in one of ``n`` states whose current request a webhook named: those with a
     ``relinked`` step (its partial index), their records read; params: ``[*states, (excluded,)]``."""
-    return select_relinked_scan(n, exclude=exclude).replace(
-        "FROM jobs WHERE", "FROM jobs WHERE seq IN (SELECT job_seq FROM steps WHERE t = 'relinked') AND", 1
-    )
+    return _relinked(n, exclude=exclude, among="seq IN (SELECT job_seq FROM steps WHERE t = 'relinked') AND ")
 
 
 def select_relinked_scan(n: int, *, exclude: bool) -> str:
     """:func:`select_relinked` for a database older than version 3: every such job's record read
     (four seconds at a million done jobs)."""
+    return _relinked(n, exclude=exclude, among="")
+
+
+def _relinked(n: int, *, exclude: bool, among: str) -> str:
     also = f" AND {_NOT_IN}" if exclude else ""
     marks = ", ".join("?" * n)
     return (
-        f"SELECT COUNT(*) FROM jobs WHERE retired = 0 AND state IN ({marks})"
+        f"SELECT COUNT(*) FROM jobs WHERE {among}retired = 0 AND state IN ({marks})"
         f" AND json_extract(record, '$.relinked'){also}"
     )
 
