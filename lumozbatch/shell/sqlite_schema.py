@@ -41,6 +41,7 @@ written for it).
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -135,11 +136,25 @@ BUSY_TIMEOUT_S = 10.0
 _COLS = ", ".join(c for c, _ in JOB_COLUMNS)
 _UPDATES = ", ".join(f"{c} = excluded.{c}" for c, _ in JOB_COLUMNS if c != "identity")
 
-UPSERT_JOB = (
-    f"INSERT INTO jobs (seq, {_COLS}, record) VALUES (?, {', '.join('?' * len(JOB_COLUMNS))}, ?) "
-    f"ON CONFLICT (identity) DO UPDATE SET {_UPDATES}, record = excluded.record"
-)
+_JOB_MARKS = f"(?, {', '.join('?' * len(JOB_COLUMNS))}, ?)"
+_JOB_CONFLICT = f" ON CONFLICT (identity) DO UPDATE SET {_UPDATES}, record = excluded.record"
+UPSERT_JOB = f"INSERT INTO jobs (seq, {_COLS}, record) VALUES {_JOB_MARKS}{_JOB_CONFLICT}"
 INSERT_STEP = "INSERT INTO steps (at, t, job_seq, identity, record) VALUES (?, ?, ?, ?, ?)"
+
+#: the most rows one statement writes (its parameters stay far below SQLite's 32,766)
+ROWS_AT_ONCE = 64
+
+
+@functools.cache
+def insert_steps(n: int) -> str:
+    """:data:`INSERT_STEP` for ``n`` rows at once, their values in one flat sequence."""
+    return "INSERT INTO steps (at, t, job_seq, identity, record) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * n)
+
+
+@functools.cache
+def upsert_jobs(n: int) -> str:
+    """:data:`UPSERT_JOB` for ``n`` rows at once, their values in one flat sequence."""
+    return f"INSERT INTO jobs (seq, {_COLS}, record) VALUES {', '.join([_JOB_MARKS] * n)}{_JOB_CONFLICT}"
 
 UPSERT_BATCH = (
     "INSERT INTO batch (only_row, name, manifest, api, v, at, record) VALUES (1, ?, ?, ?, ?, ?, ?) "

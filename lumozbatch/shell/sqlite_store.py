@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from lumozbatch.errors import LedgerNotFound, UsageError
 from lumozbatch.shell import sqlite_schema as sql
@@ -128,8 +130,8 @@ class SqliteStore(SqlStore):
             db.execute("BEGIN IMMEDIATE")
             if group.batch is not None:
                 db.execute(sql.UPSERT_BATCH, group.batch)
-            db.executemany(sql.INSERT_STEP, group.steps)
-            db.executemany(sql.UPSERT_JOB, group.rows.values())
+            _insert_many(db, sql.insert_steps, group.steps)
+            _insert_many(db, sql.upsert_jobs, list(group.rows.values()))
             db.executemany(sql.UPSERT_NAME, ((f, i, shown) for (f, i), shown in group.names.items()))
             db.execute("COMMIT")
         except sqlite3.Error:
@@ -146,6 +148,18 @@ class SqliteStore(SqlStore):
                 os.ftruncate(self._lock_fd, 0)  # no pid left behind: nobody is running
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _insert_many(db: sqlite3.Connection, statement: Callable[[int], str], rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` in statements of up to ROWS_AT_ONCE rows each, the largest powers of two
+    first (a few statement texts, each prepared once). Not ``executemany``: it takes the GIL
+    back after every row, and while trio's thread folds the next steps each take waits for
+    a switch interval; a statement of many rows takes it back once."""
+    at, left = 0, len(rows)
+    while left:
+        n = min(sql.ROWS_AT_ONCE, 1 << (left.bit_length() - 1))
+        db.execute(statement(n), [value for row in rows[at:at + n] for value in row])
+        at, left = at + n, left - n
 
 
 def _not_found(out_dir: Path) -> LedgerNotFound:
