@@ -133,3 +133,53 @@ def step_row(record: dict[str, Any], text: str, job_seq: int | None) -> tuple[An
 
 def batch_row(record: dict[str, Any]) -> tuple[Any, ...]:
     return (record.get("name"), record.get("manifest"), record.get("api"), record.get("v"), record.get("at"), dumps(record))
+
+
+#: a job's place in ``job_counts`` (job, model, state, retired) and what it adds there
+#: (1 if failed and billed, its paid_before)
+Counted = tuple[tuple[str, str, str, int], int, int]
+#: what some steps change in ``job_counts``: key -> [n, billed_failed, paid_before, first]
+CountChanges = dict[tuple[str, str, str, int], list[int]]
+
+_FAILED = JobState.FAILED
+
+
+def counted(job: JobRecord) -> Counted:
+    state = job.state
+    return (job.job, job.model, state.value, int(job.retired)), int(state is _FAILED and job.billed is True), job.paid_before
+
+
+def count_change(changes: CountChanges, was: Counted | None, now: Counted, seq: int) -> None:
+    """Add to ``changes`` a job (``seq``) counted as ``now`` that was counted as ``was`` (None:
+    a new job). ``first`` takes the job's seq either way (no lower than the seq already
+    counted under a key the job leaves)."""
+    if was == now:
+        return
+    if was is not None:
+        key, billed_failed, paid_before = was
+        _add(changes, key, -1, -billed_failed, -paid_before, seq)
+    key, billed_failed, paid_before = now
+    _add(changes, key, 1, billed_failed, paid_before, seq)
+
+
+def merge_count_changes(into: CountChanges, changes: CountChanges) -> None:
+    for key, (n, billed_failed, paid_before, first) in changes.items():
+        _add(into, key, n, billed_failed, paid_before, first)
+
+
+def _add(changes: CountChanges, key: tuple[str, str, str, int], n: int, billed_failed: int, paid_before: int, first: int) -> None:
+    entry = changes.get(key)
+    if entry is None:
+        changes[key] = [n, billed_failed, paid_before, first]
+        return
+    entry[0] += n
+    entry[1] += billed_failed
+    entry[2] += paid_before
+    if first < entry[3]:
+        entry[3] = first
+
+
+def count_rows(changes: CountChanges) -> list[tuple[Any, ...]]:
+    """``job_counts`` rows to add (``UPSERT_COUNT``)."""
+    return [(*key, *entry) for key, entry in changes.items()]
+

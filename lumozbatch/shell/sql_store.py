@@ -53,6 +53,7 @@ class _Change:
     batch: dict[str, Any] | None  # the batch record, when this append changed it
     jobs: list[tuple[str, int, JobRecord]]
     names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
+    counts: rows.CountChanges  # what it changes in job_counts (stores that keep them so)
     next_seq: int
     next_shown: int
 
@@ -60,7 +61,7 @@ class _Change:
 class _Group(Group):
     """Rows committed together; ``done`` once committed (or failed)."""
 
-    __slots__ = ("batch", "gen", "names", "rows", "steps")
+    __slots__ = ("batch", "counts", "gen", "names", "rows", "steps")
 
     def __init__(self, gen: int) -> None:
         super().__init__()
@@ -69,11 +70,14 @@ class _Group(Group):
         self.rows: dict[str, tuple[Any, ...]] = {}  # the latest row of each job wins
         self.batch: tuple[Any, ...] | None = None
         self.names: dict[tuple[str, str], int] = {}
+        self.counts: rows.CountChanges = {}
 
     def add(self, change: _Change) -> None:
         self.steps.extend(change.steps)
         self.rows.update(change.rows)
         self.names.update(change.names)
+        if change.counts:
+            rows.merge_count_changes(self.counts, change.counts)
         if change.batch is not None:
             self.batch = rows.batch_row(change.batch)
 
@@ -85,6 +89,8 @@ class SqlStore(GroupCommit, SqlReads):
     _errors: ClassVar[tuple[type[BaseException], ...]] = ()
     #: what the user can do about a failed write, for its message
     _write_hint: ClassVar[str] = "fix the cause"
+    #: the engine's ``job_counts`` follows the count changes of each group (not triggers)
+    _folds_counts: ClassVar[bool] = False
 
     def __init__(self, *, sql: Any, db: Any | None, reader: Any, settle: bool) -> None:
         self.commit_count = 0  # transactions committed by appends (group commit: < appends)
@@ -261,6 +267,7 @@ class SqlStore(GroupCommit, SqlReads):
                     seqs[identity], jobs[identity] = found
         state.check(wire)  # raises before anything is changed or queued
         texts = [rows.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
+        was = {identity: rows.counted(job) for identity, job in jobs.items()} if self._folds_counts else None
         for record in wire:
             state.apply(record)
         next_seq, next_shown = self._next_seq, self._next_shown
@@ -273,6 +280,10 @@ class SqlStore(GroupCommit, SqlReads):
             for identity in shown:
                 names[(file, identity)] = next_shown
                 next_shown += 1
+        counts: rows.CountChanges = {}
+        if was is not None:
+            for identity, job in jobs.items():
+                rows.count_change(counts, was.get(identity), rows.counted(job), seqs[identity])
         job_row = rows.job_row
         return _Change(
             steps=[rows.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
@@ -280,6 +291,7 @@ class SqlStore(GroupCommit, SqlReads):
             batch=state.batch if state.batch is not self._batch else None,
             jobs=[(identity, seqs[identity], job) for identity, job in jobs.items()],
             names=names,
+            counts=counts,
             next_seq=next_seq,
             next_shown=next_shown,
         )
@@ -312,13 +324,17 @@ class SqlStore(GroupCommit, SqlReads):
         if not left:
             return
         state = LedgerState(jobs={})
-        seqs = {}
+        seqs, was = {}, {}
         for seq, text in left:
             job = rows.job_from_record(text)
             state.jobs[job.identity], seqs[job.identity] = job, seq
+            was[job.identity] = rows.counted(job)
         state.finish_replay()
         group = _Group(0)
         group.rows = {i: rows.job_row(seqs[i], j) for i, j in state.jobs.items()}
+        if self._folds_counts:
+            for identity, job in state.jobs.items():
+                rows.count_change(group.counts, was[identity], rows.counted(job), seqs[identity])
         try:
             self._commit(group)
         except self._errors as exc:

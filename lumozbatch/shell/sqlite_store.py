@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lumozbatch.errors import LedgerNotFound, UsageError
+from lumozbatch.shell import sql_rows as rows
 from lumozbatch.shell import sqlite_schema as sql
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.ledger import LEDGER_DIR, LEDGER_FILE
@@ -118,6 +118,7 @@ class SqliteStore(SqlStore):
 
     _errors = (sqlite3.Error,)
     _write_hint = "free the disk"
+    _folds_counts = True
 
     @property
     def where(self) -> str:
@@ -130,9 +131,10 @@ class SqliteStore(SqlStore):
             db.execute("BEGIN IMMEDIATE")
             if group.batch is not None:
                 db.execute(sql.UPSERT_BATCH, group.batch)
-            _insert_many(db, sql.insert_steps, group.steps)
-            _insert_many(db, sql.upsert_jobs, list(group.rows.values()))
-            db.executemany(sql.UPSERT_NAME, ((f, i, shown) for (f, i), shown in group.names.items()))
+            _insert_many(db, sql.INSERT_STEP, group.steps)
+            _insert_many(db, sql.UPSERT_JOB, list(group.rows.values()))
+            _insert_many(db, sql.UPSERT_NAME, [(f, i, shown) for (f, i), shown in group.names.items()])
+            _insert_many(db, sql.UPSERT_COUNT, rows.count_rows(group.counts))
             db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
@@ -150,16 +152,11 @@ class SqliteStore(SqlStore):
             self._lock_fd = None
 
 
-def _insert_many(db: sqlite3.Connection, statement: Callable[[int], str], rows: list[tuple[Any, ...]]) -> None:
-    """``rows`` in statements of up to ROWS_AT_ONCE rows each, the largest powers of two
-    first (a few statement texts, each prepared once). Not ``executemany``: it takes the GIL
-    back after every row, and while trio's thread folds the next steps each take waits for
-    a switch interval; a statement of many rows takes it back once."""
-    at, left = 0, len(rows)
-    while left:
-        n = min(sql.ROWS_AT_ONCE, 1 << (left.bit_length() - 1))
-        db.execute(statement(n), [value for row in rows[at:at + n] for value in row])
-        at, left = at + n, left - n
+def _insert_many(db: sqlite3.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` in statements of up to ROWS_AT_ONCE rows each (``sqlite_schema.for_rows``)."""
+    for at in range(0, len(rows), sql.ROWS_AT_ONCE):
+        chunk = rows[at:at + sql.ROWS_AT_ONCE]
+        db.execute(sql.for_rows(statement, len(chunk)), [value for row in chunk for value in row])
 
 
 def _not_found(out_dir: Path) -> LedgerNotFound:
@@ -187,7 +184,10 @@ def _lock(out_dir: Path, meta: Path) -> int:
 def _connect(path: Path, pragmas: tuple[str, ...]) -> sqlite3.Connection:
     # isolation_level=None: we BEGIN and COMMIT ourselves; the writer's connection is used by
     # one thread at a time (the committing one), never concurrently
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=sql.BUSY_TIMEOUT_S)
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=sql.BUSY_TIMEOUT_S,
+        cached_statements=sql.CACHED_STATEMENTS,
+    )
     for pragma in pragmas:
         conn.execute(pragma)
     return conn
