@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
+from collections.abc import Iterable
 from typing import Any
 
 from lumozbatch.core.jobstate import JobState
@@ -135,51 +136,51 @@ def batch_row(record: dict[str, Any]) -> tuple[Any, ...]:
     return (record.get("name"), record.get("manifest"), record.get("api"), record.get("v"), record.get("at"), dumps(record))
 
 
-#: a job's place in ``job_counts`` (job, model, state, retired) and what it adds there
-#: (1 if failed and billed, its paid_before)
-Counted = tuple[tuple[str, str, str, int], int, int]
+#: a job as ``job_counts`` counts it: its key (job, model, state, retired), then whether it
+#: is a billed failure and its paid_before
+Counted = tuple[str, str, JobState, bool, bool, int]
+#: a job's move in ``job_counts``: as it was counted (None: new), as it is, its seq
+CountMove = tuple["Counted | None", Counted, int]
 #: what some steps change in ``job_counts``: key -> [n, billed_failed, paid_before, first]
-CountChanges = dict[tuple[str, str, str, int], list[int]]
+CountChanges = dict[tuple[str, str, JobState, bool], list[int]]
 
 _FAILED = JobState.FAILED
 
 
 def counted(job: JobRecord) -> Counted:
     state = job.state
-    return (job.job, job.model, state.value, int(job.retired)), int(state is _FAILED and job.billed is True), job.paid_before
+    return job.job, job.model, state, job.retired, state is _FAILED and job.billed is True, job.paid_before
 
 
-def count_change(changes: CountChanges, was: Counted | None, now: Counted, seq: int) -> None:
-    """Add to ``changes`` a job (``seq``) counted as ``now`` that was counted as ``was`` (None:
-    a new job). ``first`` takes the job's seq either way (no lower than the seq already
-    counted under a key the job leaves)."""
-    if was == now:
-        return
-    if was is not None:
-        key, billed_failed, paid_before = was
-        _add(changes, key, -1, -billed_failed, -paid_before, seq)
-    key, billed_failed, paid_before = now
-    _add(changes, key, 1, billed_failed, paid_before, seq)
-
-
-def merge_count_changes(into: CountChanges, changes: CountChanges) -> None:
-    for key, (n, billed_failed, paid_before, first) in changes.items():
-        _add(into, key, n, billed_failed, paid_before, first)
-
-
-def _add(changes: CountChanges, key: tuple[str, str, str, int], n: int, billed_failed: int, paid_before: int, first: int) -> None:
-    entry = changes.get(key)
-    if entry is None:
-        changes[key] = [n, billed_failed, paid_before, first]
-        return
-    entry[0] += n
-    entry[1] += billed_failed
-    entry[2] += paid_before
-    if first < entry[3]:
-        entry[3] = first
+def add_count_moves(changes: CountChanges, moves: Iterable[CountMove]) -> None:
+    """Add to ``changes`` the jobs that moved: out of the key they were counted under, into
+    the one they are counted under now; ``first`` takes the job's seq either way (no lower
+    than the seq already counted under a key the job leaves). (Inline: this runs for every
+    step, in trio's thread.)"""
+    for was, now, seq in moves:
+        if was is not None:
+            key = was[:4]
+            entry = changes.get(key)
+            if entry is None:
+                changes[key] = [-1, -was[4], -was[5], seq]
+            else:
+                entry[0] -= 1
+                entry[1] -= was[4]
+                entry[2] -= was[5]
+                if seq < entry[3]:
+                    entry[3] = seq
+        key = now[:4]
+        entry = changes.get(key)
+        if entry is None:
+            changes[key] = [1, now[4], now[5], seq]
+        else:
+            entry[0] += 1
+            entry[1] += now[4]
+            entry[2] += now[5]
+            if seq < entry[3]:
+                entry[3] = seq
 
 
 def count_rows(changes: CountChanges) -> list[tuple[Any, ...]]:
     """``job_counts`` rows to add (``UPSERT_COUNT``)."""
     return [(*key, *entry) for key, entry in changes.items()]
-

@@ -53,7 +53,7 @@ class _Change:
     batch: dict[str, Any] | None  # the batch record, when this append changed it
     jobs: list[tuple[str, int, JobRecord]]
     names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
-    counts: rows.CountChanges  # what it changes in job_counts (stores that keep them so)
+    counts: list[rows.CountMove]  # the jobs it moves in job_counts (stores that keep them so)
     next_seq: int
     next_shown: int
 
@@ -77,7 +77,7 @@ class _Group(Group):
         self.rows.update(change.rows)
         self.names.update(change.names)
         if change.counts:
-            rows.merge_count_changes(self.counts, change.counts)
+            rows.add_count_moves(self.counts, change.counts)
         if change.batch is not None:
             self.batch = rows.batch_row(change.batch)
 
@@ -280,10 +280,13 @@ class SqlStore(GroupCommit, SqlReads):
             for identity in shown:
                 names[(file, identity)] = next_shown
                 next_shown += 1
-        counts: rows.CountChanges = {}
+        counts = []
         if was is not None:
             for identity, job in jobs.items():
-                rows.count_change(counts, was.get(identity), rows.counted(job), seqs[identity])
+                now = rows.counted(job)
+                before = was.get(identity)
+                if before != now:
+                    counts.append((before, now, seqs[identity]))
         job_row = rows.job_row
         return _Change(
             steps=[rows.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
@@ -333,8 +336,7 @@ class SqlStore(GroupCommit, SqlReads):
         group = _Group(0)
         group.rows = {i: rows.job_row(seqs[i], j) for i, j in state.jobs.items()}
         if self._folds_counts:
-            for identity, job in state.jobs.items():
-                rows.count_change(group.counts, was[identity], rows.counted(job), seqs[identity])
+            rows.add_count_moves(group.counts, ((was[i], rows.counted(j), seqs[i]) for i, j in state.jobs.items()))
         try:
             self._commit(group)
         except self._errors as exc:
@@ -374,10 +376,18 @@ class SqlStore(GroupCommit, SqlReads):
         self._commit(group)
 
     def _after_write(self, group: _Group) -> None:
-        """The group's jobs and names are committed: no longer pending, kept as recent."""
-        done = [(k, v[0], v[1]) for k, v in self._pending.items() if v[2] == group.gen]
-        for identity, _, _ in done:
-            del self._pending[identity]
+        """The group's jobs and names are committed: no longer pending (unless a later group
+        changed them again), kept as recent."""
+        pending, gen = self._pending, group.gen
+        done = []
+        for identity in group.rows:
+            hit = pending.get(identity)
+            if hit is not None and hit[2] == gen:
+                del pending[identity]
+                done.append((identity, hit[0], hit[1]))
         self._remember(done)
-        for key in [k for k, v in self._pending_names.items() if v[1] == group.gen]:
-            del self._pending_names[key]
+        names = self._pending_names
+        for key in group.names:
+            hit = names.get(key)
+            if hit is not None and hit[1] == gen:
+                del names[key]
