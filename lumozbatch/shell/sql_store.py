@@ -271,28 +271,30 @@ class SqlStore(GroupCommit, SqlReads):
         for record in wire:
             state.apply(record)
         next_seq, next_shown = self._next_seq, self._next_shown
-        for identity in jobs:
-            if identity not in seqs:  # planned by these records, in their order
-                seqs[identity] = next_seq
-                next_seq += 1
         names = {}  # the fold started from no names: what it holds is what these records showed
         for file, shown in state.named.items():
             for identity in shown:
                 names[(file, identity)] = next_shown
                 next_shown += 1
-        counts = []
-        if was is not None:
-            for identity, job in jobs.items():
-                now = rows.counted(job)
-                before = was.get(identity)
+        # one pass over the jobs (this runs for every step, in trio's thread)
+        job_rows, changed, counts = {}, [], []
+        job_row, counted = rows.job_row, rows.counted
+        for identity, job in jobs.items():
+            seq = seqs.get(identity)
+            if seq is None:  # planned by these records, in their order
+                seq = seqs[identity] = next_seq
+                next_seq += 1
+            job_rows[identity] = job_row(seq, job)
+            changed.append((identity, seq, job))
+            if was is not None:
+                now, before = counted(job), was.get(identity)
                 if before != now:
-                    counts.append((before, now, seqs[identity]))
-        job_row = rows.job_row
+                    counts.append((before, now, seq))
         return _Change(
             steps=[rows.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
-            rows={identity: job_row(seqs[identity], job) for identity, job in jobs.items()},
+            rows=job_rows,
             batch=state.batch if state.batch is not self._batch else None,
-            jobs=[(identity, seqs[identity], job) for identity, job in jobs.items()],
+            jobs=changed,
             names=names,
             counts=counts,
             next_seq=next_seq,
