@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import trio
 
 from lumozbatch.errors import LumozbatchError
+from lumozbatch.shell import switch_interval
 
 if TYPE_CHECKING:
     import outcome
@@ -60,6 +61,7 @@ class GroupCommit:
         self._group = None
         self._writing: Group | None = None  # the group a worker thread is writing
         self._woken = 0  # how many appenders the last write woke
+        self._threaded = False  # a write ran in a worker thread: the switch interval is short
 
     @property
     def _flushing(self) -> bool:
@@ -128,6 +130,9 @@ class GroupCommit:
     def _start(self, group: Group) -> None:
         """Write ``group``, taken, in a worker thread; :meth:`_wrote` runs in trio's once done."""
         self._writing = group
+        if not self._threaded:
+            self._threaded = True
+            switch_interval.writer_opened()
         token = trio.lowlevel.current_trio_token()
 
         def deliver(result: outcome.Outcome[None]) -> None:  # the worker thread's last act
@@ -155,11 +160,17 @@ class GroupCommit:
                 self._written(failed)
         self._written(group)
 
-    def _write_queued(self) -> None:
+    def _close_group_commit(self) -> None:
         """Closing: write the group still queued, in the calling thread, unless a write is
-        under way (it starts the queued one when it ends) or one failed (nothing more is written)."""
-        if self._group is not None and not self._flushing and self._broken is None:
-            self._write_now(self._take_group())
+        under way (it starts the queued one when it ends) or one failed (nothing more is
+        written); the switch interval is given back."""
+        try:
+            if self._group is not None and not self._flushing and self._broken is None:
+                self._write_now(self._take_group())
+        finally:
+            if self._threaded:
+                self._threaded = False
+                switch_interval.writer_closed()
 
     def _write_now(self, group: Group) -> None:
         """Write ``group``, taken, in the calling thread (closing): its appenders learn how

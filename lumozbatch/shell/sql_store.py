@@ -193,7 +193,7 @@ class SqlStore(GroupCommit, SqlReads):
             return
         self._closed = True
         try:
-            self._write_queued()
+            self._close_group_commit()
         finally:
             self._release()
 
