@@ -54,6 +54,7 @@ class _Change:
     jobs: list[tuple[str, int, JobRecord]]
     names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
     counts: list[rows.CountMove]  # the jobs it moves in job_counts (stores that keep them so)
+    upserts: list[str]  # jobs whose rows may not exist yet or take a new name: not just stepped
     next_seq: int
     next_shown: int
 
@@ -61,7 +62,7 @@ class _Change:
 class _Group(Group):
     """Rows committed together; ``done`` once committed (or failed)."""
 
-    __slots__ = ("batch", "counts", "gen", "names", "rows", "steps")
+    __slots__ = ("batch", "counts", "gen", "names", "rows", "steps", "upserts")
 
     def __init__(self, gen: int) -> None:
         super().__init__()
@@ -71,6 +72,7 @@ class _Group(Group):
         self.batch: tuple[Any, ...] | None = None
         self.names: dict[tuple[str, str], int] = {}
         self.counts: rows.CountChanges = {}
+        self.upserts: set[str] = set()
 
     def add(self, change: _Change) -> None:
         self.steps.extend(change.steps)
@@ -78,6 +80,8 @@ class _Group(Group):
         self.names.update(change.names)
         if change.counts:
             rows.add_count_moves(self.counts, change.counts)
+        if change.upserts:
+            self.upserts.update(change.upserts)
         if change.batch is not None:
             self.batch = rows.batch_row(change.batch)
 
@@ -259,12 +263,16 @@ class SqlStore(GroupCommit, SqlReads):
         state = LedgerState(batch=self._batch)
         jobs = state.jobs
         seqs: dict[str, int] = {}
+        upserts = []  # the jobs these records plan (new ones join below)
         for record in wire:
             identity = record.get("id")
-            if type(identity) is str and identity not in jobs:
-                found = self._load(identity)
-                if found is not None:
-                    seqs[identity], jobs[identity] = found
+            if type(identity) is str:
+                if identity not in jobs:
+                    found = self._load(identity)
+                    if found is not None:
+                        seqs[identity], jobs[identity] = found
+                if record.get("t") == "job":
+                    upserts.append(identity)
         state.check(wire)  # raises before anything is changed or queued
         texts = [rows.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
         was = {identity: rows.counted(job) for identity, job in jobs.items()} if self._folds_counts else None
@@ -284,6 +292,7 @@ class SqlStore(GroupCommit, SqlReads):
             if seq is None:  # planned by these records, in their order
                 seq = seqs[identity] = next_seq
                 next_seq += 1
+                upserts.append(identity)
             job_rows[identity] = job_row(seq, job)
             changed.append((identity, seq, job))
             if was is not None:
@@ -297,6 +306,7 @@ class SqlStore(GroupCommit, SqlReads):
             jobs=changed,
             names=names,
             counts=counts,
+            upserts=upserts,
             next_seq=next_seq,
             next_shown=next_shown,
         )

@@ -177,8 +177,26 @@ UPSERT_COUNT = (
 
 #: the most rows one statement writes (its parameters stay far below SQLite's 32,766)
 ROWS_AT_ONCE = 64
-#: prepared statements a connection keeps: the writer's four of every size, and the rest
-CACHED_STATEMENTS = 4 * ROWS_AT_ONCE + 64
+#: prepared statements a connection keeps: the writer's five of every size, and the rest
+CACHED_STATEMENTS = 5 * ROWS_AT_ONCE + 64
+
+
+#: the columns a job's steps change (never its identity, manifest job, index, model or name:
+#: only a ``job`` record does, and its row is upserted)
+_STEPPED = ("state", "retired", "request_id", "file", "sha256", "bytes", "object", "reason", "code",
+            "billed", "attempts", "paid_before")
+
+
+@functools.cache
+def update_jobs(n: int) -> str:
+    """The rows of ``n`` jobs that exist (``job_row``'s values, one flat sequence), their
+    stepped columns and record written by seq: cheaper than an upsert, which tries the insert
+    (both unique keys) first and sets every column."""
+    names = ("seq", *(c for c, _ in JOB_COLUMNS), "record")
+    where = {name: f"v.column{i}" for i, name in enumerate(names, 1)}
+    sets = ", ".join(f"{c} = {where[c]}" for c in (*_STEPPED, "record"))
+    marks = "(" + ", ".join("?" * len(names)) + ")"
+    return f"UPDATE jobs SET {sets} FROM (VALUES {', '.join([marks] * n)}) AS v WHERE jobs.seq = {where['seq']}"
 
 
 @functools.cache

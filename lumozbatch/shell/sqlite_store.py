@@ -132,7 +132,12 @@ class SqliteStore(SqlStore):
             if group.batch is not None:
                 db.execute(sql.UPSERT_BATCH, group.batch)
             _insert_many(db, sql.INSERT_STEP, group.steps)
-            _insert_many(db, sql.UPSERT_JOB, list(group.rows.values()))
+            upserts = group.upserts
+            if upserts:
+                _insert_many(db, sql.UPSERT_JOB, [row for i, row in group.rows.items() if i in upserts])
+                _update_jobs(db, [row for i, row in group.rows.items() if i not in upserts])
+            else:
+                _update_jobs(db, list(group.rows.values()))
             _insert_many(db, sql.UPSERT_NAME, [(f, i, shown) for (f, i), shown in group.names.items()])
             _insert_many(db, sql.UPSERT_COUNT, rows.count_rows(group.counts))
             db.execute("COMMIT")
@@ -157,6 +162,17 @@ def _insert_many(db: sqlite3.Connection, statement: str, rows: list[tuple[Any, .
     for at in range(0, len(rows), sql.ROWS_AT_ONCE):
         chunk = rows[at:at + sql.ROWS_AT_ONCE]
         db.execute(sql.for_rows(statement, len(chunk)), [value for row in chunk for value in row])
+
+
+def _update_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The rows of jobs whose rows exist, by seq (``sqlite_schema.update_jobs``); a chunk that
+    finds fewer rows than it holds is upserted whole (it cannot happen: then it costs time,
+    never a job's state)."""
+    for at in range(0, len(rows), sql.ROWS_AT_ONCE):
+        chunk = rows[at:at + sql.ROWS_AT_ONCE]
+        values = [value for row in chunk for value in row]
+        if db.execute(sql.update_jobs(len(chunk)), values).rowcount != len(chunk):
+            db.execute(sql.for_rows(sql.UPSERT_JOB, len(chunk)), values)
 
 
 def _not_found(out_dir: Path) -> LedgerNotFound:

@@ -21,7 +21,7 @@ import trio
 
 from lumozbatch.core.jobcategory import spent_generations
 from lumozbatch.core.jobstate import JobState
-from lumozbatch.core.ledger_codec import LedgerCorrupt, LedgerState, encode
+from lumozbatch.core.ledger_codec import JobRecord, LedgerCorrupt, LedgerState, encode
 from lumozbatch.core.records import (
     Accepted,
     Ambiguous,
@@ -652,3 +652,18 @@ async def test_a_group_writes_its_rows_as_the_single_row_statements_would(tmp_pa
             assert db.execute("SELECT record FROM jobs WHERE identity = 'b'").fetchone()[0].count("naïve «prompt»") == 1
         finally:
             db.close()
+
+
+def test_a_stepped_row_that_is_not_there_is_written_whole(tmp_path: Path) -> None:
+    """Steps update existing rows by seq; a row the update misses (a bug: it cannot happen)
+    is upserted, so no job's state is lost either way."""
+    with SqliteStore.open(tmp_path, create=True) as store:
+        every_kind_of_job(store)
+        a = store.job("a")
+        ghost = sql_rows.job_row(99, JobRecord(**{**{f: getattr(a, f) for f in a.__slots__}, "identity": "ghost"}))
+        db = store._db
+        assert db is not None
+        db.execute("BEGIN")
+        store_module._update_jobs(db, [sql_rows.job_row(1, a), ghost])
+        db.execute("COMMIT")
+        assert store.job("ghost").state is JobState.DONE and store.job("a").file == a.file
