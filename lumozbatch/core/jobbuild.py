@@ -329,7 +329,7 @@ def _check_value_at(draft: _Draft, name: str, value: Any, where: Where) -> None:
         return
     hint = ""
     if where.doc_path is not None:
-        text = doc.plain_non_str.get(where.doc_path)
+        text = doc.plain_text(where.doc_path)
         if text is not None and value_problem(catalogue, draft.model, name, text) is None:
             hint = doc.quote_hint(where.doc_path)  # the text as written was fine: YAML typed it
     prefix = "" if where.path.endswith(name) else f"{name}: "
@@ -345,13 +345,13 @@ def _check_template_values(diag: Diagnostics, axes: tuple[Axis, ...], include: _
                 continue
             for row, where in zip(axis.rows, axis.cells[col] if axis.cells else axis.wheres):
                 if isinstance(row[col], bool) and where.doc_path is not None:
-                    text = doc.plain_non_str.get(where.doc_path, "")
+                    text = doc.plain_text(where.doc_path) or ""
                     if text.lower() not in ("true", "false"):
                         diag.error_at(where, f"{name}: a string was expected{doc.quote_hint(where.doc_path)}")
     for combo, where in include:
         for name, value in combo.items():
             path = (where.doc_path or ()) + (name,)
-            text = doc.plain_non_str.get(path, "")
+            text = doc.plain_text(path) or ""
             if name in used and isinstance(value, bool) and text.lower() not in ("", "true", "false"):
                 diag.errors.append(doc.diag(path, f"a string was expected{doc.quote_hint(path)}"))
 
