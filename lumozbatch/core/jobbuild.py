@@ -9,7 +9,7 @@ is built from it is a ``JobDef``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,17 +278,18 @@ def _check_known_values(draft: _Draft, params: _Params, param_vars: list[str], a
     for name, value in params.values.items():
         if name in params.templates or name in param_vars:
             continue
-        _check_value_at(draft, name, value, diag.where(params.paths[name]))
+        _check_value_at(draft, name, value, (diag.where(params.paths[name]),), 0)
     for axis in axes:
         for col, name in enumerate(axis.names):
             if name not in param_vars:
                 continue
-            for row, where in zip(axis.rows, axis.cells[col] if axis.cells else axis.wheres):
-                _check_value_at(draft, name, row[col], where)
+            places = axis.cells[col] if axis.cells else axis.wheres
+            for j, row in enumerate(axis.rows):
+                _check_value_at(draft, name, row[col], places, j)
     for combo, where in include:
         for name in param_vars:
             if name in combo:
-                _check_value_at(draft, name, combo[name], diag.where(tuple(where.doc_path or ()) + (name,)))
+                _check_value_at(draft, name, combo[name], (diag.where(tuple(where.doc_path or ()) + (name,)),), 0)
 
 
 def _fill_unset(draft: _Draft, params: _Params, param_vars: list[str]) -> None:
@@ -322,11 +323,13 @@ def _var_path(draft: _Draft, name: str) -> PathKey:
     return draft.path + ("include",)
 
 
-def _check_value_at(draft: _Draft, name: str, value: Any, where: Where) -> None:
+def _check_value_at(draft: _Draft, name: str, value: Any, places: Sequence[Where], j: int) -> None:
+    """``value``, written at ``places[j]`` (a ``Where`` made only for a problem), against the model."""
     catalogue, doc = draft.ctx.catalogue, draft.diag.doc
     problem = value_problem(catalogue, draft.model, name, value)
     if problem is None:
         return
+    where = places[j]
     hint = ""
     if where.doc_path is not None:
         text = doc.plain_text(where.doc_path)
@@ -343,8 +346,9 @@ def _check_template_values(diag: Diagnostics, axes: tuple[Axis, ...], include: _
         for col, name in enumerate(axis.names):
             if name not in used:
                 continue
-            for row, where in zip(axis.rows, axis.cells[col] if axis.cells else axis.wheres):
-                if isinstance(row[col], bool) and where.doc_path is not None:
+            places = axis.cells[col] if axis.cells else axis.wheres
+            for j, row in enumerate(axis.rows):
+                if isinstance(row[col], bool) and (where := places[j]).doc_path is not None:
                     text = doc.plain_text(where.doc_path) or ""
                     if text.lower() not in ("true", "false"):
                         diag.error_at(where, f"{name}: a string was expected{doc.quote_hint(where.doc_path)}")

@@ -14,11 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from lumozbatch.core.where import Where
+from lumozbatch.core.identity import canonical_json, normalize
+from lumozbatch.core.where import Places, Where
 from lumozbatch.core.templates import Template
 from lumozbatch.errors import Diagnostic
 
-__all__ = ["BUILTINS", "Axis", "JobDef", "Manifest", "SourceText"]
+__all__ = ["BUILTINS", "Axis", "JobDef", "Manifest", "SourceText", "value_key"]
 
 
 #: Names filename templates know besides the job's variables.
@@ -34,15 +35,20 @@ class SourceText:
     error: str | None = None
 
 
+def value_key(value: Any) -> str:
+    """A variable's value as ``exclude`` matches it (``1`` and ``1.0`` alike), and as "does
+    it vary" compares it: made when needed, never kept per value."""
+    return canonical_json(normalize(value))
+
+
 @dataclass(frozen=True)
 class Axis:
     """One axis of a job's product: a matrix variable, or the zip group (several variables)."""
 
     names: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
-    wheres: tuple[Where, ...]  # where each row was written
-    keys: tuple[tuple[str, ...], ...]  # canonical text of each value, for exclude matching
-    cells: tuple[tuple[Where, ...], ...] = ()  # per column, where each value was written
+    wheres: Places  # where each row was written
+    cells: tuple[Places, ...] = ()  # per column, where each value was written
     text_cells: bool = False  # values came from a CSV file: text, numbers not yet recognised
 
 
