@@ -50,14 +50,14 @@ def build_axes(
             complete = False
         else:
             _no_duplicate_values(diag, table, name)
-            axes.append(Axis(table.names, table.rows, table.wheres))
+            axes.append(Axis.of_rows(table.names, table.rows, table.wheres))
     zspec = entry.get("zip")
     if zspec is not None:
         if is_file_source(zspec):
             table = _axis_values(diag, sources, entry_path + ("zip",), "", zspec, matrix=False)
             complete = complete and table is not None
             if table is not None:
-                axes.append(Axis(table.names, table.rows, table.wheres, text_cells=zspec["file"].lower().endswith(".csv")))
+                axes.append(Axis.of_rows(table.names, table.rows, table.wheres, text_cells=zspec["file"].lower().endswith(".csv")))
         else:
             columns: list[Table] = []
             for name, spec in zspec.items():
@@ -72,12 +72,14 @@ def build_axes(
                     diag.error(entry_path + ("zip",), f"zip lists must have equal lengths, got {shown}", key=True)
                     complete = False
                 else:
-                    table = Table(
-                        tuple(t.names[0] for t in columns),
-                        tuple(tuple(row[0] for row in rows) for rows in zip(*(t.rows for t in columns))),
-                        columns[0].wheres,
+                    axes.append(
+                        Axis(
+                            tuple(t.names[0] for t in columns),
+                            tuple(tuple(row[0] for row in t.rows) for t in columns),
+                            columns[0].wheres,
+                            tuple(t.wheres for t in columns),
+                        )
                     )
-                    axes.append(Axis(table.names, table.rows, table.wheres, tuple(t.wheres for t in columns)))
     return tuple(axes), complete
 
 
@@ -102,17 +104,19 @@ def read_csv_numbers(axis: Axis, props: dict[str, Any], param_vars: list[str]) -
     columns = [i for i, name in enumerate(axis.names) if name in param_vars and _numeric(props.get(name, {}))]
     if not columns:
         return axis
-    rows = []
-    for row in axis.rows:
-        cells = list(row)
-        for i in columns:
-            text = cells[i].strip()
-            if _INTEGER.fullmatch(text):
-                cells[i] = int(text)
-            elif _NUMBER.fullmatch(text):
-                cells[i] = float(text)
-        rows.append(tuple(cells))
-    return Axis(axis.names, tuple(rows), axis.wheres, axis.cells, text_cells=True)
+    cast = list(axis.columns)
+    for i in columns:
+        cast[i] = tuple(_number(cell) for cell in axis.columns[i])
+    return Axis(axis.names, tuple(cast), axis.wheres, axis.cells, text_cells=True)
+
+
+def _number(cell: str) -> int | float | str:
+    text = cell.strip()
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    return cell
 
 
 def _no_duplicate_values(diag: Diagnostics, table: Table, name: str) -> None:
@@ -226,7 +230,7 @@ def count_and_excludes(
     if not axes:
         return (len(include) if include else 1), tuple(excludes)
     # count, and warn about exclude entries that drop nothing (a typo in a value)
-    total = math.prod(len(axis.rows) for axis in axes)
+    total = math.prod(axis.size for axis in axes)
     if not excludes:
         return total + len(include), ()
     matched = [0] * len(excludes)
@@ -248,7 +252,7 @@ def count_and_excludes(
 
 
 def _key_product(axes: tuple[Axis, ...]) -> Iterable[dict[str, str]]:
-    per_axis = [[{n: value_key(v) for n, v in zip(axis.names, row)} for row in axis.rows] for axis in axes]
+    per_axis = [[{n: value_key(v) for n, v in zip(axis.names, row)} for row in axis.rows()] for axis in axes]
     for parts in itertools.product(*per_axis):
         combo: dict[str, str] = {}
         for part in parts:
@@ -272,8 +276,8 @@ def varying_variables(
                 varying.add(name)
 
     for axis in axes:
-        for col, name in enumerate(axis.names):
-            see(name, (row[col] for row in axis.rows))
+        for name, values in zip(axis.names, axis.columns):
+            see(name, values)
     for name in variables:
         see(name, (combo[name] for combo, _ in include))
     return tuple(v for v in variables if v in varying)

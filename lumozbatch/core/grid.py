@@ -69,7 +69,7 @@ def _parts(axis: Axis, excluding: bool) -> Iterator[_Part]:
     """Each row of ``axis``: its variables, their keys (only to match ``exclude``), and its
     index."""
     names = axis.names
-    for j, row in enumerate(axis.rows):
+    for j, row in enumerate(axis.rows()):
         yield dict(zip(names, row)), {n: value_key(v) for n, v in zip(names, row)} if excluding else {}, j
 
 

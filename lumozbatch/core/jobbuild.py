@@ -284,8 +284,8 @@ def _check_known_values(draft: _Draft, params: _Params, param_vars: list[str], a
             if name not in param_vars:
                 continue
             places = axis.cells[col] if axis.cells else axis.wheres
-            for j, row in enumerate(axis.rows):
-                _check_value_at(draft, name, row[col], places, j)
+            for j, value in enumerate(axis.columns[col]):
+                _check_value_at(draft, name, value, places, j)
     for combo, where in include:
         for name in param_vars:
             if name in combo:
@@ -347,8 +347,8 @@ def _check_template_values(diag: Diagnostics, axes: tuple[Axis, ...], include: _
             if name not in used:
                 continue
             places = axis.cells[col] if axis.cells else axis.wheres
-            for j, row in enumerate(axis.rows):
-                if isinstance(row[col], bool) and (where := places[j]).doc_path is not None:
+            for j, value in enumerate(axis.columns[col]):
+                if isinstance(value, bool) and (where := places[j]).doc_path is not None:
                     text = doc.plain_text(where.doc_path) or ""
                     if text.lower() not in ("true", "false"):
                         diag.error_at(where, f"{name}: a string was expected{doc.quote_hint(where.doc_path)}")

@@ -11,6 +11,7 @@ expands to is a ``JobSpec`` (whose ``job`` is the entry's id).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,10 +47,28 @@ class Axis:
     """One axis of a job's product: a matrix variable, or the zip group (several variables)."""
 
     names: tuple[str, ...]
-    rows: tuple[tuple[Any, ...], ...]
+    #: each variable's values, in row order (a column, not a tuple per row: a 100,000-seed
+    #: list keeps one tuple of its values)
+    columns: tuple[tuple[Any, ...], ...]
     wheres: Places  # where each row was written
     cells: tuple[Places, ...] = ()  # per column, where each value was written
     text_cells: bool = False  # values came from a CSV file: text, numbers not yet recognised
+
+    @classmethod
+    def of_rows(
+        cls, names: tuple[str, ...], rows: tuple[tuple[Any, ...], ...], wheres: Places, *, text_cells: bool = False
+    ) -> Axis:
+        columns = tuple(zip(*rows)) if rows else tuple(() for _ in names)
+        return cls(names, columns, wheres, text_cells=text_cells)
+
+    @property
+    def size(self) -> int:
+        """How many rows (values of each variable)."""
+        return len(self.columns[0])
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """Each row's values, made as they are read."""
+        return zip(*self.columns)
 
 
 @dataclass(frozen=True)
