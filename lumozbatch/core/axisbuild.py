@@ -19,7 +19,7 @@ from lumozbatch.core.gridcheck import repeated
 from lumozbatch.core.jobspec import RANDOM_SEED
 from lumozbatch.core.manifest import Axis, SourceText, value_key
 from lumozbatch.core.sources import SUFFIXES, Table, parse_source
-from lumozbatch.core.where import Places, Where
+from lumozbatch.core.where import Where
 from lumozbatch.core.wording import count, show, suggest
 from lumozbatch.core.yamlsafe import PathKey
 
