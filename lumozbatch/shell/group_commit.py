@@ -9,15 +9,14 @@ intent reached the disk.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+import outcome
 import trio
 
 from lumozbatch.errors import LumozbatchError
 from lumozbatch.shell import switch_interval
 
-if TYPE_CHECKING:
-    import outcome
 
 __all__ = ["Group", "GroupCommit"]
 
@@ -76,6 +75,10 @@ class GroupCommit:
     def _after_write(self, group: Any) -> None:
         """Once ``group`` is durable (in trio's thread): nothing, unless the store keeps more."""
 
+    def _begin_write(self, group: Any) -> None:
+        """Before ``group`` is handed to the worker thread (in trio's): nothing, unless the
+        store starts its transaction there (each GIL round trip the worker saves counts)."""
+
     def _write_error(self, exc: BaseException) -> LumozbatchError:
         raise NotImplementedError
 
@@ -133,6 +136,11 @@ class GroupCommit:
         if not self._threaded:
             self._threaded = True
             switch_interval.writer_opened()
+        try:
+            self._begin_write(group)
+        except BaseException as exc:  # noqa: BLE001 - the group's write failed
+            self._wrote(group, outcome.Error(exc))
+            return
         token = trio.lowlevel.current_trio_token()
 
         def deliver(result: outcome.Outcome[None]) -> None:  # the worker thread's last act

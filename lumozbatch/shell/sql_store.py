@@ -62,7 +62,7 @@ class _Change:
 class _Group(Group):
     """Rows committed together; ``done`` once committed (or failed)."""
 
-    __slots__ = ("batch", "counts", "gen", "names", "rows", "steps", "upserts")
+    __slots__ = ("batch", "begun", "counts", "gen", "names", "rows", "steps", "upserts")
 
     def __init__(self, gen: int) -> None:
         super().__init__()
@@ -73,6 +73,7 @@ class _Group(Group):
         self.names: dict[tuple[str, str], int] = {}
         self.counts: rows.CountChanges = {}
         self.upserts: set[str] = set()
+        self.begun = False  # its transaction was started in trio's thread (_begin_write)
 
     def add(self, change: _Change) -> None:
         self.steps.extend(change.steps)

@@ -124,11 +124,17 @@ class SqliteStore(SqlStore):
     def where(self) -> str:
         return str(self.path)
 
+    def _begin_write(self, group: _Group) -> None:
+        assert self._db is not None
+        self._db.execute("BEGIN IMMEDIATE")
+        group.begun = True
+
     def _write_group(self, group: _Group) -> None:
         db = self._db
         assert db is not None
         try:
-            db.execute("BEGIN IMMEDIATE")
+            if not group.begun:
+                db.execute("BEGIN IMMEDIATE")
             if group.batch is not None:
                 db.execute(sql.UPSERT_BATCH, group.batch)
             _insert_many(db, sql.INSERT_STEP, group.steps)

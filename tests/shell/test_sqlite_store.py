@@ -393,6 +393,32 @@ async def test_a_disk_that_refuses_a_write_stops_every_later_append(tmp_path: Pa
         assert again.counts()["total"] == 3  # what was acknowledged, nothing else
 
 
+async def test_a_transaction_that_cannot_begin_fails_its_group_and_the_queued_one(tmp_path: Path) -> None:
+    store = SqliteStore.open(tmp_path, create=True)
+    store.append_sync(BATCH, *(job(f"j{n}", n) for n in range(4)))
+    other = sqlite3.connect(store.path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the database: BEGIN times out
+    store._db.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
+    outcomes: dict[str, str] = {}
+
+    async def step(identity: str) -> None:
+        try:
+            await store.append(Intent(id=identity, attempt=1))
+        except LedgerWriteError as exc:
+            outcomes[identity] = exc.message
+
+    async with trio.open_nursery() as nursery:
+        for n in range(4):
+            nursery.start_soon(step, f"j{n}")
+    other.execute("ROLLBACK")
+    other.close()
+    assert sorted(outcomes) == ["j0", "j1", "j2", "j3"]  # every appender told, none acknowledged
+    assert all("locked" in message for message in outcomes.values())
+    store.close()
+    with SqliteStore.open_snapshot(tmp_path) as snap:
+        assert snap.counts()["pending"] == 4
+
+
 def test_append_sync_turns_a_refused_write_into_a_ledger_write_error(tmp_path: Path) -> None:
     with SqliteStore.open(tmp_path, create=True) as store:
         store.append_sync(BATCH)
