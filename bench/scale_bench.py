@@ -152,6 +152,8 @@ def write_finished(out: Path, manifest: Path) -> int:
     db.execute("BEGIN")
     db.executemany(sql.UPSERT_JOB, rows(results))
     db.execute("INSERT INTO names (file, identity, shown) SELECT file, identity, seq FROM jobs")
+    for statement in sql.RECOUNT:  # rows written straight: counted as the store's writer would
+        db.execute(statement)
     db.execute("COMMIT")
     count = db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     db.close()

@@ -80,11 +80,13 @@ def load_manifest(path: str | os.PathLike[str], *, catalogue: SchemaCatalogue | 
         raise UnreadableManifest(shown, _reason(exc)) from None
     doc = parse_yaml(text, shown)
     manifest, problems = build_partial(doc, shown, _read_sources(doc, file, shown), catalogue)
+    cap_mark = doc.mark(("limits", "max_generations"))
+    del doc, text  # the grid check and the run need neither: free them before the grid's pass
     if manifest is not None:
         problems = ordered(problems + gridcheck.check(manifest, catalogue))
     if manifest is None or any(d.severity == "error" for d in problems):
         raise ManifestError(problems)
-    return _warn_over_max_generations(manifest, doc)
+    return _warn_over_max_generations(manifest, cap_mark)
 
 
 def _read_sources(doc: Document, file: Path, shown: str) -> dict[str, SourceText]:
@@ -102,11 +104,11 @@ def _read_sources(doc: Document, file: Path, shown: str) -> dict[str, SourceText
     return sources
 
 
-def _warn_over_max_generations(manifest: Manifest, doc: Document) -> Manifest:
+def _warn_over_max_generations(manifest: Manifest, at: tuple[int, int]) -> Manifest:
     total = manifest.count()
     if manifest.max_generations is None or total <= manifest.max_generations:
         return manifest
-    line, col = doc.mark(("limits", "max_generations"))
+    line, col = at
     warning = Diagnostic(
         manifest.path,
         line,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from array import array
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lumozbatch.core.diagnostics import Diagnostics
-from lumozbatch.core.identity import canonical_json, normalize
+from lumozbatch.core.gridcheck import repeated
 from lumozbatch.core.jobspec import RANDOM_SEED
-from lumozbatch.core.manifest import Axis, SourceText
+from lumozbatch.core.manifest import Axis, SourceText, value_key
 from lumozbatch.core.sources import SUFFIXES, Table, parse_source
 from lumozbatch.core.where import Where
 from lumozbatch.core.wording import count, show, suggest
@@ -49,14 +50,14 @@ def build_axes(
             complete = False
         else:
             _no_duplicate_values(diag, table, name)
-            axes.append(_axis(table))
+            axes.append(Axis.of_rows(table.names, table.rows, table.wheres))
     zspec = entry.get("zip")
     if zspec is not None:
         if is_file_source(zspec):
             table = _axis_values(diag, sources, entry_path + ("zip",), "", zspec, matrix=False)
             complete = complete and table is not None
             if table is not None:
-                axes.append(_axis(table, text_cells=zspec["file"].lower().endswith(".csv")))
+                axes.append(Axis.of_rows(table.names, table.rows, table.wheres, text_cells=zspec["file"].lower().endswith(".csv")))
         else:
             columns: list[Table] = []
             for name, spec in zspec.items():
@@ -71,18 +72,15 @@ def build_axes(
                     diag.error(entry_path + ("zip",), f"zip lists must have equal lengths, got {shown}", key=True)
                     complete = False
                 else:
-                    table = Table(
-                        tuple(t.names[0] for t in columns),
-                        tuple(tuple(row[0] for row in rows) for rows in zip(*(t.rows for t in columns))),
-                        columns[0].wheres,
+                    axes.append(
+                        Axis(
+                            tuple(t.names[0] for t in columns),
+                            tuple(tuple(row[0] for row in t.rows) for t in columns),
+                            columns[0].wheres,
+                            tuple(t.wheres for t in columns),
+                        )
                     )
-                    axes.append(_axis(table, tuple(t.wheres for t in columns)))
     return tuple(axes), complete
-
-
-def _axis(table: Table, cells: tuple[tuple[Where, ...], ...] = (), text_cells: bool = False) -> Axis:
-    keys = tuple(tuple(canonical_json(normalize(v)) for v in row) for row in table.rows)
-    return Axis(table.names, table.rows, table.wheres, keys, cells, text_cells)
 
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
@@ -106,31 +104,40 @@ def read_csv_numbers(axis: Axis, props: dict[str, Any], param_vars: list[str]) -
     columns = [i for i, name in enumerate(axis.names) if name in param_vars and _numeric(props.get(name, {}))]
     if not columns:
         return axis
-    rows = []
-    for row in axis.rows:
-        cells = list(row)
-        for i in columns:
-            text = cells[i].strip()
-            if _INTEGER.fullmatch(text):
-                cells[i] = int(text)
-            elif _NUMBER.fullmatch(text):
-                cells[i] = float(text)
-        rows.append(tuple(cells))
-    return _axis(Table(axis.names, tuple(rows), axis.wheres), axis.cells, text_cells=True)
+    cast = list(axis.columns)
+    for i in columns:
+        cast[i] = tuple(_number(cell) for cell in axis.columns[i])
+    return Axis(axis.names, tuple(cast), axis.wheres, axis.cells, text_cells=True)
+
+
+def _number(cell: str) -> int | float | str:
+    text = cell.strip()
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    return cell
 
 
 def _no_duplicate_values(diag: Diagnostics, table: Table, name: str) -> None:
-    seen: dict[str, Where] = {}
-    for row, where in zip(table.rows, table.wheres):
-        key = canonical_json(normalize(row[0]))
+    """A value listed twice. The keys of a 100,000-value list are hashed, not kept: only
+    values whose hash repeats are looked at again."""
+    suspects = repeated(array("q", (hash(value_key(row[0])) for row in table.rows)))
+    if not suspects:
+        return
+    seen: dict[str, int] = {}
+    for j, row in enumerate(table.rows):
+        key = value_key(row[0])
+        if hash(key) not in suspects:
+            continue
         if key in seen:
-            first = seen[key]
+            first = table.wheres[seen[key]]
             advice = " (for several random seeds, use repeat: N)" if name == "seed" and row[0] in ("", RANDOM_SEED) else ""
             diag.errors.append(
-                where.diag(f"{name}: the value {show(row[0])} appears twice (also at line {first.line}); every combination would run twice{advice}")
+                table.wheres[j].diag(f"{name}: the value {show(row[0])} appears twice (also at line {first.line}); every combination would run twice{advice}")
             )
         else:
-            seen[key] = where
+            seen[key] = j
 
 
 def _axis_values(
@@ -138,7 +145,7 @@ def _axis_values(
 ) -> Table | None:
     """One axis's values: a list written in the manifest, or a ``file:`` source's rows."""
     if isinstance(spec, list):
-        wheres = tuple(diag.where(path + (j,)) for j in range(len(spec)))
+        wheres = diag.places(path)
         for j, value in enumerate(spec):
             if isinstance(value, float) and not math.isfinite(value):
                 diag.error(path + (j,), f"{value!r} is not a finite number")
@@ -219,11 +226,11 @@ def count_and_excludes(
                 key=True,
             )
             continue
-        excludes.append({k: canonical_json(normalize(v)) for k, v in entry.items()})
+        excludes.append({k: value_key(v) for k, v in entry.items()})
     if not axes:
         return (len(include) if include else 1), tuple(excludes)
     # count, and warn about exclude entries that drop nothing (a typo in a value)
-    total = math.prod(len(axis.rows) for axis in axes)
+    total = math.prod(axis.size for axis in axes)
     if not excludes:
         return total + len(include), ()
     matched = [0] * len(excludes)
@@ -245,7 +252,7 @@ def count_and_excludes(
 
 
 def _key_product(axes: tuple[Axis, ...]) -> Iterable[dict[str, str]]:
-    per_axis = [[dict(zip(axis.names, keys)) for keys in axis.keys] for axis in axes]
+    per_axis = [[{n: value_key(v) for n, v in zip(axis.names, row)} for row in axis.rows()] for axis in axes]
     for parts in itertools.product(*per_axis):
         combo: dict[str, str] = {}
         for part in parts:
@@ -256,12 +263,21 @@ def _key_product(axes: tuple[Axis, ...]) -> Iterable[dict[str, str]]:
 def varying_variables(
     axes: tuple[Axis, ...], include: list[tuple[dict[str, Any], Where]], variables: list[str]
 ) -> tuple[str, ...]:
-    values: dict[str, set[str]] = {v: set() for v in variables}
+    """The variables with more than one value (each compared with its first value: a
+    100,000-seed list stops at its second)."""
+    first: dict[str, str] = {}
+    varying: set[str] = set()
+
+    def see(name: str, values: Iterable[Any]) -> None:
+        for value in values:
+            if name in varying:
+                return
+            if first.setdefault(name, key := value_key(value)) != key:
+                varying.add(name)
+
     for axis in axes:
-        for keys in axis.keys:
-            for name, key in zip(axis.names, keys):
-                values[name].add(key)
-    for combo, _ in include:
-        for name in variables:
-            values[name].add(canonical_json(normalize(combo[name])))
-    return tuple(v for v in variables if len(values[v]) > 1)
+        for name, values in zip(axis.names, axis.columns):
+            see(name, values)
+    for name in variables:
+        see(name, (combo[name] for combo, _ in include))
+    return tuple(v for v in variables if v in varying)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lumozbatch.core.where import Where
+from lumozbatch.core.where import Places, Where
 from lumozbatch.core.yamlsafe import Document, PathKey, path_text
 from lumozbatch.errors import Diagnostic
 
@@ -20,6 +20,10 @@ class Diagnostics:
     def where(self, path: PathKey, *, key: bool = False) -> Where:
         line, col = self.doc.mark(path, key=key)
         return Where(self.doc.file, line, col, path_text(path), tuple(path))
+
+    def places(self, path: PathKey) -> Places:
+        """Where each item of the list at ``path`` was written (the document's own array)."""
+        return Places(self.doc.file, tuple(path), self.doc.items[tuple(path)])
 
     def error(self, path: PathKey, message: str, *, key: bool = False) -> None:
         self.errors.append(self.doc.diag(path, message, key=key))

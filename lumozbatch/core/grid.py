@@ -10,26 +10,36 @@ the checks that need the expanded grid: ``lumozbatch.core.gridcheck``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lumozbatch.core.filenames import output_name
 from lumozbatch.core.identity import compute_identity, final_value
 from lumozbatch.core.jobspec import JobSpec
-from lumozbatch.core.manifest import Axis, JobDef, Manifest
+from lumozbatch.core.manifest import Axis, JobDef, Manifest, value_key
 from lumozbatch.core.templates import TemplateError
 from lumozbatch.core.where import Where
 from lumozbatch.errors import ManifestError
 
-__all__ = ["combination_params", "combinations", "expand"]
+__all__ = ["Place", "combination_params", "combinations", "expand", "written_at"]
+
+#: where a combination's last value was written: a list of places and the index in it
+Place = tuple[Sequence[Where], int]
 
 
-def combinations(jobdef: JobDef) -> Iterator[tuple[int, dict[str, Any], tuple[Where, ...]]]:
-    """``(index, variables, where the values were written)`` for each combination of ``jobdef``."""
+def written_at(place: Place) -> Where:
+    places, j = place
+    return places[j]
+
+
+def combinations(jobdef: JobDef) -> Iterator[tuple[int, dict[str, Any], Place]]:
+    """``(index, variables, where its last value was written)`` for each combination of
+    ``jobdef`` (the place, not a ``Where``: one is made only for a diagnostic)."""
     index = 0
     if jobdef.axes:
         excluding = bool(jobdef.exclude)
         outer, *inner = jobdef.axes
+        last = jobdef.axes[-1]
         # Each inner axis's parts are made once and reused for every row outside it; the first
         # (slowest) axis is read a row at a time, so a long list (a 100,000-seed axis) is never
         # held as one dict per row beside the manifest.
@@ -42,24 +52,25 @@ def combinations(jobdef: JobDef) -> Iterator[tuple[int, dict[str, Any], tuple[Wh
                 variables: dict[str, Any] = {}
                 for part in parts:
                     variables.update(part[0])
-                yield index, variables, tuple(part[2] for part in parts)
+                yield index, variables, (last.wheres, parts[-1][2])
                 index += 1
-    for combo, where in jobdef.include:
-        yield index, dict(combo), (where,)
+    include_wheres = [where for _, where in jobdef.include]
+    for k, (combo, _) in enumerate(jobdef.include):
+        yield index, dict(combo), (include_wheres, k)
         index += 1
     if not jobdef.axes and not jobdef.include:
-        yield 0, {}, ()
+        yield 0, {}, ((jobdef.where,), 0)
 
 
-_Part = tuple[dict[str, Any], dict[str, str], Where]
+_Part = tuple[dict[str, Any], dict[str, str], int]
 
 
 def _parts(axis: Axis, excluding: bool) -> Iterator[_Part]:
-    """Each row of ``axis``: its variables, their canonical texts (only to match ``exclude``),
-    and where it was written."""
+    """Each row of ``axis``: its variables, their keys (only to match ``exclude``), and its
+    index."""
     names = axis.names
-    for row, keys, where in zip(axis.rows, axis.keys, axis.wheres):
-        yield dict(zip(names, row)), dict(zip(names, keys)) if excluding else {}, where
+    for j, row in enumerate(axis.rows()):
+        yield dict(zip(names, row)), {n: value_key(v) for n, v in zip(names, row)} if excluding else {}, j
 
 
 def _excluded(jobdef: JobDef, parts: tuple[_Part, ...]) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from lumozbatch.core.catalogue import SchemaCatalogue
 from lumozbatch.core.filenames import filename_problem, filename_value_problem, output_name
-from lumozbatch.core.grid import combination_params, combinations
+from lumozbatch.core.grid import combination_params, combinations, written_at
 from lumozbatch.core.identity import compute_identity
 from lumozbatch.core.manifest import JobDef, Manifest
 from lumozbatch.core.paramschema import always_valid_text, value_problem
@@ -24,7 +24,7 @@ from lumozbatch.core.templates import TemplateError
 from lumozbatch.core.where import Where
 from lumozbatch.errors import Diagnostic
 
-__all__ = ["check"]
+__all__ = ["check", "repeated"]
 
 _PER_KIND = 10
 
@@ -108,7 +108,7 @@ def check(manifest: Manifest, catalogue: SchemaCatalogue) -> list[Diagnostic]:
                 _check_templated_value(grid, jobdef, name, params[name], variables)
             for r in range(jobdef.repeat):
                 _check_generation(grid, jobdef, index, r, params, variables)
-    same_identity, same_name = _repeated(grid.identity_hashes), _repeated(grid.name_hashes)
+    same_identity, same_name = repeated(grid.identity_hashes), repeated(grid.name_hashes)
     if same_identity or same_name:
         _describe_duplicates(manifest, grid.out, same_identity, same_name)
     return grid.out.finish()
@@ -159,7 +159,7 @@ def _safe_name(
     return name
 
 
-def _repeated(hashes: array[int]) -> set[int]:
+def repeated(hashes: array[int]) -> set[int]:
     """The hashes that occur more than once (sorted: a few MB beside the array, no set of all)."""
     ordered = sorted(hashes)
     return {a for a, b in zip(ordered, ordered[1:]) if a == b}
@@ -171,7 +171,7 @@ def _describe_duplicates(manifest: Manifest, out: _CappedDiagnostics, same_ident
     identities: dict[str, _Seen] = {}
     filenames: dict[str, _Seen] = {}
     for jobdef in manifest.jobs:
-        for index, variables, wheres in combinations(jobdef):
+        for index, variables, place in combinations(jobdef):
             params, _ = combination_params(jobdef, variables)
             for r in range(jobdef.repeat):
                 identity = compute_identity(jobdef.model, params, r, jobdef.repeat)
@@ -179,8 +179,7 @@ def _describe_duplicates(manifest: Manifest, out: _CappedDiagnostics, same_ident
                 if hash(identity) in same_identity:
                     earlier = identities.setdefault(identity, seen)
                     if earlier is not seen:
-                        where = wheres[-1] if wheres else jobdef.where
-                        out.add(jobdef.id, "identity", where, f"{seen.describe()} is the same generation as {earlier.describe()} (same model and parameters); it would be paid twice")
+                        out.add(jobdef.id, "identity", written_at(place), f"{seen.describe()} is the same generation as {earlier.describe()} (same model and parameters); it would be paid twice")
                 if not same_name:
                     continue
                 name = _safe_name(None, jobdef, index, r, variables, identity)

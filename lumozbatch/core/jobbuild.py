@@ -9,7 +9,7 @@ is built from it is a ``JobDef``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,17 +278,18 @@ def _check_known_values(draft: _Draft, params: _Params, param_vars: list[str], a
     for name, value in params.values.items():
         if name in params.templates or name in param_vars:
             continue
-        _check_value_at(draft, name, value, diag.where(params.paths[name]))
+        _check_value_at(draft, name, value, (diag.where(params.paths[name]),), 0)
     for axis in axes:
         for col, name in enumerate(axis.names):
             if name not in param_vars:
                 continue
-            for row, where in zip(axis.rows, axis.cells[col] if axis.cells else axis.wheres):
-                _check_value_at(draft, name, row[col], where)
+            places = axis.cells[col] if axis.cells else axis.wheres
+            for j, value in enumerate(axis.columns[col]):
+                _check_value_at(draft, name, value, places, j)
     for combo, where in include:
         for name in param_vars:
             if name in combo:
-                _check_value_at(draft, name, combo[name], diag.where(tuple(where.doc_path or ()) + (name,)))
+                _check_value_at(draft, name, combo[name], (diag.where(tuple(where.doc_path or ()) + (name,)),), 0)
 
 
 def _fill_unset(draft: _Draft, params: _Params, param_vars: list[str]) -> None:
@@ -322,14 +323,16 @@ def _var_path(draft: _Draft, name: str) -> PathKey:
     return draft.path + ("include",)
 
 
-def _check_value_at(draft: _Draft, name: str, value: Any, where: Where) -> None:
+def _check_value_at(draft: _Draft, name: str, value: Any, places: Sequence[Where], j: int) -> None:
+    """``value``, written at ``places[j]`` (a ``Where`` made only for a problem), against the model."""
     catalogue, doc = draft.ctx.catalogue, draft.diag.doc
     problem = value_problem(catalogue, draft.model, name, value)
     if problem is None:
         return
+    where = places[j]
     hint = ""
     if where.doc_path is not None:
-        text = doc.plain_non_str.get(where.doc_path)
+        text = doc.plain_text(where.doc_path)
         if text is not None and value_problem(catalogue, draft.model, name, text) is None:
             hint = doc.quote_hint(where.doc_path)  # the text as written was fine: YAML typed it
     prefix = "" if where.path.endswith(name) else f"{name}: "
@@ -343,15 +346,16 @@ def _check_template_values(diag: Diagnostics, axes: tuple[Axis, ...], include: _
         for col, name in enumerate(axis.names):
             if name not in used:
                 continue
-            for row, where in zip(axis.rows, axis.cells[col] if axis.cells else axis.wheres):
-                if isinstance(row[col], bool) and where.doc_path is not None:
-                    text = doc.plain_non_str.get(where.doc_path, "")
+            places = axis.cells[col] if axis.cells else axis.wheres
+            for j, value in enumerate(axis.columns[col]):
+                if isinstance(value, bool) and (where := places[j]).doc_path is not None:
+                    text = doc.plain_text(where.doc_path) or ""
                     if text.lower() not in ("true", "false"):
                         diag.error_at(where, f"{name}: a string was expected{doc.quote_hint(where.doc_path)}")
     for combo, where in include:
         for name, value in combo.items():
             path = (where.doc_path or ()) + (name,)
-            text = doc.plain_non_str.get(path, "")
+            text = doc.plain_text(path) or ""
             if name in used and isinstance(value, bool) and text.lower() not in ("", "true", "false"):
                 diag.errors.append(doc.diag(path, f"a string was expected{doc.quote_hint(path)}"))
 

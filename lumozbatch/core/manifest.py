@@ -11,14 +11,16 @@ expands to is a ``JobSpec`` (whose ``job`` is the entry's id).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lumozbatch.core.where import Where
+from lumozbatch.core.identity import canonical_json, normalize
+from lumozbatch.core.where import Places, Where
 from lumozbatch.core.templates import Template
 from lumozbatch.errors import Diagnostic
 
-__all__ = ["BUILTINS", "Axis", "JobDef", "Manifest", "SourceText"]
+__all__ = ["BUILTINS", "Axis", "JobDef", "Manifest", "SourceText", "value_key"]
 
 
 #: Names filename templates know besides the job's variables.
@@ -34,16 +36,39 @@ class SourceText:
     error: str | None = None
 
 
+def value_key(value: Any) -> str:
+    """A variable's value as ``exclude`` matches it (``1`` and ``1.0`` alike), and as "does
+    it vary" compares it: made when needed, never kept per value."""
+    return canonical_json(normalize(value))
+
+
 @dataclass(frozen=True)
 class Axis:
     """One axis of a job's product: a matrix variable, or the zip group (several variables)."""
 
     names: tuple[str, ...]
-    rows: tuple[tuple[Any, ...], ...]
-    wheres: tuple[Where, ...]  # where each row was written
-    keys: tuple[tuple[str, ...], ...]  # canonical text of each value, for exclude matching
-    cells: tuple[tuple[Where, ...], ...] = ()  # per column, where each value was written
+    #: each variable's values, in row order (a column, not a tuple per row: a 100,000-seed
+    #: list keeps one tuple of its values)
+    columns: tuple[tuple[Any, ...], ...]
+    wheres: Places  # where each row was written
+    cells: tuple[Places, ...] = ()  # per column, where each value was written
     text_cells: bool = False  # values came from a CSV file: text, numbers not yet recognised
+
+    @classmethod
+    def of_rows(
+        cls, names: tuple[str, ...], rows: tuple[tuple[Any, ...], ...], wheres: Places, *, text_cells: bool = False
+    ) -> Axis:
+        columns = tuple(zip(*rows)) if rows else tuple(() for _ in names)
+        return cls(names, columns, wheres, text_cells=text_cells)
+
+    @property
+    def size(self) -> int:
+        """How many rows (values of each variable)."""
+        return len(self.columns[0])
+
+    def rows(self) -> Iterator[tuple[Any, ...]]:
+        """Each row's values, made as they are read."""
+        return zip(*self.columns)
 
 
 @dataclass(frozen=True)

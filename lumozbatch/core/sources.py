@@ -16,10 +16,11 @@ import csv
 import io
 import json
 import math
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
-from lumozbatch.core.where import Where
+from lumozbatch.core.where import Places, Where
 from lumozbatch.core.wording import count
 from lumozbatch.errors import Diagnostic
 
@@ -34,7 +35,7 @@ class Table:
 
     names: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
-    wheres: tuple[Where, ...]
+    wheres: Places  # of each row: a source's lines, or a manifest list's items
 
 
 def parse_source(text: str, shown: str, suffix: str, column: str) -> tuple[Table | None, list[Diagnostic]]:
@@ -53,19 +54,19 @@ def parse_source(text: str, shown: str, suffix: str, column: str) -> tuple[Table
 
 def _txt(text: str, shown: str, column: str) -> tuple[Table | None, list[Diagnostic]]:
     rows: list[tuple[Any, ...]] = []
-    wheres: list[Where] = []
+    wheres = Places(shown, None, array("i"))
     for number, line in enumerate(text.splitlines(), start=1):
         value = line.strip()
         if value:
             rows.append((value,))
-            wheres.append(Where(shown, number, 1))
+            wheres.positions.extend((number, 1))
     if not rows:
         return None, [Where(shown, 1, 1).diag("the file has no non-empty line: nothing to generate")]
-    return Table((column,), tuple(rows), tuple(wheres)), _hash_lines_warning(rows, wheres)
+    return Table((column,), tuple(rows), wheres), _hash_lines_warning(rows, wheres)
 
 
-def _hash_lines_warning(rows: list[tuple[Any, ...]], wheres: list[Where]) -> list[Diagnostic]:
-    hashed = [where for (value,), where in zip(rows, wheres) if value.startswith("#")]
+def _hash_lines_warning(rows: list[tuple[Any, ...]], wheres: Places) -> list[Diagnostic]:
+    hashed = [wheres[j] for j, (value,) in enumerate(rows) if value.startswith("#")]
     if not hashed:
         return []
     first = hashed[0]
@@ -82,7 +83,7 @@ def _csv(text: str, shown: str) -> tuple[Table | None, list[Diagnostic]]:
     problems: list[Diagnostic] = []
     header: list[str] | None = None
     rows: list[tuple[Any, ...]] = []
-    wheres: list[Where] = []
+    wheres = Places(shown, None, array("i"))
     try:
         for record in reader:
             number = reader.line_num
@@ -100,7 +101,7 @@ def _csv(text: str, shown: str) -> tuple[Table | None, list[Diagnostic]]:
                 )
                 continue
             rows.append(tuple(record))
-            wheres.append(Where(shown, number, 1))
+            wheres.positions.extend((number, 1))
     except csv.Error as exc:
         problems.append(Where(shown, reader.line_num or 1, 1).diag(f"CSV: {exc}"))
     if header is None:
@@ -109,14 +110,14 @@ def _csv(text: str, shown: str) -> tuple[Table | None, list[Diagnostic]]:
         problems.append(Where(shown, 1, 1).diag("the CSV file has a header but no rows"))
     if problems or header is None:
         return None, problems
-    return Table(tuple(header), tuple(rows), tuple(wheres)), []
+    return Table(tuple(header), tuple(rows), wheres), []
 
 
 def _jsonl(text: str, shown: str) -> tuple[Table | None, list[Diagnostic]]:
     problems: list[Diagnostic] = []
     names: tuple[str, ...] | None = None
     rows: list[tuple[Any, ...]] = []
-    wheres: list[Where] = []
+    wheres = Places(shown, None, array("i"))
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -143,12 +144,12 @@ def _jsonl(text: str, shown: str) -> tuple[Table | None, list[Diagnostic]]:
             problems.append(where.diag(f"{bad[0]}: values must be strings, numbers or booleans"))
             continue
         rows.append(tuple(obj[k] for k in names))
-        wheres.append(where)
+        wheres.positions.extend((number, 1))
     if names is None and not problems:
         problems.append(Where(shown, 1, 1).diag("the file has no JSON line: nothing to generate"))
     if problems or names is None:
         return None, problems
-    return Table(names, tuple(rows), tuple(wheres)), []
+    return Table(names, tuple(rows), wheres), []
 
 
 def _refuse_constant(name: str) -> Any:

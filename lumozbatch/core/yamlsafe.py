@@ -14,10 +14,16 @@ because a manifest reader needs what ``safe_load`` throws away or does not refus
 
 Mapping keys are always text (their source characters), whatever they look like.
 ``<<`` merge keys work as in YAML 1.1 (explicit keys win, then merged mappings in order).
+
+Memory: a manifest may list 100,000 seeds. A sequence's plain scalar items are kept as their
+values while composing (no node each), and their positions as two ints apiece in one
+``array`` that the ``Document`` keeps as it is; only a scalar whose source text cannot be
+told from its value (``no``, ``0x1F``, an anchor, a tag) gets a node and a recorded text.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +67,12 @@ class Document:
     data: Any
     marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    #: plain scalars that YAML resolved to a non-string, by path: their source text
+    #: per sequence path, where its items were written: line, col of item 0, then item 1...
+    items: dict[PathKey, array[int]] = field(default_factory=dict)
+    #: plain scalars that YAML resolved to a non-string whose text their value does not give
     plain_non_str: dict[PathKey, str] = field(default_factory=dict)
+    #: sequence items tagged explicitly to a non-string (``!!int "5"``): not plain, no hint
+    tagged: set[PathKey] = field(default_factory=set)
 
     def mark(self, path: PathKey, *, key: bool = False) -> tuple[int, int]:
         """Where ``path`` was written (its key when ``key``), else its nearest known ancestor."""
@@ -70,10 +80,29 @@ class Document:
             return self.key_marks[path]
         p = tuple(path)
         while p:
-            if p in self.marks:
-                return self.marks[p]
+            found = self._written_at(p)
+            if found is not None:
+                return found
             p = p[:-1]
         return self.marks.get((), (1, 1))
+
+    def _written_at(self, path: PathKey) -> tuple[int, int] | None:
+        found = self.marks.get(path)
+        if found is None and isinstance(path[-1], int):
+            positions = self.items.get(path[:-1])
+            if positions is not None and 0 <= 2 * path[-1] < len(positions):
+                return positions[2 * path[-1]], positions[2 * path[-1] + 1]
+        return found
+
+    def plain_text(self, path: PathKey) -> str | None:
+        """The source text of the plain scalar at ``path`` when YAML read it as a non-string
+        (``no`` -> false), else None."""
+        path = tuple(path)
+        text = self.plain_non_str.get(path)
+        if text is not None or not path or path[:-1] not in self.items or path in self.tagged:
+            return text
+        value = _value_at(self.data, path)
+        return _default_text(value) if value is None or isinstance(value, (bool, int, float)) else None
 
     def diag(
         self, path: PathKey, message: str, *, key: bool = False, severity: str = "error"
@@ -83,10 +112,31 @@ class Document:
 
     def quote_hint(self, path: PathKey) -> str:
         """`` (YAML read `no` as false; quote it: "no")`` when that explains a type error."""
-        text = self.plain_non_str.get(tuple(path))
+        text = self.plain_text(path)
         if text is None:
             return ""
         return f"; YAML read the unquoted {text} as {_describe_plain(text)}: quote it (\"{text}\")"
+
+
+_MISSING = object()
+
+
+def _value_at(data: Any, path: PathKey) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return _MISSING
+    return data
+
+
+def _default_text(value: Any) -> str:
+    """The text YAML reads back as ``value`` (a non-string scalar) when written plainly."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)  # int, float
 
 
 def _describe_plain(text: str) -> str:
@@ -99,16 +149,20 @@ def _describe_plain(text: str) -> str:
 
 
 class _Node:
-    __slots__ = ("kind", "tag", "value", "line", "col", "plain", "open")
+    __slots__ = ("kind", "tag", "value", "line", "col", "plain", "open", "positions")
 
     def __init__(self, kind: str, tag: str, value: Any, line: int, col: int, plain: bool) -> None:
         self.kind = kind  # "scalar" | "seq" | "map" | "alias" (tag: its anchor, value: the target)
         self.tag = tag
-        self.value = value  # str for scalars, list[_Node] / list[(key, value)] for collections
+        # str for scalars; for a seq its items, each a _Node or a scalar's value (see
+        # _compact_item); list[(key, value)] for a map
+        self.value = value
         self.line = line
         self.col = col
         self.plain = plain
         self.open = kind in ("seq", "map")  # still being composed (an alias to it is a cycle)
+        #: a seq's item positions: line, col of each item in turn
+        self.positions: array[int] | None = array("i") if kind == "seq" else None
 
 
 class _Fail(Exception):
@@ -144,6 +198,7 @@ def _compose(events: Iterator[yaml.Event]) -> tuple[_Node | None, int]:
         parent, pending = stack[-1]
         if parent.kind == "seq":
             parent.value.append(node)
+            parent.positions.extend((node.line, node.col))  # type: ignore[union-attr]
         elif pending:
             parent.value.append((pending.pop(), node))
         else:
@@ -169,8 +224,15 @@ def _compose(events: Iterator[yaml.Event]) -> tuple[_Node | None, int]:
             if tag is None or tag == "!":
                 tag = _resolver.resolve(yaml.ScalarNode, event.value, event.implicit)
             line, col = _pos(event.start_mark)
-            node = _Node("scalar", tag, event.value, line, col, not event.style)
             count += 1
+            if stack and stack[-1][0].kind == "seq" and not event.anchor:
+                item = _compact_item(tag, event.value, not event.style)
+                if item is not _MISSING:
+                    parent = stack[-1][0]
+                    parent.value.append(item)
+                    parent.positions.extend((line, col))  # type: ignore[union-attr]
+                    continue
+            node = _Node("scalar", tag, event.value, line, col, not event.style)
             if event.anchor:
                 anchors[event.anchor] = node
             attach(node)
@@ -190,6 +252,15 @@ def _compose(events: Iterator[yaml.Event]) -> tuple[_Node | None, int]:
             node, _ = stack.pop()
             node.open = False
     return root, count
+
+
+def _compact_item(tag: str, text: str, plain: bool) -> Any:
+    """A sequence item's value when nothing else about it needs keeping (a string, or a plain
+    scalar its value writes back as), else ``_MISSING``: it needs a node."""
+    value = _scalar_value(tag, text)
+    if isinstance(value, str) or (plain and text == _default_text(value)):
+        return value
+    return _MISSING
 
 
 def _scalar_value(tag: str, text: str) -> Any:
@@ -217,34 +288,56 @@ class _Builder:
         self.budget = budget
         self.aliases: list[_Node] = []  # the aliases being expanded, outermost first
 
-    def build(self, node: _Node, path: PathKey) -> Any:
+    def build(self, node: _Node, path: PathKey, *, placed: bool = False) -> Any:
+        """``node``'s value at ``path``; ``placed``: its position is kept already (an item's)."""
         if node.kind == "alias":
             self.aliases.append(node)
             try:
-                value = self.build(node.value, path)
+                value = self.build(node.value, path, placed=True)
             finally:
                 self.aliases.pop()
-            self.doc.marks[path] = (node.line, node.col)
+            if not placed:
+                self.doc.marks[path] = (node.line, node.col)
             return value
+        self._spend(node.line, node.col)
+        if not placed:
+            self.doc.marks[path] = (node.line, node.col)
+        if node.kind == "scalar":
+            value = _scalar_value(node.tag, node.value)
+            if not isinstance(value, str):
+                if node.plain:
+                    self.doc.plain_non_str[path] = node.value
+                elif placed:
+                    self.doc.tagged.add(path)
+            return value
+        if node.kind == "seq":
+            return self._sequence(node, path)
+        return self._mapping(node, path)
+
+    def _spend(self, line: int, col: int) -> None:
+        """One more node built: refuse the file once aliases have added too many."""
         self.budget -= 1
         if self.budget < 0:
-            at = self.aliases[0] if self.aliases else node
-            name = f"the alias *{at.tag}" if self.aliases else "aliases"
+            at = self.aliases[0] if self.aliases else None
+            name = f"the alias *{at.tag}" if at is not None else "aliases"
             raise _Fail(
-                at.line,
-                at.col,
+                at.line if at is not None else line,
+                at.col if at is not None else col,
                 f"{name} expands to more than {ALIAS_BUDGET} extra nodes; refusing this file "
                 "(write the values out, or use a file: source)",
             )
-        self.doc.marks[path] = (node.line, node.col)
-        if node.kind == "scalar":
-            value = _scalar_value(node.tag, node.value)
-            if node.plain and not isinstance(value, str):
-                self.doc.plain_non_str[path] = node.value
-            return value
-        if node.kind == "seq":
-            return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
-        return self._mapping(node, path)
+
+    def _sequence(self, node: _Node, path: PathKey) -> list[Any]:
+        assert node.positions is not None
+        self.doc.items[path] = node.positions  # shared, not copied: alias copies point the same
+        out: list[Any] = []
+        for i, item in enumerate(node.value):
+            if isinstance(item, _Node):
+                out.append(self.build(item, path + (i,), placed=True))
+            else:
+                self._spend(node.positions[2 * i], node.positions[2 * i + 1])
+                out.append(item)
+        return out
 
     def _mapping(self, node: _Node, path: PathKey) -> dict[str, Any]:
         explicit: list[tuple[_Node, _Node]] = []

@@ -1,9 +1,9 @@
 """Group commit, once for every store that writes (the JSONL ledger, the SQL stores).
 
-Concurrent ``await append(...)`` calls queue into one group; whichever appender finds no
-write under way takes the group, writes it in a worker thread (one fsync or one transaction
-for all of them) and wakes the others; an appender whose group is being written waits for the
-next. ``append`` cannot be cancelled: a caller told "cancelled" could not know whether its
+Concurrent ``await append(...)`` calls queue into one group, written in a worker thread (one
+fsync or one transaction for all of them); an appender that finds no write under way starts
+it, and when a write ends the group queued meanwhile is started at once. Appenders sleep
+until their group is written. ``append`` cannot be cancelled: a caller told "cancelled" could not know whether its
 intent reached the disk.
 """
 
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import outcome
 import trio
 
 from lumozbatch.errors import LumozbatchError
+from lumozbatch.shell import switch_interval
+
 
 __all__ = ["Group", "GroupCommit"]
 
@@ -22,10 +25,11 @@ class Group:
     """What a store commits at once (a store's subclass adds the rows or bytes); ``done``
     once written (``error`` set if that failed)."""
 
-    __slots__ = ("done", "error", "waiters")
+    __slots__ = ("done", "error", "starting", "waiters")
 
     def __init__(self) -> None:
         self.done = False
+        self.starting = False  # an appender will start its write once this tick's have joined
         self.error: BaseException | None = None
         self.waiters: list[trio.lowlevel.Task] = []  # appenders asleep until it is written
 
@@ -38,9 +42,13 @@ class GroupCommit:
     :meth:`_take_group` (detach it), :meth:`_write_taken` (write it; any thread),
     :meth:`_after_write` (bookkeeping once written, in trio) and :meth:`_write_error`.
 
-    Writes are pipelined: when one ends and a group queued meanwhile, one of its appenders
-    takes it at once, so the appenders just woken fold their next steps (trio's thread) while
-    it is written (the writer's thread, which SQLite's work and fsync leave without the GIL).
+    Writes are pipelined: when one ends, the group queued meanwhile is taken and its write
+    started there and then, in trio's thread, before the appenders just woken run; so they
+    fold their next steps (trio's thread) while it is written (a worker thread, which SQLite's
+    work and fsync leave without the GIL). Waking one of the queued group's appenders to take
+    it instead let trio run it after the others half of the time (it orders each batch of
+    woken tasks either way round): they had folded into that group, and the two threads took
+    turns.
     """
 
     #: what a failed write raises; the group records it, its appenders get ``_write_error``
@@ -51,7 +59,8 @@ class GroupCommit:
     def _init_group_commit(self) -> None:
         self._group = None
         self._writing: Group | None = None  # the group a worker thread is writing
-        self._backlog = False  # a group was queued while the last write was under way
+        self._woken = 0  # how many appenders the last write woke
+        self._threaded = False  # a write ran in a worker thread: the switch interval is short
 
     @property
     def _flushing(self) -> bool:
@@ -65,6 +74,10 @@ class GroupCommit:
 
     def _after_write(self, group: Any) -> None:
         """Once ``group`` is durable (in trio's thread): nothing, unless the store keeps more."""
+
+    def _begin_write(self, group: Any) -> None:
+        """Before ``group`` is handed to the worker thread (in trio's): nothing, unless the
+        store starts its transaction there (each GIL round trip the worker saves counts)."""
 
     def _write_error(self, exc: BaseException) -> LumozbatchError:
         raise NotImplementedError
@@ -93,48 +106,79 @@ class GroupCommit:
         """Return once ``group`` is written, raising its write's error; not cancellable (a
         cancellation is delivered at the caller's next checkpoint)."""
         await self._wait_written(group)
-        if group.error is not None:
-            raise self._write_error(group.error) from group.error
+        error = group.error
+        if error is not None:
+            if isinstance(error, self._errors):
+                raise self._write_error(error) from error
+            raise error  # not the disk's: a bug, shown as it is
 
     async def _wait_written(self, group: Group) -> None:
-        while not group.done:
-            if self._writing is not None or group is not self._group:
-                await self._park(group)
-            else:
-                # one cancel scope per group, not per append (entering and leaving one was
-                # ~10% of a step's CPU with 64 appenders)
-                with trio.CancelScope(shield=True):
-                    await self._flush_once()
+        if group is self._group and self._writing is None:
+            if self._woken >= 4 and len(group.waiters) + 1 >= self._woken // 2:
+                # half the appenders the last write woke are in: write them while the other
+                # half fold (else all of them would fold, then all be written, in turn)
+                self._start(self._take_group())
+            elif not group.starting:
+                # the first in: start it once the appenders of this tick have joined
+                group.starting = True
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                if group is self._group and self._writing is None:
+                    self._start(self._take_group())
+        if not group.done:
+            group.waiters.append(trio.lowlevel.current_task())
+            # deaf to cancellation: an abort refused (``Abort.FAILED``) leaves the task asleep
+            # until its group's write wakes it
+            await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
 
-    async def _park(self, group: Group) -> None:
-        """Sleep until ``group`` is written or must be taken, deaf to cancellation: an abort
-        refused (``Abort.FAILED``) leaves the task asleep until a write wakes it."""
-        group.waiters.append(trio.lowlevel.current_task())
-        await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
-
-    async def _flush_once(self) -> None:
-        self._writing = self._group  # from now on the others wait (and may still join it)
-        if not self._backlog:
-            # nothing was waiting: let the appenders of this same tick join the group
-            await trio.lowlevel.checkpoint()
-        group = self._take_group()
-        assert group is self._writing
+    def _start(self, group: Group) -> None:
+        """Write ``group``, taken, in a worker thread; :meth:`_wrote` runs in trio's once done."""
+        self._writing = group
+        if not self._threaded:
+            self._threaded = True
+            switch_interval.writer_opened()
         try:
-            await trio.to_thread.run_sync(self._write_taken, group)
-        except self._errors as exc:
-            group.error = exc
-        else:
-            self._after_write(group)
-        finally:
-            self._writing = None
-            self._backlog = self._group is not None
-            self._written(group)
+            self._begin_write(group)
+        except BaseException as exc:  # noqa: BLE001 - the group's write failed
+            self._wrote(group, outcome.Error(exc))
+            return
+        token = trio.lowlevel.current_trio_token()
 
-    def _write_queued(self) -> None:
+        def deliver(result: outcome.Outcome[None]) -> None:  # the worker thread's last act
+            token.run_sync_soon(self._wrote, group, result)
+
+        trio.lowlevel.start_thread_soon(lambda: self._write_taken(group), deliver)
+
+    def _wrote(self, group: Group, result: outcome.Outcome[None]) -> None:
+        """``group``'s write ended (trio's thread; raising here would crash trio itself):
+        start the next queued group's, then wake this one's appenders."""
+        try:
+            result.unwrap()
+            self._after_write(group)
+        except BaseException as exc:  # noqa: BLE001 - handed to the group's appenders
+            group.error = exc
+            if self._broken is None:  # a bug may leave a transaction open: write no more
+                self._broken = exc
+        self._writing = None
+        if self._group is not None:
+            if self._broken is None:
+                self._start(self._take_group())
+            else:  # written after a lost group, its records would stand on steps never kept
+                failed = self._take_group()
+                failed.error = self._broken
+                self._written(failed)
+        self._written(group)
+
+    def _close_group_commit(self) -> None:
         """Closing: write the group still queued, in the calling thread, unless a write is
-        under way (its task writes what follows) or one failed (nothing more is written)."""
-        if self._group is not None and not self._flushing and self._broken is None:
-            self._write_now(self._take_group())
+        under way (it starts the queued one when it ends) or one failed (nothing more is
+        written); the switch interval is given back."""
+        try:
+            if self._group is not None and not self._flushing and self._broken is None:
+                self._write_now(self._take_group())
+        finally:
+            if self._threaded:
+                self._threaded = False
+                switch_interval.writer_closed()
 
     def _write_now(self, group: Group) -> None:
         """Write ``group``, taken, in the calling thread (closing): its appenders learn how
@@ -148,15 +192,12 @@ class GroupCommit:
             self._written(group)
 
     def _written(self, group: Group) -> None:
-        """``group`` is written (or failed): wake its appenders, and one of the next group's
-        (queued meanwhile: it takes that group at once)."""
+        """``group`` is written (or failed): wake its appenders."""
         group.done = True
+        self._woken = len(group.waiters)
         for task in group.waiters:
             trio.lowlevel.reschedule(task)
         group.waiters.clear()
-        queued = self._group
-        if queued is not None and queued.waiters and self._writing is None:
-            trio.lowlevel.reschedule(queued.waiters.pop())
 
 
 def _refuse_abort(raise_cancel: Any) -> trio.lowlevel.Abort:

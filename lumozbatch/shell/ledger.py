@@ -209,7 +209,7 @@ class Ledger(GroupCommit, StateReads):
         if self._fd is None:
             return
         try:
-            self._write_queued()
+            self._close_group_commit()
         finally:
             os.close(self._fd)
             self._fd = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import operator
+from collections.abc import Iterable
 from typing import Any
 
 from lumozbatch.core.jobstate import JobState
@@ -133,3 +134,53 @@ def step_row(record: dict[str, Any], text: str, job_seq: int | None) -> tuple[An
 
 def batch_row(record: dict[str, Any]) -> tuple[Any, ...]:
     return (record.get("name"), record.get("manifest"), record.get("api"), record.get("v"), record.get("at"), dumps(record))
+
+
+#: a job as ``job_counts`` counts it: its key (job, model, state, retired), then whether it
+#: is a billed failure and its paid_before
+Counted = tuple[str, str, JobState, bool, bool, int]
+#: a job's move in ``job_counts``: as it was counted (None: new), as it is, its seq
+CountMove = tuple["Counted | None", Counted, int]
+#: what some steps change in ``job_counts``: key -> [n, billed_failed, paid_before, first]
+CountChanges = dict[tuple[str, str, JobState, bool], list[int]]
+
+_FAILED = JobState.FAILED
+
+
+def counted(job: JobRecord) -> Counted:
+    state = job.state
+    return job.job, job.model, state, job.retired, state is _FAILED and job.billed is True, job.paid_before
+
+
+def add_count_moves(changes: CountChanges, moves: Iterable[CountMove]) -> None:
+    """Add to ``changes`` the jobs that moved: out of the key they were counted under, into
+    the one they are counted under now; ``first`` takes the job's seq either way (no lower
+    than the seq already counted under a key the job leaves). (Inline: this runs for every
+    step, in trio's thread.)"""
+    for was, now, seq in moves:
+        if was is not None:
+            key = was[:4]
+            entry = changes.get(key)
+            if entry is None:
+                changes[key] = [-1, -was[4], -was[5], seq]
+            else:
+                entry[0] -= 1
+                entry[1] -= was[4]
+                entry[2] -= was[5]
+                if seq < entry[3]:
+                    entry[3] = seq
+        key = now[:4]
+        entry = changes.get(key)
+        if entry is None:
+            changes[key] = [1, now[4], now[5], seq]
+        else:
+            entry[0] += 1
+            entry[1] += now[4]
+            entry[2] += now[5]
+            if seq < entry[3]:
+                entry[3] = seq
+
+
+def count_rows(changes: CountChanges) -> list[tuple[Any, ...]]:
+    """``job_counts`` rows to add (``UPSERT_COUNT``)."""
+    return [(*key, *entry) for key, entry in changes.items()]

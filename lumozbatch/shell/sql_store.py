@@ -53,6 +53,8 @@ class _Change:
     batch: dict[str, Any] | None  # the batch record, when this append changed it
     jobs: list[tuple[str, int, JobRecord]]
     names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
+    counts: list[rows.CountMove]  # the jobs it moves in job_counts (stores that keep them so)
+    upserts: list[str]  # jobs whose rows may not exist yet or take a new name: not just stepped
     next_seq: int
     next_shown: int
 
@@ -60,7 +62,7 @@ class _Change:
 class _Group(Group):
     """Rows committed together; ``done`` once committed (or failed)."""
 
-    __slots__ = ("batch", "gen", "names", "rows", "steps")
+    __slots__ = ("batch", "begun", "counts", "gen", "names", "rows", "steps", "upserts")
 
     def __init__(self, gen: int) -> None:
         super().__init__()
@@ -69,11 +71,18 @@ class _Group(Group):
         self.rows: dict[str, tuple[Any, ...]] = {}  # the latest row of each job wins
         self.batch: tuple[Any, ...] | None = None
         self.names: dict[tuple[str, str], int] = {}
+        self.counts: rows.CountChanges = {}
+        self.upserts: set[str] = set()
+        self.begun = False  # its transaction was started in trio's thread (_begin_write)
 
     def add(self, change: _Change) -> None:
         self.steps.extend(change.steps)
         self.rows.update(change.rows)
         self.names.update(change.names)
+        if change.counts:
+            rows.add_count_moves(self.counts, change.counts)
+        if change.upserts:
+            self.upserts.update(change.upserts)
         if change.batch is not None:
             self.batch = rows.batch_row(change.batch)
 
@@ -85,6 +94,8 @@ class SqlStore(GroupCommit, SqlReads):
     _errors: ClassVar[tuple[type[BaseException], ...]] = ()
     #: what the user can do about a failed write, for its message
     _write_hint: ClassVar[str] = "fix the cause"
+    #: the engine's ``job_counts`` follows the count changes of each group (not triggers)
+    _folds_counts: ClassVar[bool] = False
 
     def __init__(self, *, sql: Any, db: Any | None, reader: Any, settle: bool) -> None:
         self.commit_count = 0  # transactions committed by appends (group commit: < appends)
@@ -187,7 +198,7 @@ class SqlStore(GroupCommit, SqlReads):
             return
         self._closed = True
         try:
-            self._write_queued()
+            self._close_group_commit()
         finally:
             self._release()
 
@@ -253,33 +264,50 @@ class SqlStore(GroupCommit, SqlReads):
         state = LedgerState(batch=self._batch)
         jobs = state.jobs
         seqs: dict[str, int] = {}
+        upserts = []  # the jobs these records plan (new ones join below)
         for record in wire:
             identity = record.get("id")
-            if type(identity) is str and identity not in jobs:
-                found = self._load(identity)
-                if found is not None:
-                    seqs[identity], jobs[identity] = found
+            if type(identity) is str:
+                if identity not in jobs:
+                    found = self._load(identity)
+                    if found is not None:
+                        seqs[identity], jobs[identity] = found
+                if record.get("t") == "job":
+                    upserts.append(identity)
         state.check(wire)  # raises before anything is changed or queued
         texts = [rows.dumps(r) for r in wire]  # may refuse (NaN): still nothing changed
+        was = {identity: rows.counted(job) for identity, job in jobs.items()} if self._folds_counts else None
         for record in wire:
             state.apply(record)
         next_seq, next_shown = self._next_seq, self._next_shown
-        for identity in jobs:
-            if identity not in seqs:  # planned by these records, in their order
-                seqs[identity] = next_seq
-                next_seq += 1
         names = {}  # the fold started from no names: what it holds is what these records showed
         for file, shown in state.named.items():
             for identity in shown:
                 names[(file, identity)] = next_shown
                 next_shown += 1
-        job_row = rows.job_row
+        # one pass over the jobs (this runs for every step, in trio's thread)
+        job_rows, changed, counts = {}, [], []
+        job_row, counted = rows.job_row, rows.counted
+        for identity, job in jobs.items():
+            seq = seqs.get(identity)
+            if seq is None:  # planned by these records, in their order
+                seq = seqs[identity] = next_seq
+                next_seq += 1
+                upserts.append(identity)
+            job_rows[identity] = job_row(seq, job)
+            changed.append((identity, seq, job))
+            if was is not None:
+                now, before = counted(job), was.get(identity)
+                if before != now:
+                    counts.append((before, now, seq))
         return _Change(
             steps=[rows.step_row(r, text, seqs.get(r.get("id"))) for r, text in zip(wire, texts)],  # type: ignore[arg-type]
-            rows={identity: job_row(seqs[identity], job) for identity, job in jobs.items()},
+            rows=job_rows,
             batch=state.batch if state.batch is not self._batch else None,
-            jobs=[(identity, seqs[identity], job) for identity, job in jobs.items()],
+            jobs=changed,
             names=names,
+            counts=counts,
+            upserts=upserts,
             next_seq=next_seq,
             next_shown=next_shown,
         )
@@ -312,13 +340,16 @@ class SqlStore(GroupCommit, SqlReads):
         if not left:
             return
         state = LedgerState(jobs={})
-        seqs = {}
+        seqs, was = {}, {}
         for seq, text in left:
             job = rows.job_from_record(text)
             state.jobs[job.identity], seqs[job.identity] = job, seq
+            was[job.identity] = rows.counted(job)
         state.finish_replay()
         group = _Group(0)
         group.rows = {i: rows.job_row(seqs[i], j) for i, j in state.jobs.items()}
+        if self._folds_counts:
+            rows.add_count_moves(group.counts, ((was[i], rows.counted(j), seqs[i]) for i, j in state.jobs.items()))
         try:
             self._commit(group)
         except self._errors as exc:
@@ -358,10 +389,18 @@ class SqlStore(GroupCommit, SqlReads):
         self._commit(group)
 
     def _after_write(self, group: _Group) -> None:
-        """The group's jobs and names are committed: no longer pending, kept as recent."""
-        done = [(k, v[0], v[1]) for k, v in self._pending.items() if v[2] == group.gen]
-        for identity, _, _ in done:
-            del self._pending[identity]
+        """The group's jobs and names are committed: no longer pending (unless a later group
+        changed them again), kept as recent."""
+        pending, gen = self._pending, group.gen
+        done = []
+        for identity in group.rows:
+            hit = pending.get(identity)
+            if hit is not None and hit[2] == gen:
+                del pending[identity]
+                done.append((identity, hit[0], hit[1]))
         self._remember(done)
-        for key in [k for k, v in self._pending_names.items() if v[1] == group.gen]:
-            del self._pending_names[key]
+        names = self._pending_names
+        for key in group.names:
+            hit = names.get(key)
+            if hit is not None and hit[1] == gen:
+                del names[key]

@@ -78,6 +78,8 @@ def import_ledger(db: sqlite3.Connection, path: Path) -> int:
         for shown, identity in enumerate(identities, 1)
     ))
     db.executemany(sql.UPSERT_JOB, (rows.job_row(seq, job) for seq, job in enumerate(state.jobs.values(), 1)))
+    for statement in sql.RECOUNT:
+        db.execute(statement)
     db.execute(sql.UPSERT_META, ("imported", _marker(data)))
     return len(state.jobs)
 

@@ -28,9 +28,11 @@ older database forward on open):
     :meth:`LedgerState.holders`' order).
 ``job_counts`` (version 2): how many jobs each (``job``, ``model``, ``state``, ``retired``)
     holds, ``n``, with their ``billed_failed`` (failed and billed) and summed ``paid_before``,
-    and ``first``, the lowest ``seq`` ever counted there; kept by triggers on ``jobs``, so that
-    counts, spent and spend read a few rows instead of scanning every job (status of a
-    million-job batch). Rows whose ``n`` fell to 0 stay.
+    and ``first``, the lowest ``seq`` ever counted there; so that counts, spent and spend read
+    a few rows instead of scanning every job (status of a million-job batch). Rows whose ``n``
+    fell to 0 stay. Kept by the writer (version 4): each commit adds what its steps changed
+    (:data:`UPSERT_COUNT`, in the transaction that changes the jobs); a trigger takes a row
+    deleted by hand out (versions 2 and 3 counted with triggers on every change).
 ``meta``: ``key`` / ``value`` pairs (``imported``: the ``ledger.jsonl`` this database was
     imported from, with its size and sha256).
 
@@ -41,13 +43,14 @@ written for it).
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
 from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
 from lumozbatch.shell.sql_rows import job_row as job_row  # bench/scale_bench.py writes rows with it
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _COUNTED = "job, model, state, retired"
 _ADD = (
@@ -78,6 +81,8 @@ _COUNTS_MIGRATION = (
         SELECT {_COUNTED}, COUNT(*), SUM(state = 'failed' AND billed IS 1), SUM(paid_before), MIN(seq)
         FROM jobs GROUP BY {_COUNTED}""",
 )
+#: ``job_counts`` made again from ``jobs`` (a ledger imported, a benchmark's rows written straight)
+RECOUNT = ("DELETE FROM job_counts", _COUNTS_MIGRATION[-1])
 
 #: version -> the statements that bring a database at ``version - 1`` to ``version``
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -114,6 +119,17 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: _COUNTS_MIGRATION,
     # the jobs a webhook relinked, found without reading every record (the summary asks)
     3: ("CREATE INDEX steps_relinked ON steps (job_seq) WHERE t = 'relinked'",),
+    # every step: the writer adds the changes of the counts it folded (UPSERT_COUNTS), cheaper
+    # than a trigger's two statements per row; deletions (by hand: the store deletes nothing)
+    # keep theirs. The indexes a step changed only to serve no query go: a job's state is in
+    # jobs_by_state; the gallery asks a manifest job's first jobs in seq order.
+    4: (
+        "DROP TRIGGER jobs_counted_in",
+        "DROP TRIGGER jobs_counted_again",
+        "DROP INDEX jobs_by_model",
+        "DROP INDEX jobs_by_job",
+        "CREATE INDEX jobs_by_job ON jobs (job, retired)",
+    ),
 }
 
 # -- connection setup ----------------------------------------------------------------------
@@ -141,6 +157,7 @@ UPSERT_JOB = (
 )
 INSERT_STEP = "INSERT INTO steps (at, t, job_seq, identity, record) VALUES (?, ?, ?, ?, ?)"
 
+
 UPSERT_BATCH = (
     "INSERT INTO batch (only_row, name, manifest, api, v, at, record) VALUES (1, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (only_row) DO UPDATE SET name = excluded.name, manifest = excluded.manifest, "
@@ -150,6 +167,53 @@ UPSERT_NAME = (
     "INSERT INTO names (file, identity, shown) VALUES (?, ?, ?) "
     "ON CONFLICT (file, identity) DO UPDATE SET shown = excluded.shown"
 )
+UPSERT_COUNT = (
+    f"INSERT INTO job_counts ({_COUNTED}, n, billed_failed, paid_before, first) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    f"ON CONFLICT ({_COUNTED}) DO UPDATE SET n = n + excluded.n, "
+    "billed_failed = billed_failed + excluded.billed_failed, paid_before = paid_before + excluded.paid_before, "
+    "first = MIN(first, excluded.first)"
+)
+
+
+#: the most rows one statement writes (its parameters stay far below SQLite's 32,766)
+ROWS_AT_ONCE = 64
+#: prepared statements a connection keeps: the writer's five of every size, and the rest
+CACHED_STATEMENTS = 5 * ROWS_AT_ONCE + 64
+
+
+#: the columns a job's steps change (never its identity, manifest job, index, model or name:
+#: only a ``job`` record does, and its row is upserted)
+_STEPPED = ("state", "retired", "request_id", "file", "sha256", "bytes", "object", "reason", "code",
+            "billed", "attempts", "paid_before")
+
+
+@functools.cache
+def update_jobs(n: int) -> str:
+    """The rows of ``n`` jobs that exist (``job_row``'s values, one flat sequence), their
+    stepped columns and record written by seq: cheaper than an upsert, which tries the insert
+    (both unique keys) first and sets every column."""
+    names = ("seq", *(c for c, _ in JOB_COLUMNS), "record")
+    where = {name: f"v.column{i}" for i, name in enumerate(names, 1)}
+    sets = ", ".join(f"{c} = {where[c]}" for c in (*_STEPPED, "record"))
+    marks = "(" + ", ".join("?" * len(names)) + ")"
+    return f"UPDATE jobs SET {sets} FROM (VALUES {', '.join([marks] * n)}) AS v WHERE jobs.seq = {where['seq']}"
+
+
+@functools.cache
+def for_rows(statement: str, n: int) -> str:
+    """``statement``, an INSERT of one row (``VALUES (?, ...)``, maybe ``ON CONFLICT ...``),
+    for ``n`` rows at once (the keys it upserts must differ), their values in one flat sequence.
+
+    A group commit writes each table with such statements: ``executemany`` takes the GIL back
+    after every row, and while trio's thread folds the next steps each take waits for it. (One
+    JSON array parameter unpacked by ``json_each``, as the PostgreSQL store sends its rows, cost
+    SQLite more than it saved: each ``->>`` parses the element again.)
+    """
+    head, rest = statement.split(" VALUES ", 1)
+    end = rest.index(")") + 1
+    return f"{head} VALUES {', '.join([rest[:end]] * n)}{rest[end:]}"
+
+
 SELECT_HOLDERS = "SELECT identity, shown FROM names WHERE file = ? ORDER BY shown"
 SELECT_NAMES = "SELECT file, identity FROM names ORDER BY file, shown"
 SELECT_MAX_SHOWN = "SELECT COALESCE(MAX(shown), 0) FROM names"

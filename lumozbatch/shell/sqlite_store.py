@@ -18,8 +18,10 @@ import contextlib
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from lumozbatch.errors import LedgerNotFound, UsageError
+from lumozbatch.shell import sql_rows as rows
 from lumozbatch.shell import sqlite_schema as sql
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.ledger import LEDGER_DIR, LEDGER_FILE
@@ -116,21 +118,34 @@ class SqliteStore(SqlStore):
 
     _errors = (sqlite3.Error,)
     _write_hint = "free the disk"
+    _folds_counts = True
 
     @property
     def where(self) -> str:
         return str(self.path)
 
+    def _begin_write(self, group: _Group) -> None:
+        assert self._db is not None
+        self._db.execute("BEGIN IMMEDIATE")
+        group.begun = True
+
     def _write_group(self, group: _Group) -> None:
         db = self._db
         assert db is not None
         try:
-            db.execute("BEGIN IMMEDIATE")
+            if not group.begun:
+                db.execute("BEGIN IMMEDIATE")
             if group.batch is not None:
                 db.execute(sql.UPSERT_BATCH, group.batch)
-            db.executemany(sql.INSERT_STEP, group.steps)
-            db.executemany(sql.UPSERT_JOB, group.rows.values())
-            db.executemany(sql.UPSERT_NAME, ((f, i, shown) for (f, i), shown in group.names.items()))
+            _insert_many(db, sql.INSERT_STEP, group.steps)
+            upserts = group.upserts
+            if upserts:
+                _insert_many(db, sql.UPSERT_JOB, [row for i, row in group.rows.items() if i in upserts])
+                _update_jobs(db, [row for i, row in group.rows.items() if i not in upserts])
+            else:
+                _update_jobs(db, list(group.rows.values()))
+            _insert_many(db, sql.UPSERT_NAME, [(f, i, shown) for (f, i), shown in group.names.items()])
+            _insert_many(db, sql.UPSERT_COUNT, rows.count_rows(group.counts))
             db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
@@ -146,6 +161,24 @@ class SqliteStore(SqlStore):
                 os.ftruncate(self._lock_fd, 0)  # no pid left behind: nobody is running
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _insert_many(db: sqlite3.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+    """``rows`` in statements of up to ROWS_AT_ONCE rows each (``sqlite_schema.for_rows``)."""
+    for at in range(0, len(rows), sql.ROWS_AT_ONCE):
+        chunk = rows[at:at + sql.ROWS_AT_ONCE]
+        db.execute(sql.for_rows(statement, len(chunk)), [value for row in chunk for value in row])
+
+
+def _update_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """The rows of jobs whose rows exist, by seq (``sqlite_schema.update_jobs``); a chunk that
+    finds fewer rows than it holds is upserted whole (it cannot happen: then it costs time,
+    never a job's state)."""
+    for at in range(0, len(rows), sql.ROWS_AT_ONCE):
+        chunk = rows[at:at + sql.ROWS_AT_ONCE]
+        values = [value for row in chunk for value in row]
+        if db.execute(sql.update_jobs(len(chunk)), values).rowcount != len(chunk):
+            db.execute(sql.for_rows(sql.UPSERT_JOB, len(chunk)), values)
 
 
 def _not_found(out_dir: Path) -> LedgerNotFound:
@@ -173,7 +206,10 @@ def _lock(out_dir: Path, meta: Path) -> int:
 def _connect(path: Path, pragmas: tuple[str, ...]) -> sqlite3.Connection:
     # isolation_level=None: we BEGIN and COMMIT ourselves; the writer's connection is used by
     # one thread at a time (the committing one), never concurrently
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=sql.BUSY_TIMEOUT_S)
+    conn = sqlite3.connect(
+        str(path), isolation_level=None, check_same_thread=False, timeout=sql.BUSY_TIMEOUT_S,
+        cached_statements=sql.CACHED_STATEMENTS,
+    )
     for pragma in pragmas:
         conn.execute(pragma)
     return conn

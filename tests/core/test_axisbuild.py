@@ -58,3 +58,14 @@ def test_zip_list_values_located_per_column() -> None:
 def test_two_random_seeds_suggest_repeat() -> None:
     out = messages(HEAD + "jobs:\n  - id: a\n    model: flux-sketch-smudge\n    params: {prompt: 'Sketch Smudge, x'}\n    matrix: {seed: [random, random]}\n")
     assert "the value 'random' appears twice" in out and "use repeat: N" in out
+
+
+def test_a_value_listed_twice_is_located_with_its_first() -> None:
+    out = messages(HEAD + "jobs:\n  - id: a\n    model: hidream-l1\n    params: {prompt: '{c}'}\n    matrix:\n      c: [red, blue]\n      guidance_scale:\n        - 3\n        - 4\n        - 3.0\n")
+    assert out == "m.yaml:12:11: jobs[0].matrix.guidance_scale[2]: guidance_scale: the value 3.0 appears twice (also at line 10); every combination would run twice"
+
+
+def test_a_number_in_a_list_of_prompts_says_to_quote_it() -> None:
+    out = messages(HEAD + "jobs:\n  - id: a\n    model: hidream-l1\n    matrix: {prompt: [a cat, 12, 0x1F]}\n")
+    assert "jobs[0].matrix.prompt[1]" in out and "YAML read the unquoted 12 as the number 12: quote it (\"12\")" in out
+    assert "YAML read the unquoted 0x1F as the number 31: quote it (\"0x1F\")" in out

@@ -121,3 +121,14 @@ def test_any_text_parses_or_gives_a_located_diagnostic(text: str) -> None:
         parse_yaml(text, "m.yaml")
     except ManifestError as exc:
         assert len(exc.diagnostics) == 1 and exc.diagnostics[0].line >= 1
+
+
+def test_sequence_items_keep_their_positions_and_plain_texts() -> None:
+    doc = parse_yaml("s: [1, x, no, 0x1F, !!int '5', 7.5, &a 3, *a, [null]]\n", "m.yaml")
+    assert doc.data == {"s": [1, "x", False, 31, 5, 7.5, 3, 3, [None]]}
+    assert [doc.mark(("s", i)) for i in range(9)] == [(1, c) for c in (5, 8, 11, 15, 21, 32, 37, 43, 47)]
+    texts = [doc.plain_text(("s", i)) for i in range(9)]
+    assert texts == ["1", None, "no", "0x1F", None, "7.5", "3", "3", None]
+    assert doc.plain_text(("s", 8, 0)) == "null" and doc.mark(("s", 8, 0)) == (1, 48)
+    assert doc.quote_hint(("s", 0)) == '; YAML read the unquoted 1 as the number 1: quote it ("1")'
+    assert doc.plain_text(("s", 9)) is None and doc.mark(("s", 9)) == (1, 4)  # no such item

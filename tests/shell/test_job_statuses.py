@@ -18,7 +18,7 @@ from lumozbatch.shell.job_statuses import JobStatus, StatusesInOrder, statuses_b
 from lumozbatch.shell.sqlite_store import SqliteStore, state_path
 from lumozbatch.shell.store import MemoryStore
 from tests.core.test_plansummary import finished, manifest
-from tests.shell.test_sqlite_store import BATCH, _as_version_1, done, every_kind_of_job, job
+from tests.shell.test_sqlite_store import BATCH, _as_version, done, every_kind_of_job, job
 
 ASKED = [*"abcdefgh", "never-planned"]
 
@@ -139,7 +139,7 @@ def test_an_older_database_is_read_from_its_columns_too(tmp_path: Path, monkeypa
     """A snapshot of a version-1 database (read as it is, not migrated) has the same columns."""
     with SqliteStore.open(tmp_path, create=True) as store:
         planned = _many(store, 300)
-    _as_version_1(state_path(tmp_path))
+    _as_version(state_path(tmp_path), 1)
     monkeypatch.setattr(SqliteStore, "jobs_by_identity", lambda *a: pytest.fail("decoded the records"))
     with SqliteStore.open_snapshot(tmp_path) as snap:
         assert job_statuses.reads_columns(snap)
