@@ -122,14 +122,15 @@ def _number(cell: str) -> int | float | str:
 def _no_duplicate_values(diag: Diagnostics, table: Table, name: str) -> None:
     """A value listed twice. The keys of a 100,000-value list are hashed, not kept: only
     values whose hash repeats are looked at again."""
-    suspects = repeated(array("q", (hash(value_key(row[0])) for row in table.rows)))
+    hashes = array("q", (hash(value_key(row[0])) for row in table.rows))
+    suspects = repeated(hashes)
     if not suspects:
         return
     seen: dict[str, int] = {}
     for j, row in enumerate(table.rows):
-        key = value_key(row[0])
-        if hash(key) not in suspects:
+        if hashes[j] not in suspects:
             continue
+        key = value_key(row[0])
         if key in seen:
             first = table.wheres[seen[key]]
             advice = " (for several random seeds, use repeat: N)" if name == "seed" and row[0] in ("", RANDOM_SEED) else ""
