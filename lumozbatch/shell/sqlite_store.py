@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,20 +166,24 @@ class SqliteStore(SqlStore):
 
 def _insert_many(db: sqlite3.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
     """``rows`` in statements of up to ROWS_AT_ONCE rows each (``sqlite_schema.for_rows``)."""
-    for at in range(0, len(rows), sql.ROWS_AT_ONCE):
-        chunk = rows[at:at + sql.ROWS_AT_ONCE]
-        db.execute(sql.for_rows(statement, len(chunk)), [value for row in chunk for value in row])
+    for n, values in _chunks(rows):
+        db.execute(sql.for_rows(statement, n), values)
 
 
 def _update_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
     """The rows of jobs whose rows exist, by seq (``sqlite_schema.update_jobs``); a chunk that
     finds fewer rows than it holds is upserted whole (it cannot happen: then it costs time,
     never a job's state)."""
+    for n, values in _chunks(rows):
+        if db.execute(sql.update_jobs(n), values).rowcount != n:
+            db.execute(sql.for_rows(sql.UPSERT_JOB, n), values)
+
+
+def _chunks(rows: list[tuple[Any, ...]]) -> Iterator[tuple[int, list[Any]]]:
+    """``rows`` ROWS_AT_ONCE at a time: how many, and their values in one flat list."""
     for at in range(0, len(rows), sql.ROWS_AT_ONCE):
         chunk = rows[at:at + sql.ROWS_AT_ONCE]
-        values = [value for row in chunk for value in row]
-        if db.execute(sql.update_jobs(len(chunk)), values).rowcount != len(chunk):
-            db.execute(sql.for_rows(sql.UPSERT_JOB, len(chunk)), values)
+        yield len(chunk), [value for row in chunk for value in row]
 
 
 def _not_found(out_dir: Path) -> LedgerNotFound:
