@@ -264,7 +264,7 @@ class SqlStore(GroupCommit, SqlReads):
         state = LedgerState(batch=self._batch)
         jobs = state.jobs
         seqs: dict[str, int] = {}
-        upserts = []  # the jobs these records plan (new ones join below)
+        upserts = []  # the jobs these records plan: new ones, and known ones planned again
         for record in wire:
             identity = record.get("id")
             if type(identity) is str:
@@ -293,7 +293,6 @@ class SqlStore(GroupCommit, SqlReads):
             if seq is None:  # planned by these records, in their order
                 seq = seqs[identity] = next_seq
                 next_seq += 1
-                upserts.append(identity)
             job_rows[identity] = job_row(seq, job)
             changed.append((identity, seq, job))
             if was is not None:
