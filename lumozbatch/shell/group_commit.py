@@ -3,8 +3,8 @@
 Concurrent ``await append(...)`` calls queue into one group, written in a worker thread (one
 fsync or one transaction for all of them); an appender that finds no write under way starts
 it, and when a write ends the group queued meanwhile is started at once. Appenders sleep
-until their group is written. ``append`` cannot be cancelled: a caller told "cancelled" could not know whether its
-intent reached the disk.
+until their group is written. ``append`` cannot be cancelled: a caller told "cancelled"
+could not know whether its intent reached the disk.
 """
 
 from __future__ import annotations

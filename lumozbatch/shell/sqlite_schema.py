@@ -119,7 +119,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     2: _COUNTS_MIGRATION,
     # the jobs a webhook relinked, found without reading every record (the summary asks)
     3: ("CREATE INDEX steps_relinked ON steps (job_seq) WHERE t = 'relinked'",),
-    # every step: the writer adds the changes of the counts it folded (UPSERT_COUNTS), cheaper
+    # every step: the writer adds the changes of the counts it folded (UPSERT_COUNT), cheaper
     # than a trigger's two statements per row; deletions (by hand: the store deletes nothing)
     # keep theirs. The indexes a step changed only to serve no query go: a job's state is in
     # jobs_by_state; the gallery asks a manifest job's first jobs in seq order.
@@ -156,7 +156,6 @@ UPSERT_JOB = (
     f"ON CONFLICT (identity) DO UPDATE SET {_UPDATES}, record = excluded.record"
 )
 INSERT_STEP = "INSERT INTO steps (at, t, job_seq, identity, record) VALUES (?, ?, ?, ?, ?)"
-
 
 UPSERT_BATCH = (
     "INSERT INTO batch (only_row, name, manifest, api, v, at, record) VALUES (1, ?, ?, ?, ?, ?, ?) "
