@@ -34,6 +34,8 @@ __all__ = [
     "LedgerCorrupt",
     "LedgerState",
     "RecordReader",
+    "STEP_TYPES",
+    "apply_step",
     "decode_lines",
     "encode",
     "pin_job",
@@ -315,10 +317,8 @@ class LedgerState:
             raise BadRecord(f"a {kind!r} record without a string 'id'") from None
         if kind not in RECORD_TYPES:
             raise BadRecord(f"unknown record type {kind!r}")
-        new = advance(job.state, kind)
-        _UPDATERS[kind](job, record, new)  # each validates what it reads before mutating
-        if kind in _NAMING and job.file is not None:
-            holders = self.named.setdefault(job.file, [])
+        if apply_step(job, record):
+            holders = self.named.setdefault(job.file, [])  # type: ignore[arg-type]
             if job.identity in holders:
                 holders.remove(job.identity)
             holders.append(job.identity)
@@ -363,6 +363,19 @@ class LedgerState:
 
 
 _NAMING = frozenset({"downloaded", "stored"})  # records that show an output under a name
+
+
+def apply_step(job: JobRecord, record: dict[str, Any]) -> bool:
+    """Fold one record of a :data:`STEP_TYPES` type, in wire form, into ``job`` (the lifecycle
+    table decides its new state); raises and changes nothing if it is refused. Whether the
+    job's output is now shown under its name (:meth:`LedgerState.holders`).
+
+    One record alone needs no :meth:`LedgerState.check`: this validates before it mutates.
+    """
+    kind = record["t"]
+    new = advance(job.state, kind)
+    _UPDATERS[kind](job, record, new)  # each validates what it reads before mutating
+    return kind in _NAMING and job.file is not None
 
 
 def _check_moved(record: dict[str, Any], has_batch: bool) -> None:
@@ -578,6 +591,8 @@ _UPDATERS = {
     "relinked": _on_relinked,
     "reset": _on_reset,
 }  # ``job``, ``batch``, ``moved`` and ``limits`` records are applied by LedgerState.apply itself
+#: the records that step one job (:func:`apply_step`)
+STEP_TYPES = frozenset(_UPDATERS)
 
 
 def replay(records: Iterable[Record | dict[str, Any]], *, file: str | None = None, settle: bool = True) -> LedgerState:

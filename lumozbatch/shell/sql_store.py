@@ -28,7 +28,8 @@ from typing import Any, ClassVar
 
 
 from lumozbatch.core.jobstate import JobState
-from lumozbatch.core.ledger_codec import JobRecord, LedgerState
+from lumozbatch.core.ledger_codec import STEP_TYPES, JobRecord, LedgerState, apply_step
+from lumozbatch.core.records import to_wire
 from lumozbatch.shell import sql_rows as rows
 from lumozbatch.shell.ledger import Appendable, LedgerWriteError, stamp
 from lumozbatch.shell.group_commit import Group, GroupCommit
@@ -260,6 +261,10 @@ class SqlStore(GroupCommit, SqlReads):
                 f"the batch state {self.where} could not be written earlier; stopping",
                 details=[self._describe(self._broken)],
             )
+        if len(records) == 1:
+            change = self._prepare_step(records[0])
+            if change is not None:
+                return change
         wire = stamp(records, time.time())
         state = LedgerState(batch=self._batch)
         jobs = state.jobs
@@ -308,6 +313,43 @@ class SqlStore(GroupCommit, SqlReads):
             counts=counts,
             upserts=upserts,
             next_seq=next_seq,
+            next_shown=next_shown,
+        )
+
+    def _prepare_step(self, record: Appendable) -> _Change | None:
+        """:meth:`_prepare` of the common append, one record that steps a known job, folded
+        by :func:`apply_step` alone (a third of the time: this runs for every step, in trio's
+        thread); None for any other record, and for one the general fold must refuse."""
+        wire = to_wire(record)
+        identity = wire.get("id")
+        if wire.get("t") not in STEP_TYPES or type(identity) is not str:
+            return None
+        found = self._load(identity)
+        if found is None:
+            return None
+        seq, job = found
+        wire.setdefault("at", round(time.time(), 3))
+        text = rows.dumps(wire)  # may refuse (NaN): nothing changed yet
+        was = rows.counted(job) if self._folds_counts else None
+        names = {}
+        next_shown = self._next_shown
+        if apply_step(job, wire):  # refuses what the lifecycle forbids, changing nothing
+            names[(job.file, identity)] = next_shown
+            next_shown += 1
+        counts = []
+        if was is not None:
+            now = rows.counted(job)
+            if now != was:
+                counts.append((was, now, seq))
+        return _Change(
+            steps=[rows.step_row(wire, text, seq)],
+            rows={identity: rows.job_row(seq, job)},
+            batch=None,
+            jobs=[(identity, seq, job)],
+            names=names,  # type: ignore[dict-item]
+            counts=counts,
+            upserts=[],
+            next_seq=self._next_seq,
             next_shown=next_shown,
         )
 

@@ -170,6 +170,29 @@ def test_a_refused_record_raises_and_changes_nothing(store: Any, kit: Kit) -> No
         again.close()
 
 
+def test_one_refused_step_alone_raises_and_changes_nothing(store: Any, kit: Kit) -> None:
+    """A lone step (the common append, folded on its own path by the SQL stores)."""
+    store.append_sync(Intent(id="a", attempt=1))
+    with pytest.raises(BadRecord):
+        store.append_sync(Accepted(id="a", request_id="nine"))  # type: ignore[arg-type]
+    with pytest.raises(BadRecord):
+        store.append_sync({"t": "accepted", "id": "a"})  # no request_id
+    with pytest.raises(IllegalTransition):
+        store.append_sync(Downloaded(id="a", file="x", sha256="0", bytes=1))
+    if kit.kind != "memory":  # what is written refuses NaN, as the ledger's JSON does
+        with pytest.raises(ValueError):
+            store.append_sync(Unsent(id="a", reason=float("nan")))  # type: ignore[arg-type]
+    a = store.job("a")
+    assert (a.state, a.request_id, a.reason, a.attempts) == (S.SUBMITTING, None, None, 1)
+    store.append_sync(Accepted(id="a", request_id=9))
+    again = kit.reopen(store)
+    try:
+        a = again.job("a")
+        assert (a.state, a.request_id, a.reason, a.attempts) == (S.SUBMITTED, 9, None, 1)
+    finally:
+        again.close()
+
+
 def test_a_run_left_on_the_wire_reads_back_ambiguous_and_can_be_reset(store: Any, kit: Kit) -> None:
     store.append_sync(Intent(id="a", attempt=1))
     assert store.job("a").state is S.SUBMITTING  # live: the run is on the wire
