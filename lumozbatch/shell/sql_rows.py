@@ -5,6 +5,7 @@ columns, a step's row, the batch's, and the JSON they are written with."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import operator
 from collections.abc import Iterable
@@ -39,6 +40,15 @@ JOB_COLUMNS: tuple[tuple[str, str], ...] = (
     ("attempts", "attempts"),
     ("paid_before", "paid_before"),
 )
+#: the columns a job's steps change (never its identity, manifest job, index, model or name:
+#: only a ``job`` record does, and its row is upserted), and where they sit in a ``job_row``
+STEPPED: tuple[str, ...] = ("state", "retired", "request_id", "file", "sha256", "bytes", "object", "reason",
+                            "code", "billed", "attempts", "paid_before")
+_COLUMN_AT = {column: at for at, (column, _) in enumerate(JOB_COLUMNS, 1)}
+STEPPED_AT = slice(_COLUMN_AT["state"], _COLUMN_AT["paid_before"] + 1)
+assert tuple(c for c, _ in JOB_COLUMNS)[STEPPED_AT.start - 1:STEPPED_AT.stop - 1] == STEPPED
+#: a job's stepped values (the fields of ``STEPPED``; each column is named as its field)
+stepped_values = operator.attrgetter(*STEPPED)
 _JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobRecord))
 _JOB_FIELD_SET = frozenset(_JOB_FIELDS)
 _STATES = {state.value: state for state in JobState}
@@ -112,6 +122,19 @@ def job_row(seq: int, job: JobRecord) -> tuple[Any, ...]:
             pass
     values = {name: getattr(job, name) for name in _JOB_FIELDS}
     return (seq, *_column_values(job), dumps_checked(values))
+
+
+@functools.cache
+def stepped_picker(columns: tuple[str, ...]) -> Any:
+    """What ``sqlite_schema.update_jobs(n, columns)`` takes of a ``job_row``: its seq, those
+    columns and its record."""
+    return operator.itemgetter(0, *(_COLUMN_AT[c] for c in columns), len(JOB_COLUMNS) + 1)
+
+
+def changed_columns(before: tuple[Any, ...], row: tuple[Any, ...]) -> tuple[bool, ...]:
+    """Which ``STEPPED`` columns differ between a job's ``stepped_values`` before a step and
+    its ``job_row`` after it."""
+    return tuple(map(operator.ne, before, row[STEPPED_AT]))
 
 
 def job_from_record(text: str) -> JobRecord:

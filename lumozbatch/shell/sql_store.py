@@ -56,6 +56,8 @@ class _Change:
     names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
     counts: list[rows.CountMove]  # the jobs it moves in job_counts (stores that keep them so)
     upserts: list[str]  # jobs whose rows may not exist yet or take a new name: not just stepped
+    #: which ``rows.STEPPED`` columns the step changed in its job's row (None: not known)
+    changed: tuple[bool, ...] | None
     next_seq: int
     next_shown: int
 
@@ -63,7 +65,7 @@ class _Change:
 class _Group(Group):
     """Rows committed together; ``done`` once committed (or failed)."""
 
-    __slots__ = ("batch", "begun", "counts", "gen", "names", "rows", "steps", "upserts")
+    __slots__ = ("batch", "begun", "changed", "counts", "gen", "names", "rows", "steps", "upserts", "whole")
 
     def __init__(self, gen: int) -> None:
         super().__init__()
@@ -74,6 +76,8 @@ class _Group(Group):
         self.names: dict[tuple[str, str], int] = {}
         self.counts: rows.CountChanges = {}
         self.upserts: set[str] = set()
+        self.changed: set[tuple[bool, ...]] = set()  # the changes' columns (_Change.changed)
+        self.whole = False  # a change did not say which columns it changed
         self.begun = False  # its transaction was started in trio's thread (_begin_write)
 
     def add(self, change: _Change) -> None:
@@ -84,8 +88,20 @@ class _Group(Group):
             rows.add_count_moves(self.counts, change.counts)
         if change.upserts:
             self.upserts.update(change.upserts)
+        if change.changed is None:
+            self.whole = True
+        else:
+            self.changed.add(change.changed)
         if change.batch is not None:
             self.batch = rows.batch_row(change.batch)
+
+    def stepped(self) -> tuple[str, ...]:
+        """The ``rows.STEPPED`` columns some change of this group changed (all of them when
+        one did not say): in every other, each job's row holds what it held before the group
+        (groups are written in order, and one that fails fails those after it)."""
+        if self.whole or not self.changed:
+            return rows.STEPPED
+        return tuple(column for column, *flags in zip(rows.STEPPED, *self.changed) if any(flags))
 
 
 class SqlStore(GroupCommit, SqlReads):
@@ -312,6 +328,7 @@ class SqlStore(GroupCommit, SqlReads):
             names=names,
             counts=counts,
             upserts=upserts,
+            changed=None,
             next_seq=next_seq,
             next_shown=next_shown,
         )
@@ -331,6 +348,7 @@ class SqlStore(GroupCommit, SqlReads):
         wire.setdefault("at", round(time.time(), 3))
         text = rows.dumps(wire)  # may refuse (NaN): nothing changed yet
         was = rows.counted(job) if self._folds_counts else None
+        before = rows.stepped_values(job)
         names = {}
         next_shown = self._next_shown
         if apply_step(job, wire):  # refuses what the lifecycle forbids, changing nothing
@@ -341,14 +359,16 @@ class SqlStore(GroupCommit, SqlReads):
             now = rows.counted(job)
             if now != was:
                 counts.append((was, now, seq))
+        row = rows.job_row(seq, job)
         return _Change(
             steps=[rows.step_row(wire, text, seq)],
-            rows={identity: rows.job_row(seq, job)},
+            rows={identity: row},
             batch=None,
             jobs=[(identity, seq, job)],
             names=names,  # type: ignore[dict-item]
             counts=counts,
             upserts=[],
+            changed=rows.changed_columns(before, row),
             next_seq=self._next_seq,
             next_shown=next_shown,
         )

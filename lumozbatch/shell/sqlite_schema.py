@@ -47,7 +47,7 @@ import functools
 import sys
 from typing import Any
 
-from lumozbatch.shell.sql_rows import JOB_COLUMNS, page_filters
+from lumozbatch.shell.sql_rows import JOB_COLUMNS, STEPPED, page_filters
 from lumozbatch.shell.sql_rows import job_row as job_row  # bench/scale_bench.py writes rows with it
 
 SCHEMA_VERSION = 4
@@ -176,26 +176,20 @@ UPSERT_COUNT = (
 
 #: the most rows one statement writes (its parameters stay far below SQLite's 32,766)
 ROWS_AT_ONCE = 64
-#: prepared statements a connection keeps: the writer's five of every size, and the rest
-CACHED_STATEMENTS = 5 * ROWS_AT_ONCE + 64
-
-
-#: the columns a job's steps change (never its identity, manifest job, index, model or name:
-#: only a ``job`` record does, and its row is upserted)
-_STEPPED = ("state", "retired", "request_id", "file", "sha256", "bytes", "object", "reason", "code",
-            "billed", "attempts", "paid_before")
+#: prepared statements a connection keeps: the writer's of every size (a few kinds of job
+#: update among them), and the rest
+CACHED_STATEMENTS = 8 * ROWS_AT_ONCE + 64
 
 
 @functools.cache
-def update_jobs(n: int) -> str:
-    """The rows of ``n`` jobs that exist (``job_row``'s values, one flat sequence), their
-    stepped columns and record written by seq: cheaper than an upsert, which tries the insert
-    (both unique keys) first and sets every column."""
-    names = ("seq", *(c for c, _ in JOB_COLUMNS), "record")
-    where = {name: f"v.column{i}" for i, name in enumerate(names, 1)}
-    sets = ", ".join(f"{c} = {where[c]}" for c in (*_STEPPED, "record"))
-    marks = "(" + ", ".join("?" * len(names)) + ")"
-    return f"UPDATE jobs SET {sets} FROM (VALUES {', '.join([marks] * n)}) AS v WHERE jobs.seq = {where['seq']}"
+def update_jobs(n: int, columns: tuple[str, ...] = STEPPED) -> str:
+    """``n`` jobs' ``columns`` (some of ``STEPPED``) and record, by seq; the values: each job's
+    seq, those columns and its record, one flat sequence. Cheaper than an upsert, which tries
+    the insert (both unique keys) first and sets every column; and a column left out is one
+    SQLite need not write, nor its indexes (``retired`` is in two)."""
+    sets = ", ".join(f"{c} = v.column{i}" for i, c in enumerate((*columns, "record"), 2))
+    marks = "(" + ", ".join("?" * (len(columns) + 2)) + ")"
+    return f"UPDATE jobs SET {sets} FROM (VALUES {', '.join([marks] * n)}) AS v WHERE jobs.seq = v.column1"
 
 
 @functools.cache

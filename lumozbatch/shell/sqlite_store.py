@@ -15,14 +15,15 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from lumozbatch.errors import LedgerNotFound, UsageError
-from lumozbatch.shell import sql_rows as rows
+from lumozbatch.shell import sql_rows
 from lumozbatch.shell import sqlite_schema as sql
 from lumozbatch.shell.durable import fsync_dir
 from lumozbatch.shell.ledger import LEDGER_DIR, LEDGER_FILE
@@ -142,11 +143,11 @@ class SqliteStore(SqlStore):
             upserts = group.upserts
             if upserts:
                 _insert_many(db, sql.UPSERT_JOB, [row for i, row in group.rows.items() if i in upserts])
-                _update_jobs(db, [row for i, row in group.rows.items() if i not in upserts])
+                _update_jobs(db, [row for i, row in group.rows.items() if i not in upserts], group.stepped())
             else:
-                _update_jobs(db, list(group.rows.values()))
+                _update_jobs(db, list(group.rows.values()), group.stepped())
             _insert_many(db, sql.UPSERT_NAME, [(f, i, shown) for (f, i), shown in group.names.items()])
-            _insert_many(db, sql.UPSERT_COUNT, rows.count_rows(group.counts))
+            _insert_many(db, sql.UPSERT_COUNT, sql_rows.count_rows(group.counts))
             db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
@@ -166,24 +167,30 @@ class SqliteStore(SqlStore):
 
 def _insert_many(db: sqlite3.Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
     """``rows`` in statements of up to ROWS_AT_ONCE rows each (``sqlite_schema.for_rows``)."""
-    for n, values in _chunks(rows):
-        db.execute(sql.for_rows(statement, n), values)
+    for chunk in _chunks(rows):
+        db.execute(sql.for_rows(statement, len(chunk)), _flat(chunk))
 
 
-def _update_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
-    """The rows of jobs whose rows exist, by seq (``sqlite_schema.update_jobs``); a chunk that
-    finds fewer rows than it holds is upserted whole (it cannot happen: then it costs time,
-    never a job's state)."""
-    for n, values in _chunks(rows):
-        if db.execute(sql.update_jobs(n), values).rowcount != n:
-            db.execute(sql.for_rows(sql.UPSERT_JOB, n), values)
+def _update_jobs(db: sqlite3.Connection, rows: list[tuple[Any, ...]], columns: tuple[str, ...] = sql_rows.STEPPED) -> None:
+    """The ``columns`` and records of jobs whose rows exist, from their ``job_row``s, by seq
+    (``sqlite_schema.update_jobs``); a chunk that finds fewer rows than it holds is upserted
+    whole (it cannot happen: then it costs time, never a job's state)."""
+    pick = sql_rows.stepped_picker(columns)
+    for chunk in _chunks(rows):
+        n = len(chunk)
+        if db.execute(sql.update_jobs(n, columns), _flat(map(pick, chunk))).rowcount != n:
+            db.execute(sql.for_rows(sql.UPSERT_JOB, n), _flat(chunk))
 
 
-def _chunks(rows: list[tuple[Any, ...]]) -> Iterator[tuple[int, list[Any]]]:
-    """``rows`` ROWS_AT_ONCE at a time: how many, and their values in one flat list."""
+def _chunks(rows: list[tuple[Any, ...]]) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` ROWS_AT_ONCE at a time."""
     for at in range(0, len(rows), sql.ROWS_AT_ONCE):
-        chunk = rows[at:at + sql.ROWS_AT_ONCE]
-        yield len(chunk), [value for row in chunk for value in row]
+        yield rows[at:at + sql.ROWS_AT_ONCE]
+
+
+def _flat(rows: Iterable[tuple[Any, ...]]) -> list[Any]:
+    """The values of ``rows``, one after another (the parameters of a many-row statement)."""
+    return list(itertools.chain.from_iterable(rows))
 
 
 def _not_found(out_dir: Path) -> LedgerNotFound:
