@@ -31,6 +31,7 @@ from lumozbatch.core.records import (
     Failed,
     Intent,
     Job,
+    Missing,
     Relinked,
     Reset,
     Retire,
@@ -693,3 +694,34 @@ def test_a_stepped_row_that_is_not_there_is_written_whole(tmp_path: Path) -> Non
         store_module._update_jobs(db, [sql_rows.job_row(1, a), ghost])
         db.execute("COMMIT")
         assert store.job("ghost").state is JobState.DONE and store.job("a").file == a.file
+
+
+async def test_lone_steps_of_every_kind_in_one_group_leave_each_row_as_its_record_says(tmp_path: Path) -> None:
+    """A group's update sets only the columns its lone steps changed: each kind changes
+    others (retired, paid_before, object, billed, request_id...), and every row still holds
+    its record's values, as the fold has them."""
+    with SqliteStore.open(tmp_path, create=True) as store:
+        every_kind_of_job(store)
+        steps = [
+            Missing(id="a", reason="gone from the store"), Reset(id="b", why="resubmit-failed"),
+            Reset(id="c", why="resubmit-failed"), Relinked(id="d", request_id=4), Retire(id="e"),
+            Completed(id="f", request_id=6, url="http://x/f.png", output_type="image"),
+            Failed(id="h", reason="refused", code="validation_error", billed=False),
+        ]
+        before = store.commit_count
+        async with trio.open_nursery() as nursery:
+            for step in steps:
+                nursery.start_soon(store.append, step)
+        assert store.commit_count == before + 1  # one group
+        folded = {i: sql_rows.job_row(0, store.job(i))[1:] for i in "abcdefgh"}
+        db = sqlite3.connect(store.path)
+        try:
+            for row in db.execute("SELECT * FROM jobs ORDER BY seq"):
+                job_now = sql_rows.job_from_record(row[-1])
+                assert row == tuple(int(v) if isinstance(v, bool) else v for v in sql_rows.job_row(row[0], job_now))
+                assert sql_rows.job_row(0, job_now)[1:] == folded[job_now.identity]
+        finally:
+            db.close()
+        _counts_agree(store.path)
+    b, e = store.job("b"), store.job("e")
+    assert (b.state, b.paid_before, e.retired) == (JobState.PENDING, 1, True)
