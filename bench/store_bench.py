@@ -7,9 +7,11 @@
    accepted, completed, downloaded (one ``await append`` each, fsync'd commits shared by
    group commit), on each ``--store`` (both: side by side). Target: at least 10,000 steps/s
    with 64 writers. Printed with the CPU time a step (``time.process_time()``: trio's thread
-   and the committing one) and the load average: on a shared machine steps/s follow the
-   load, the CPU a step much less; compare before/after run alternately. PostgreSQL: the server at ``--pg-url``, else a throwaway cluster with
-   fsync on (``tests/pg_server.py``; needs initdb).
+   and the committing one), the load average and, on Linux, the CPU the hypervisor stole
+   while it ran (``/proc/stat``'s steal, in % of the machine's CPU time): on a shared
+   virtual machine steps/s follow the steal (half the rate at 10%), so compare before/after
+   run alternately, and runs with next to no steal. PostgreSQL: the server at ``--pg-url``,
+   else a throwaway cluster with fsync on (``tests/pg_server.py``; needs initdb).
 2. a ``--big``-job store written straight into SQL (the rows a finished batch holds, in mixed
    states), then, in a fresh process, ``SqliteStore.open_snapshot`` + ``counts()`` + ``spent()``
    + ``failures()``, and ``SqliteStore.open`` + ``counts()``. Targets: status under 1 s, peak
@@ -114,8 +116,10 @@ def steps_on(store, kind: str, writers: int, jobs: int) -> None:  # noqa: ANN001
         return time.perf_counter() - t
 
     cpu = time.process_time()  # every thread of the process: trio's and the committing one
+    ticks = _cpu_ticks()
     elapsed = trio.run(main)
     cpu = time.process_time() - cpu
+    steal = _steal_share(ticks, _cpu_ticks())
     commits = store.commit_count - before
     assert store.counts()["done"] == jobs
     store.close()
@@ -123,7 +127,25 @@ def steps_on(store, kind: str, writers: int, jobs: int) -> None:  # noqa: ANN001
     load = os.getloadavg()[0]
     print(f"{kind:6} {writers} writers, {steps:,} steps: {steps / elapsed:,.0f} steps/s, "
           f"{cpu / steps * 1e6:.0f} us CPU a step ({elapsed:.2f} s, {commits:,} commits, "
-          f"{steps / commits:.1f} steps per commit, load {load:.2f})")
+          f"{steps / commits:.1f} steps per commit, load {load:.2f}{steal})")
+
+
+def _cpu_ticks() -> list[int] | None:
+    """The machine's CPU time so far, by kind (``/proc/stat``'s first line), or None."""
+    try:
+        with open("/proc/stat") as stat:
+            return [int(n) for n in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def _steal_share(before: list[int] | None, after: list[int] | None) -> str:
+    """The share of the machine's CPU time the hypervisor took between two ``_cpu_ticks``."""
+    if before is None or after is None or len(after) < 8:
+        return ""
+    spent = [a - b for a, b in zip(after, before)]
+    total = sum(spent[:8])  # user..steal (guest time is counted in user already)
+    return f", steal {spent[7] / total:.0%}" if total else ""
 
 
 def write_big(out: Path, jobs: int) -> None:
