@@ -4,8 +4,10 @@
 
 * One fold: every record goes through :meth:`LedgerState.check` / :meth:`LedgerState.apply`
   on the few jobs it names (loaded from the database), so the lifecycle table and the
-  JSONL replay decide every state; a refused record raises and changes nothing. The job row
-  keeps the whole :class:`JobRecord` as JSON, so new fields need no change here.
+  JSONL replay decide every state; a refused record raises and changes nothing. A lone step
+  of a known job (most appends) goes through the same table by ``apply_step``, which
+  ``LedgerState.apply`` calls too. The job row keeps the whole :class:`JobRecord` as JSON, so
+  new fields need no change here.
 * Group commit (:mod:`lumozbatch.shell.group_commit`, as the JSONL ledger's): concurrent
   ``await append(...)`` calls share one transaction, committed in a worker thread; ``append``
   returns once its transaction is committed (durable).
