@@ -58,8 +58,6 @@ class _Change:
     names: dict[tuple[str, str], int]  # (file, identity) -> when shown under that name
     counts: list[rows.CountMove]  # the jobs it moves in job_counts (stores that keep them so)
     upserts: list[str]  # jobs whose rows may not exist yet or take a new name: not just stepped
-    #: which ``rows.STEPPED`` columns the step changed in its job's row (None: not known)
-    changed: tuple[bool, ...] | None
     next_seq: int
     next_shown: int
 
@@ -78,8 +76,8 @@ class _Group(Group):
         self.names: dict[tuple[str, str], int] = {}
         self.counts: rows.CountChanges = {}
         self.upserts: set[str] = set()
-        self.changed: set[tuple[bool, ...]] = set()  # the changes' columns (_Change.changed)
-        self.whole = False  # a change did not say which columns it changed
+        self.changed: set[tuple[bool, ...]] = set()  # the columns lone steps changed (rows.changed_columns)
+        self.whole = False  # a general append joined (add): which columns it changed is not known
         self.begun = False  # its transaction was started in trio's thread (_begin_write)
 
     def add(self, change: _Change) -> None:
@@ -90,10 +88,7 @@ class _Group(Group):
             rows.add_count_moves(self.counts, change.counts)
         if change.upserts:
             self.upserts.update(change.upserts)
-        if change.changed is None:
-            self.whole = True
-        else:
-            self.changed.add(change.changed)
+        self.whole = True  # a change does not say which stepped columns it changed
         if change.batch is not None:
             self.batch = rows.batch_row(change.batch)
 
@@ -202,13 +197,12 @@ class SqlStore(GroupCommit, SqlReads):
         every read shows them at once. Not cancellable: a caller told "cancelled" could not
         know whether its intent reached the disk.
         """
-        change = self._prepare(records)
-        if self._group is None:
-            self._gen += 1
-            self._group = _Group(self._gen)
-        group = self._group
-        group.add(change)
-        self._show(change, gen=group.gen)
+        group = self._append_step(records[0]) if len(records) == 1 else None
+        if group is None:
+            change = self._prepare(records)
+            group = self._queued_group()
+            group.add(change)
+            self._show(change, gen=group.gen)
         await self._wait_durable(group)
 
     def close(self) -> None:
@@ -270,19 +264,7 @@ class SqlStore(GroupCommit, SqlReads):
     def _prepare(self, records: tuple[Appendable, ...]) -> _Change:
         """Stamp, check and fold ``records`` into the jobs they name (loaded, or the pending
         ones, which are mutated: what the caller shows at once)."""
-        if self._closed:
-            raise RuntimeError("the store is closed")
-        if self._db is None:
-            raise RuntimeError("a snapshot is read-only")
-        if self._broken is not None:
-            raise LedgerWriteError(
-                f"the batch state {self.where} could not be written earlier; stopping",
-                details=[self._describe(self._broken)],
-            )
-        if len(records) == 1:
-            change = self._prepare_step(records[0])
-            if change is not None:
-                return change
+        self._check_writable()
         wire = stamp(records, time.time())
         state = LedgerState(batch=self._batch)
         jobs = state.jobs
@@ -330,15 +312,36 @@ class SqlStore(GroupCommit, SqlReads):
             names=names,
             counts=counts,
             upserts=upserts,
-            changed=None,
             next_seq=next_seq,
             next_shown=next_shown,
         )
 
-    def _prepare_step(self, record: Appendable) -> _Change | None:
-        """:meth:`_prepare` of the common append, one record that steps a known job, folded
-        by :func:`apply_step` alone (a third of the time: this runs for every step, in trio's
-        thread); None for any other record, and for one the general fold must refuse."""
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        if self._db is None:
+            raise RuntimeError("a snapshot is read-only")
+        if self._broken is not None:
+            raise LedgerWriteError(
+                f"the batch state {self.where} could not be written earlier; stopping",
+                details=[self._describe(self._broken)],
+            )
+
+    def _queued_group(self) -> _Group:
+        """The group the next appends join (started if none is queued)."""
+        group = self._group
+        if group is None:
+            self._gen += 1
+            group = self._group = _Group(self._gen)
+        return group
+
+    def _append_step(self, record: Appendable) -> _Group | None:
+        """:meth:`append` of the common case, one record that steps a known job: folded by
+        :func:`apply_step` alone and put straight into the queued group and the pending jobs
+        (what :meth:`_prepare`, ``_Group.add`` and :meth:`_show` do for any append, in half
+        the time: this runs for every step, in trio's thread). Returns the group; None, with
+        nothing changed, for any other record and for one the general fold must refuse."""
+        self._check_writable()
         wire = to_wire(record)
         identity = wire.get("id")
         if wire.get("t") not in STEP_TYPES or type(identity) is not str:
@@ -351,29 +354,25 @@ class SqlStore(GroupCommit, SqlReads):
         text = rows.dumps(wire)  # may refuse (NaN): nothing changed yet
         was = rows.counted(job) if self._folds_counts else None
         before = rows.stepped_values(job)
-        names = {}
-        next_shown = self._next_shown
-        if apply_step(job, wire):  # refuses what the lifecycle forbids, changing nothing
-            names[(job.file, identity)] = next_shown
-            next_shown += 1
-        counts = []
+        named = apply_step(job, wire)  # refuses what the lifecycle forbids, changing nothing
+        row = rows.job_row(seq, job)
+        group = self._queued_group()
+        gen = group.gen
+        group.steps.append(rows.step_row(wire, text, seq))
+        group.rows[identity] = row
+        group.changed.add(rows.changed_columns(before, row))
+        if named:
+            key, shown = (job.file, identity), self._next_shown
+            self._next_shown = shown + 1
+            group.names[key] = shown  # type: ignore[index]
+            self._pending_names[key] = (shown, gen)  # type: ignore[index]
         if was is not None:
             now = rows.counted(job)
             if now != was:
-                counts.append((was, now, seq))
-        row = rows.job_row(seq, job)
-        return _Change(
-            steps=[rows.step_row(wire, text, seq)],
-            rows={identity: row},
-            batch=None,
-            jobs=[(identity, seq, job)],
-            names=names,  # type: ignore[dict-item]
-            counts=counts,
-            upserts=[],
-            changed=rows.changed_columns(before, row),
-            next_seq=self._next_seq,
-            next_shown=next_shown,
-        )
+                rows.add_count_moves(group.counts, ((was, now, seq),))
+        self._ahead.pop(identity, None)
+        self._pending[identity] = (seq, job, gen)
+        return group
 
     def _show(self, change: _Change, *, gen: int | None) -> None:
         """Make ``change`` what reads see: committed (``gen=None``) or pending in group ``gen``."""

@@ -170,25 +170,28 @@ def test_a_refused_record_raises_and_changes_nothing(store: Any, kit: Kit) -> No
         again.close()
 
 
-def test_one_refused_step_alone_raises_and_changes_nothing(store: Any, kit: Kit) -> None:
-    """A lone step (the common append, folded on its own path by the SQL stores)."""
-    store.append_sync(Intent(id="a", attempt=1))
+async def test_one_refused_step_alone_raises_and_changes_nothing(store: Any, kit: Kit) -> None:
+    """A lone step, appended as a run appends it (the SQL stores fold it on their own path)."""
+    await store.append(Intent(id="a", attempt=1))
     with pytest.raises(BadRecord):
-        store.append_sync(Accepted(id="a", request_id="nine"))  # type: ignore[arg-type]
+        await store.append(Accepted(id="a", request_id="nine"))  # type: ignore[arg-type]
     with pytest.raises(BadRecord):
-        store.append_sync({"t": "accepted", "id": "a"})  # no request_id
+        await store.append({"t": "accepted", "id": "a"})  # no request_id
     with pytest.raises(IllegalTransition):
-        store.append_sync(Downloaded(id="a", file="x", sha256="0", bytes=1))
+        await store.append(Downloaded(id="a", file="x", sha256="0", bytes=1))
+    with pytest.raises(BadRecord):
+        await store.append(Accepted(id="never-planned", request_id=1))
     if kit.kind != "memory":  # what is written refuses NaN, as the ledger's JSON does
         with pytest.raises(ValueError):
-            store.append_sync(Unsent(id="a", reason=float("nan")))  # type: ignore[arg-type]
+            await store.append(Unsent(id="a", reason=float("nan")))  # type: ignore[arg-type]
     a = store.job("a")
     assert (a.state, a.request_id, a.reason, a.attempts) == (S.SUBMITTING, None, None, 1)
-    store.append_sync(Accepted(id="a", request_id=9))
+    await store.append(Accepted(id="a", request_id=9))
     again = kit.reopen(store)
     try:
         a = again.job("a")
         assert (a.state, a.request_id, a.reason, a.attempts) == (S.SUBMITTED, 9, None, 1)
+        assert again.counts()["submitted"] == 1
     finally:
         again.close()
 
