@@ -338,9 +338,10 @@ class SqlStore(GroupCommit, SqlReads):
     def _append_step(self, record: Appendable) -> _Group | None:
         """:meth:`append` of the common case, one record that steps a known job: folded by
         :func:`apply_step` alone and put straight into the queued group and the pending jobs
-        (what :meth:`_prepare`, ``_Group.add`` and :meth:`_show` do for any append, in half
-        the time: this runs for every step, in trio's thread). Returns the group; None, with
-        nothing changed, for any other record and for one the general fold must refuse."""
+        (what :meth:`_prepare`, ``_Group.add`` and :meth:`_show` do for any append, in two
+        thirds of the time: this runs for every step, in trio's thread). Returns the group;
+        None, with nothing changed, for any other record and for one the general fold must
+        refuse."""
         self._check_writable()
         wire = to_wire(record)
         identity = wire.get("id")

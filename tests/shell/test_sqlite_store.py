@@ -654,7 +654,7 @@ async def test_the_counts_follow_concurrent_appends_committed_in_groups(tmp_path
 
 
 async def test_a_group_writes_its_rows_as_the_single_row_statements_would(tmp_path: Path) -> None:
-    """Group commits write each table from one JSON parameter: the values come back with the
+    """Group commits write each table with many-row statements: the values come back with the
     types and texts that binding them one by one gives."""
     with SqliteStore.open(tmp_path, create=True) as store:
         store.append_sync(BATCH, job("a", 0, seed=2**62), job("b", 1), job("c", 2))
