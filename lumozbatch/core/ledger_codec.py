@@ -28,13 +28,13 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 __all__ = [
     "LEDGER_VERSION",
     "RECORD_TYPES",
+    "STEP_TYPES",
     "BadRecord",
     "JobRecord",
     "JobState",
     "LedgerCorrupt",
     "LedgerState",
     "RecordReader",
-    "STEP_TYPES",
     "apply_step",
     "decode_lines",
     "encode",
@@ -367,8 +367,8 @@ _NAMING = frozenset({"downloaded", "stored"})  # records that show an output und
 
 def apply_step(job: JobRecord, record: dict[str, Any]) -> bool:
     """Fold one record of a :data:`STEP_TYPES` type, in wire form, into ``job`` (the lifecycle
-    table decides its new state); raises and changes nothing if it is refused. Whether the
-    job's output is now shown under its name (:meth:`LedgerState.holders`).
+    table decides its new state); raises and changes nothing if it is refused. Returns
+    whether the job's output is now shown under its name (:meth:`LedgerState.holders`).
 
     One record alone needs no :meth:`LedgerState.check`: this validates before it mutates.
     """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 from typing import Any
 
@@ -12,10 +14,13 @@ from hypothesis import strategies as st
 from lumozbatch.core.jobspec import RANDOM_SEED, JobSpec
 from lumozbatch.core.jobstate import TRANSITIONS, IllegalTransition, JobState
 from lumozbatch.core.ledger_codec import (
+    STEP_TYPES,
     BadRecord,
+    JobRecord,
     LedgerCorrupt,
     LedgerState,
     RecordReader,
+    apply_step,
     decode_lines,
     encode,
     pin_job_record,
@@ -449,3 +454,50 @@ def test_moved_points_the_batch_at_its_new_manifest() -> None:
         replay([{"t": "moved", "manifest": "x", "manifest_key": "x"}])
     with pytest.raises(BadRecord):
         LedgerState().check([{"t": "moved", "manifest": "x", "manifest_key": "x"}])
+
+
+_STEPS: dict[str, list[dict[str, Any]]] = {  # a well-formed record of each step type, then malformed ones
+    "intent": [{"attempt": 1}],
+    "unsent": [{"reason": "connection refused"}],
+    "accepted": [{"request_id": 5}, {"request_id": "five"}, {}],
+    "completed": [{"request_id": 5, "url": "http://x/a.png", "output_type": "image"}, {"request_id": 5}],
+    "downloaded": [{"file": "p/a.png", "sha256": "0" * 64, "bytes": 9}, {"sha256": "0"}, {"file": "p/a.png", "object": 3}],
+    "stored": [{"object": "o/a.png", "file": "p/a.png"}, {"file": "p/a.png"}],
+    "missing": [{"reason": "gone"}],
+    "failed": [{"reason": "refused", "code": "validation_error", "billed": True}, {"reason": "x"}],
+    "ambiguous": [{"reason": "read timeout"}],
+    "relinked": [{"request_id": 6}, {"request_id": True}],
+    "reset": [{"why": "resubmit-failed"}],
+    "retire": [{}],
+}
+
+
+def test_every_step_type_has_cases() -> None:
+    assert set(_STEPS) == STEP_TYPES
+
+
+@pytest.mark.parametrize("kind", sorted(_STEPS))
+def test_apply_step_alone_agrees_with_check_then_apply_and_a_refusal_changes_nothing(kind: str) -> None:
+    """What the SQL stores fold a lone step with: from every state, every record of a type
+    ends as LedgerState's check-then-apply ends it, or is refused with the job unchanged."""
+    for fields in _STEPS[kind]:
+        record = {"t": kind, "id": "x", **fields}
+        for state in JobState:
+            job = JobRecord(identity="x", job="portraits", index=0, repeat=0, model="m", params={"seed": 1},
+                            variables={}, filename="p/a", state=state, request_id=4, file="p/a.png")
+            state_of = LedgerState(jobs={"x": copy.copy(job)})
+            try:
+                state_of.check([record])
+                state_of.apply(record)
+                expected: JobRecord | None = state_of.jobs["x"]
+            except (BadRecord, IllegalTransition):
+                expected = None
+            mine = copy.copy(job)
+            if expected is None:
+                with pytest.raises((BadRecord, IllegalTransition)):
+                    apply_step(mine, record)
+                assert dataclasses.astuple(mine) == dataclasses.astuple(job)
+            else:
+                shown = apply_step(mine, record)
+                assert dataclasses.astuple(mine) == dataclasses.astuple(expected)
+                assert shown == (kind in ("downloaded", "stored"))
