@@ -181,7 +181,7 @@ ROWS_AT_ONCE = 64
 CACHED_STATEMENTS = 8 * ROWS_AT_ONCE + 64
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # sizes times the column sets a run's groups change: bounded
 def update_jobs(n: int, columns: tuple[str, ...] = STEPPED) -> str:
     """``n`` jobs' ``columns`` (some of ``STEPPED``) and record, by seq; the values: each job's
     seq, those columns and its record, one flat sequence. Cheaper than an upsert, which tries
