@@ -31,15 +31,34 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: ``moto.server``, its recorder taking one request at a time: it appends each request's line
+#: in pieces (8 KB at a time), so requests served at once interleaved their lines (seen in CI:
+#: "Extra data" reading the recording)
+_RECORDING_SERVER = """
+import sys, threading
+import moto.server
+from moto.moto_api._internal.recorder.models import Recorder
+lock, record = threading.Lock(), Recorder._record_request
+def one_at_a_time(self, *args, **kwargs):
+    with lock:
+        return record(self, *args, **kwargs)
+Recorder._record_request = one_at_a_time
+moto.server.main(sys.argv[1:])
+"""
+
+
 def start_moto(workdir: Path, *, record: bool = False, timeout: float = 30.0) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``python -m moto.server`` in ``workdir`` and wait (bounded) until it answers.
-    With ``record``, moto writes every request it gets (headers too) to ``workdir/recording``."""
+    With ``record``, moto writes every request it gets (headers too) to ``workdir/recording``,
+    one whole line each."""
     port = _free_port()
     env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(workdir / RECORDING))
+    server = ["-m", "moto.server"]
     if record:
         env["MOTO_ENABLE_RECORDING"] = "true"
+        server = ["-c", _RECORDING_SERVER]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, *server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=workdir,
