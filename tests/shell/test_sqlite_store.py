@@ -723,5 +723,5 @@ async def test_lone_steps_of_every_kind_in_one_group_leave_each_row_as_its_recor
         finally:
             db.close()
         _counts_agree(store.path)
-    b, e = store.job("b"), store.job("e")
-    assert (b.state, b.paid_before, e.retired) == (JobState.PENDING, 1, True)
+        b, e = store.job("b"), store.job("e")
+        assert (b.state, b.paid_before, e.retired) == (JobState.PENDING, 1, True)
