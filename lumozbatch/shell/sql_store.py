@@ -65,7 +65,7 @@ class _Change:
 class _Group(Group):
     """Rows committed together; ``done`` once committed (or failed)."""
 
-    __slots__ = ("batch", "begun", "changed", "counts", "gen", "names", "rows", "steps", "upserts", "whole")
+    __slots__ = ("batch", "begun", "changed", "counts", "gen", "names", "rows", "steps", "upserts")
 
     def __init__(self, gen: int) -> None:
         super().__init__()
@@ -76,8 +76,7 @@ class _Group(Group):
         self.names: dict[tuple[str, str], int] = {}
         self.counts: rows.CountChanges = {}
         self.upserts: set[str] = set()
-        self.changed: set[tuple[bool, ...]] = set()  # the columns lone steps changed (rows.changed_columns)
-        self.whole = False  # a general append joined (add): which columns it changed is not known
+        self.changed: set[tuple[bool, ...]] = set()  # the columns each append changed (rows.changed_columns)
         self.begun = False  # its transaction was started in trio's thread (_begin_write)
 
     def add(self, change: _Change) -> None:
@@ -88,17 +87,22 @@ class _Group(Group):
             rows.add_count_moves(self.counts, change.counts)
         if change.upserts:
             self.upserts.update(change.upserts)
-        self.whole = True  # a change does not say which stepped columns it changed
+        self.changed.add(_EVERY_COLUMN)  # a change does not say which stepped columns it changed
         if change.batch is not None:
             self.batch = rows.batch_row(change.batch)
 
     def stepped(self) -> tuple[str, ...]:
-        """The ``rows.STEPPED`` columns some change of this group changed (all of them when
-        one did not say): in every other, each job's row holds what it held before the group
-        (groups are written in order, and one that fails fails those after it)."""
-        if self.whole or not self.changed:
+        """The ``rows.STEPPED`` columns some change of this group changed (all of them for a
+        group whose rows were set without a change): in every other, each job's row holds
+        what it held before the group (groups are written in order, and one that fails fails
+        those after it)."""
+        if not self.changed or _EVERY_COLUMN in self.changed:
             return rows.STEPPED
         return tuple(column for column, *flags in zip(rows.STEPPED, *self.changed) if any(flags))
+
+
+#: what a general append changed, as far as ``_Group.stepped`` knows: every stepped column
+_EVERY_COLUMN = (True,) * len(rows.STEPPED)
 
 
 class SqlStore(GroupCommit, SqlReads):
